@@ -1,0 +1,194 @@
+"""Stage 4 of the flow: solve a :class:`LinearModel` with an OR-tools backend.
+
+All solver-specific code sits behind :func:`solve_model`. Backends, chosen from
+what the ortools 9.15 wheel solves correctly on this model:
+
+* ``highs`` — HiGHS through MathOpt. MathOpt reports HiGHS's true dual bound
+  and keeps the incumbent at a time limit; model_builder's HiGHS does neither
+  in 9.15, so it is not offered. The default (fastest correct; docs/solvers.md).
+* ``scip`` — SCIP through model_builder, which reports an honest bound. Always
+  single-threaded: multi-threaded SCIP in OR-tools has returned ABNORMAL.
+
+CP-SAT is not offered: it scales continuous variables to integers and returns
+wrong "optimal" answers on this model.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import LinearModel
+
+SOLVERS = ("highs", "scip")
+
+
+@dataclass
+class SolveOutcome:
+    """What a backend found, in backend-neutral terms."""
+
+    status: str  # optimal | feasible | infeasible | no_solution
+    x: np.ndarray | None
+    objective: float | None
+    bound: float | None
+    solver: str
+    solver_version: str
+    seconds: float
+    detail: str = ""
+
+    @property
+    def gap(self) -> float | None:
+        return relative_gap(self.objective, self.bound)
+
+
+def relative_gap(objective: float | None, bound: float | None) -> float | None:
+    """(objective - bound) / max(|objective|, 1): the proven relative gap, or None."""
+    if objective is None or bound is None or not np.isfinite(bound):
+        return None
+    return max(0.0, (objective - bound) / max(abs(objective), 1.0))
+
+
+def ortools_version() -> str:
+    import ortools
+
+    return ortools.__version__
+
+
+def solve_model(lm: LinearModel, name: str, time_limit_s: float, relative_gap: float) -> SolveOutcome:
+    """Solve with the named backend; honours the time limit and the relative gap."""
+    if name == "highs":
+        return _solve_mathopt_highs(lm, time_limit_s, relative_gap)
+    if name == "scip":
+        return _solve_scip(lm, time_limit_s, relative_gap)
+    raise ValueError(f"unknown solver '{name}' (expected one of {', '.join(SOLVERS)})")
+
+
+# ----------------------------------------------------------------------------
+# MathOpt (HiGHS)
+
+
+def to_mathopt_proto(lm: LinearModel):
+    """Fill a MathOpt ModelProto straight from the arrays (no per-variable Python calls)."""
+    from ortools.math_opt import model_pb2
+
+    proto = model_pb2.ModelProto(name="stockpile")
+    n, m = lm.c.size, lm.A.shape[0]
+    v = proto.variables
+    v.ids.extend(np.arange(n, dtype=np.int64))
+    v.lower_bounds.extend(lm.lb)
+    v.upper_bounds.extend(lm.ub)
+    v.integers.extend(lm.integer.tolist())
+    proto.objective.offset = lm.offset
+    nz = np.nonzero(lm.c)[0]
+    proto.objective.linear_coefficients.ids.extend(nz)
+    proto.objective.linear_coefficients.values.extend(lm.c[nz])
+    rows = proto.linear_constraints
+    rows.ids.extend(np.arange(m, dtype=np.int64))
+    rows.lower_bounds.extend(lm.row_lb)
+    rows.upper_bounds.extend(lm.row_ub)
+    coo = lm.A.tocoo()  # CSR with sorted indices: row-major order, as MathOpt requires
+    mat = proto.linear_constraint_matrix
+    mat.row_ids.extend(coo.row.astype(np.int64))
+    mat.column_ids.extend(coo.col.astype(np.int64))
+    mat.coefficients.extend(coo.data)
+    return proto
+
+
+def _solve_mathopt_highs(lm: LinearModel, time_limit_s: float, gap: float) -> SolveOutcome:
+    """HiGHS through MathOpt; HiGHS takes no per-solve thread count there (it is a global)."""
+    from ortools.math_opt import parameters_pb2, result_pb2
+    from ortools.math_opt.core.python import solver
+    from ortools.math_opt.python import callback, init_arguments, model_parameters, parameters
+
+    params = parameters.SolveParameters(
+        time_limit=datetime.timedelta(seconds=time_limit_s),
+        relative_gap_tolerance=gap,
+        absolute_gap_tolerance=0.0,
+        random_seed=1,
+    )
+    start = time.perf_counter()
+    res = solver.solve(
+        to_mathopt_proto(lm),
+        parameters_pb2.SOLVER_TYPE_HIGHS,
+        init_arguments.StreamableSolverInitArguments().to_proto(),
+        params.to_proto(),
+        model_parameters.ModelSolveParameters().to_proto(),
+        None,
+        callback.CallbackRegistration().to_proto(),
+        None,
+        None,
+    )
+    seconds = time.perf_counter() - start
+    term = res.termination
+    R = result_pb2
+    x = obj = None
+    if res.solutions and res.solutions[0].HasField("primal_solution"):
+        ps = res.solutions[0].primal_solution
+        if ps.feasibility_status == 1 or term.reason in (R.TERMINATION_REASON_OPTIMAL,
+                                                           R.TERMINATION_REASON_FEASIBLE):
+            x = np.zeros(lm.c.size)
+            x[np.asarray(ps.variable_values.ids, dtype=np.int64)] = np.asarray(ps.variable_values.values)
+            obj = float(ps.objective_value)
+    bound = float(term.objective_bounds.dual_bound)
+    if term.reason == R.TERMINATION_REASON_OPTIMAL and x is not None:
+        status = "optimal"
+    elif x is not None:
+        status = "feasible"
+    elif term.reason == R.TERMINATION_REASON_INFEASIBLE:
+        status = "infeasible"
+    else:
+        status = "no_solution"
+    return SolveOutcome(status, x, obj, bound if np.isfinite(bound) else None,
+                        "highs", f"HiGHS via OR-tools MathOpt {ortools_version()}", seconds,
+                        term.detail or R.TerminationReasonProto.Name(term.reason))
+
+
+# ----------------------------------------------------------------------------
+# model_builder (SCIP)
+
+
+def to_model_builder(lm: LinearModel, names: tuple[list[str], list[str]] | None = None):
+    """Load the arrays into a model_builder helper in one call, plus integrality and names."""
+    from ortools.linear_solver.python import model_builder_helper as mbh
+
+    helper = mbh.ModelBuilderHelper()
+    helper.fill_model_from_sparse_data(lm.lb, lm.ub, lm.c, lm.row_lb, lm.row_ub, lm.A)
+    for j in np.nonzero(lm.integer)[0]:  # integer variables are the few first-stage lots
+        helper.set_var_integrality(int(j), True)
+    helper.set_objective_offset(lm.offset)
+    if names is not None:
+        for j, nm in enumerate(names[0]):
+            helper.set_var_name(j, nm)
+        for i, nm in enumerate(names[1]):
+            helper.set_constraint_name(i, nm)
+    return helper
+
+
+def _solve_scip(lm: LinearModel, time_limit_s: float, gap: float) -> SolveOutcome:
+    from ortools.linear_solver.python import model_builder_helper as mbh
+
+    helper = to_model_builder(lm)
+    solver = mbh.ModelSolverHelper("scip")
+    solver.set_time_limit_in_seconds(time_limit_s)
+    solver.set_solver_specific_parameters(
+        f"limits/gap = {gap!r}\nlimits/absgap = 0\nparallel/maxnthreads = 1\n"
+        "randomization/randomseedshift = 0\n"
+    )
+    start = time.perf_counter()
+    solver.solve(helper)
+    seconds = time.perf_counter() - start
+    st = solver.status()
+    S = mbh.SolveStatus
+    x = obj = bound = None
+    if st in (S.OPTIMAL, S.FEASIBLE) and solver.has_solution():
+        x = np.asarray(solver.variable_values(), dtype=float)
+        obj = float(solver.objective_value())
+        bound = float(solver.best_objective_bound())
+    status = {S.OPTIMAL: "optimal", S.FEASIBLE: "feasible", S.INFEASIBLE: "infeasible"}.get(st, "no_solution")
+    if status in ("optimal", "feasible") and x is None:
+        status = "no_solution"
+    return SolveOutcome(status, x, obj, bound, "scip", f"SCIP via OR-tools model_builder {ortools_version()}",
+                        seconds, solver.status_string() or st.name)

@@ -1,0 +1,204 @@
+"""The command line: a thin layer over the Python API.
+
+Exit codes: 0 a plan was found (optimal or feasible at a limit); 2 the config or
+an option is wrong; 3 the config's limits admit no plan; 4 no plan within the
+solver's time limit; 1 an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .config import ConfigError, load_config, parse_set_option
+from .instance import InfeasibleConfig
+
+EXIT_CONFIG, EXIT_INFEASIBLE, EXIT_NO_SOLUTION = 2, 3, 4
+
+err_console = Console(stderr=True, highlight=False)
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix: one clear message, a non-zero exit, no traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_CONFIG):
+        super().__init__(message)
+        self.exit_code = code
+
+    def show(self, file: Any = None) -> None:
+        err_console.print(f"[bold red]error:[/] {self.message}", markup=True, soft_wrap=True)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn the API's user-facing exceptions into clean messages and exit codes."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+        except InfeasibleConfig as exc:
+            raise UserError("the config's limits admit no plan:\n  " + "\n  ".join(exc.reasons),
+                            EXIT_INFEASIBLE) from None
+        except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+            raise UserError(f"cannot write {exc.filename}: {exc.strerror}") from None
+        except KeyboardInterrupt:
+            raise UserError("interrupted", 130) from None
+
+    return wrapper
+
+
+def _overrides(sets: tuple[str, ...], **flags: Any) -> list[tuple[str, Any]]:
+    """--set overrides in order, then the dedicated flags (highest precedence)."""
+    out = [parse_set_option(s) for s in sets]
+    keys = {"solver": "solver.name", "time_limit": "solver.time_limit_s", "gap": "solver.relative_gap",
+            "threads": "solver.threads"}
+    out += [(keys[k], v) for k, v in flags.items() if v is not None]
+    return out
+
+
+def solver_options(fn: Callable) -> Callable:
+    for opt in reversed([
+        click.option("--solver", type=click.Choice(["highs", "scip"]), help="MIP solver (solver.name)."),
+        click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
+                     help="Seconds (solver.time_limit_s)."),
+        click.option("--gap", type=click.FloatRange(0, 1), help="Relative gap (solver.relative_gap)."),
+        click.option("--threads", type=click.IntRange(1, 256), help="Threads (solver.threads)."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Dotted override, repeatable: --set participants.US.budget_usd=2e9"),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stockpile")
+def cli() -> None:
+    """stockpile: how much of each critical mineral allies should hold, release and lend."""
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default runs/<name>).")
+@solver_options
+@click.option("--export-model", type=click.Path(dir_okay=False),
+              help="Write the model as MPS (or LP for *.lp) and stop without solving.")
+@click.option("--quiet", is_flag=True, help="Print only the output folder.")
+@user_errors
+def solve(config: str, out: str | None, sets: tuple[str, ...], export_model: str | None, quiet: bool,
+          **flags: Any) -> None:
+    """Solve CONFIG and write summary.json, holdings, schedule and coverage CSVs."""
+    from .api import export_model as export
+    from .api import solve as run
+
+    cfg = load_config(config, _overrides(sets, **flags))
+    if export_model:
+        path = export(cfg, export_model)
+        click.echo(f"model written to {path} (not solved)")
+        return
+    out_dir = Path(out) if out else Path("runs") / cfg.name
+    with err_console.status(f"solving {cfg.name} with {cfg.solver.name}...", spinner="dots") \
+            if not quiet and sys.stderr.isatty() else nullcontext():
+        result = run(cfg)
+    result.write(out_dir)
+    if quiet:
+        click.echo(str(out_dir))
+    else:
+        show_result(result, out_dir)
+    if not result.has_solution:
+        reasons = result.summary.get("reasons") or [result.status]
+        code = EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_NO_SOLUTION
+        lead = "the config's limits admit no plan" if result.status == "infeasible" else "no plan found"
+        raise UserError(f"{lead}:\n  " + "\n  ".join(reasons), code)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted override, repeatable.")
+@user_errors
+def validate(config: str, sets: tuple[str, ...]) -> None:
+    """Check CONFIG and print its size without solving."""
+    from .instance import build_instance, check_feasible
+    from .model import build_model
+
+    cfg = load_config(config, _overrides(sets))
+    inst = build_instance(cfg)
+    reasons = check_feasible(inst)
+    sizes = dict(inst.sizes)
+    if not reasons:
+        sizes.update(build_model(inst).sizes)
+    table = Table(title=f"{cfg.name}: valid", show_header=False, title_justify="left")
+    for k, v in sizes.items():
+        table.add_row(k, f"{v:,}")
+    Console().print(table)
+    if reasons:
+        raise InfeasibleConfig(reasons)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the config reference (Markdown), generated from the schema."""
+    from .docs import config_reference
+
+    click.echo(config_reference())
+
+
+def _money(x: float | None) -> str:
+    if x is None:
+        return "-"
+    for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"${x / div:,.2f}{unit}"
+    return f"${x:,.0f}"
+
+
+def show_result(result: Any, out_dir: Path) -> None:
+    """Compact terminal view: status and costs, holdings, expected coverage."""
+    console = Console()
+    s = result.summary
+    head = Table(title=f"{s['config_name']}: {s['status']}", show_header=False, title_justify="left")
+    if result.has_solution:
+        gap = s.get("gap")
+        head.add_row("total cost", _money(s["objective_usd"]))
+        for k, v in s["costs"].items():
+            head.add_row(f"  {k.removesuffix('_usd').replace('_', ' ')}", _money(v))
+        head.add_row("best bound", _money(s.get("best_bound_usd")))
+        head.add_row("gap", "-" if gap is None else f"{gap:.2e}")
+    head.add_row("solver", f"{s.get('solver')} ({s.get('method', '-')}), "
+                           f"build {s.get('build_seconds', 0):.2f} s, solve {s.get('solve_seconds', 0):.2f} s")
+    console.print(head)
+    if result.has_solution:
+        h = result.holdings[result.holdings.holding_t > 0]
+        t = Table(title="holdings", title_justify="left")
+        for col in ("participant", "mineral", "tonnes", "acquired", "lots", "days"):
+            t.add_column(col, justify="left" if col in ("participant", "mineral") else "right")
+        for row in h.itertuples():
+            days = "-" if row.days_of_consumption != row.days_of_consumption else f"{row.days_of_consumption:,.0f}"
+            t.add_row(row.participant, row.mineral, f"{row.holding_t:,.1f}", f"{row.acquired_t:,.1f}",
+                      f"{row.lots:,}", days)
+        console.print(t)
+        ec = result.expected_coverage
+        if not ec.empty:
+            t = Table(title="expected coverage given a disruption", title_justify="left")
+            for col in ("participant", "mineral", "P(disrupted)", "disrupted days", "covered days", "share"):
+                t.add_column(col, justify="left" if col in ("participant", "mineral") else "right")
+            for row in ec.itertuples():
+                t.add_row(row.participant, row.mineral, f"{row.disruption_probability:.2f}",
+                          f"{row.expected_disruption_days:,.0f}", f"{row.expected_coverage_days:,.1f}",
+                          f"{row.expected_coverage_share:.0%}")
+            console.print(t)
+    console.print(f"results in {out_dir}/")
+
+
+def main() -> None:
+    cli(prog_name="stockpile")

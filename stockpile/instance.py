@@ -1,0 +1,231 @@
+"""Stage 2 of the flow: validated config -> indexed numpy arrays.
+
+Dimensions are labelled by position in ``participants`` (p), ``minerals`` (m),
+``scenarios`` (s) and periods (t = 0..T-1 internally, 1..T for users). Every
+later stage works on these arrays only; nothing after this module reads the
+config's pydantic objects.
+
+The feasibility of the first stage is decided here, before any model is built:
+second-stage recourse is always feasible (unmet demand absorbs any shortfall),
+and all first-stage limits are monotone in the number of lots, so the config is
+feasible exactly when the smallest admissible holding of every (participant,
+mineral) fits each participant's budget and storage.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Config
+
+INF = math.inf
+DAYS_PER_YEAR = 365.0
+# lots are counted in floating point; this absorbs rounding in ceil/floor of ratios
+LOT_ROUNDING = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class Instance:
+    """All model data as arrays over (s, p, m, t), with the labels of each axis."""
+
+    name: str
+    participants: tuple[str, ...]
+    minerals: tuple[str, ...]
+    scenarios: tuple[str, ...]
+    prob: np.ndarray  # (S,)
+    periods: int
+    period_days: float
+    holding_years: float
+    price: np.ndarray  # (M,) USD/t
+    holding_cost: np.ndarray  # (M,) USD/t/yr
+    lot: np.ndarray  # (M,) t
+    shortfall_cost: np.ndarray  # (M,) USD/t
+    consumption: np.ndarray  # (P, M) t/yr
+    initial: np.ndarray  # (P, M) t
+    fixed_cost: np.ndarray  # (P, M) USD
+    max_acquisition: np.ndarray  # (P, M) t, inf = none
+    min_days: np.ndarray  # (P, M) days
+    budget: np.ndarray  # (P,) USD, inf = none
+    storage: np.ndarray  # (P,) t, inf = none
+    release_rate: np.ndarray  # (P,) share per period
+    reserve_floor: np.ndarray  # (P,) share
+    arc_from: np.ndarray  # (A,) participant index
+    arc_to: np.ndarray  # (A,)
+    arc_share: np.ndarray  # (A,)
+    arc_cost: np.ndarray  # (A,) USD/t
+    arc_minerals: np.ndarray  # (A, M) bool: mineral may be lent on the arc
+    shortfall: np.ndarray  # (S, P, M, T) tonnes of supply lost, g
+    solver: dict = field(default_factory=dict)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {
+            "participants": len(self.participants),
+            "minerals": len(self.minerals),
+            "scenarios": len(self.scenarios),
+            "periods": self.periods,
+            "lending_arcs": int(self.arc_from.size),
+        }
+
+    @property
+    def per_period(self) -> np.ndarray:
+        """Consumption per period, q = consumption * Delta / 365, (P, M)."""
+        return self.consumption * self.period_days / DAYS_PER_YEAR
+
+    @property
+    def min_holding(self) -> np.ndarray:
+        """Holding required by min_days, (P, M) tonnes."""
+        return self.min_days * self.consumption / DAYS_PER_YEAR
+
+    def lot_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Smallest and largest admissible lots from min_days and the acquisition ceiling.
+
+        n_min = ceil((min_holding - initial) / lot), n_cap = floor(max_acquisition / lot).
+        """
+        need = np.maximum(self.min_holding - self.initial, 0.0) / self.lot
+        n_min = np.ceil(need - LOT_ROUNDING)
+        with np.errstate(invalid="ignore"):
+            n_cap = np.floor(self.max_acquisition / self.lot + LOT_ROUNDING)
+        return n_min, n_cap
+
+
+def build_instance(cfg: Config) -> Instance:
+    """Index a validated config into arrays."""
+    P, M = list(cfg.participants), list(cfg.minerals)
+    p_of = {p: i for i, p in enumerate(P)}
+    m_of = {m: j for j, m in enumerate(M)}
+    mins = [cfg.minerals[m] for m in M]
+    T = cfg.horizon.periods
+
+    def per_pm(key: str, default: float) -> np.ndarray:
+        cols = [cfg.per_participant(getattr(mn, key), default) for mn in mins]
+        return np.array(cols, dtype=float).T.reshape(len(P), len(M))
+
+    consumption = per_pm("consumption_t_per_year", 0.0)
+
+    parts = [cfg.participants[p] for p in P]
+    arcs = cfg.lending
+    arc_minerals = np.zeros((len(arcs), len(M)), dtype=bool)
+    for a, arc in enumerate(arcs):
+        if arc.minerals is None:
+            arc_minerals[a, :] = True
+        else:
+            arc_minerals[a, [m_of[m] for m in arc.minerals]] = True
+
+    return Instance(
+        name=cfg.name,
+        participants=tuple(P),
+        minerals=tuple(M),
+        scenarios=tuple(sc.name for sc in cfg.scenarios),
+        prob=np.array([sc.probability for sc in cfg.scenarios], dtype=float),
+        periods=T,
+        period_days=float(cfg.horizon.period_days),
+        holding_years=float(cfg.horizon.holding_years),
+        price=np.array([mn.price_usd_per_t for mn in mins], dtype=float),
+        holding_cost=np.array([mn.holding_cost_usd_per_t_year for mn in mins], dtype=float),
+        lot=np.array([mn.lot_t for mn in mins], dtype=float),
+        shortfall_cost=np.array([mn.shortfall_cost_usd_per_t for mn in mins], dtype=float),
+        consumption=consumption,
+        initial=per_pm("initial_t", 0.0),
+        fixed_cost=per_pm("fixed_cost_usd", 0.0),
+        max_acquisition=per_pm("max_acquisition_t", INF),
+        min_days=per_pm("min_days", 0.0),
+        budget=np.array([INF if q.budget_usd is None else q.budget_usd for q in parts], dtype=float),
+        storage=np.array(
+            [INF if q.storage_capacity_t is None else q.storage_capacity_t for q in parts], dtype=float
+        ),
+        release_rate=np.array([q.release_rate_max for q in parts], dtype=float),
+        reserve_floor=np.array([q.reserve_floor for q in parts], dtype=float),
+        arc_from=np.array([p_of[a.from_] for a in arcs], dtype=np.int64),
+        arc_to=np.array([p_of[a.to] for a in arcs], dtype=np.int64),
+        arc_share=np.array([a.max_share for a in arcs], dtype=float),
+        arc_cost=np.array([a.cost_usd_per_t for a in arcs], dtype=float),
+        arc_minerals=arc_minerals,
+        shortfall=_shortfall(cfg, p_of, m_of, consumption * cfg.horizon.period_days / DAYS_PER_YEAR),
+        solver=cfg.solver.model_dump(),
+    )
+
+
+def _shortfall(cfg: Config, p_of: dict[str, int], m_of: dict[str, int], q: np.ndarray) -> np.ndarray:
+    """g[s,p,m,t] = min(1, sum of overlapping shock losses) * consumption per period.
+
+    Shocks are accumulated in a difference array over t (one scatter-add per shock
+    start and end), so the cost is one pass over the shocks plus one cumsum.
+    """
+    S, P, M, T = len(cfg.scenarios), len(p_of), len(m_of), cfg.horizon.periods
+    rows_s, rows_m, starts, ends, losses = [], [], [], [], []
+    for s, sc in enumerate(cfg.scenarios):
+        for shock in sc.shocks:
+            rows_s.append(s)
+            rows_m.append(m_of[shock.mineral])
+            starts.append(shock.start - 1)
+            ends.append(min(shock.start - 1 + shock.periods, T))
+            losses.append(cfg.per_participant(shock.loss, 0.0))
+    diff = np.zeros((S, P, M, T + 1))
+    if rows_s:
+        s_idx = np.array(rows_s)[:, None]
+        m_idx = np.array(rows_m)[:, None]
+        p_idx = np.arange(P)[None, :]
+        loss = np.array(losses, dtype=float)
+        np.add.at(diff, (s_idx, p_idx, m_idx, np.array(starts)[:, None]), loss)
+        np.add.at(diff, (s_idx, p_idx, m_idx, np.array(ends)[:, None]), -loss)
+    share = np.clip(np.cumsum(diff[..., :T], axis=-1), 0.0, 1.0)
+    share[share < 1e-12] = 0.0  # cancel cumsum round-off where shocks ended
+    return share * q[None, :, :, None]
+
+
+class InfeasibleConfig(ValueError):
+    """The limits of the config admit no plan; the message says which and by how much."""
+
+    def __init__(self, reasons: list[str]):
+        self.reasons = reasons
+        super().__init__("; ".join(reasons))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.4g}"
+
+
+def check_feasible(inst: Instance) -> list[str]:
+    """Explain in the config's terms why no plan exists; empty when one does.
+
+    Exact, not heuristic: the cheapest and smallest first stage takes n_min lots
+    of each (participant, mineral), so the config is feasible iff n_min <= n_cap
+    everywhere, the budget pays for n_min and the storage holds it.
+    """
+    reasons: list[str] = []
+    n_min, n_cap = inst.lot_range()
+    need = inst.min_holding
+    for p, m in zip(*np.nonzero(n_min > n_cap)):
+        P, M = inst.participants[p], inst.minerals[m]
+        top = inst.initial[p, m] + n_cap[p, m] * inst.lot[m]
+        days = top * DAYS_PER_YEAR / inst.consumption[p, m]
+        reasons.append(
+            f"{P} min_days for {M} needs {_fmt(need[p, m])} t; initial_t plus max_acquisition_t "
+            f"allow at most {_fmt(top)} t: raise minerals.{M}.max_acquisition_t.{P} to "
+            f"{_fmt(need[p, m] - inst.initial[p, m])} or lower minerals.{M}.min_days.{P} to "
+            f"{math.floor(days)}"
+        )
+    spend = n_min * inst.lot * inst.price + np.where(n_min > 0, inst.fixed_cost, 0.0)
+    for p in np.nonzero(spend.sum(axis=1) > inst.budget * (1 + 1e-12))[0]:
+        P = inst.participants[p]
+        parts = [f"{inst.minerals[m]} {_fmt(n_min[p, m] * inst.lot[m])} t for {_fmt(spend[p, m])} USD"
+                 for m in np.nonzero(spend[p] > 0)[0]]
+        reasons.append(
+            f"{P} min_days targets cost {_fmt(spend[p].sum())} USD to buy ({', '.join(parts)}); "
+            f"{P} budget_usd is {_fmt(inst.budget[p])}: raise participants.{P}.budget_usd by "
+            f"{_fmt(spend[p].sum() - inst.budget[p])} or lower min_days"
+        )
+    held = inst.initial + n_min * inst.lot
+    for p in np.nonzero(held.sum(axis=1) > inst.storage * (1 + 1e-12))[0]:
+        P = inst.participants[p]
+        reasons.append(
+            f"{P} must hold at least {_fmt(held[p].sum())} t (initial_t plus min_days targets); "
+            f"{P} storage_capacity_t is {_fmt(inst.storage[p])}: raise "
+            f"participants.{P}.storage_capacity_t by {_fmt(held[p].sum() - inst.storage[p])} "
+            "or lower min_days / initial_t"
+        )
+    return reasons
