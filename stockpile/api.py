@@ -22,6 +22,7 @@ from .results import (
     expected_coverage,
     flows,
     holdings_table,
+    lending_table,
     plan_from_solution,
     schedule_table,
 )
@@ -87,7 +88,7 @@ def assemble(cfg: Config, inst: Instance, lm: LinearModel, x, status: str, solve
         costs=cost,
     )
     return Result(summary, holdings_table(inst, plan), schedule_table(inst, f), coverage,
-                  expected_coverage(inst, coverage), cfg.resolved_dict())
+                  expected_coverage(inst, coverage), lending_table(inst, plan), cfg.resolved_dict())
 
 
 def _no_solution_reason(status: str, limit: float, detail: str) -> str:

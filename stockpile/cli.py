@@ -46,7 +46,10 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            raise UserError(str(exc)) from None
+            lines = str(exc).splitlines()
+            if len(lines) > 1:
+                lines = [f"{len(lines)} problems in the config:"] + [f"  {line}" for line in lines]
+            raise UserError("\n".join(lines)) from None
         except InfeasibleConfig as exc:
             raise UserError("the config's limits admit no plan:\n  " + "\n  ".join(exc.reasons),
                             EXIT_INFEASIBLE) from None
@@ -113,7 +116,7 @@ def solve(config: str, out: str | None, sets: tuple[str, ...], export_model: str
     result.write(out_dir)
     if quiet:
         click.echo(str(out_dir))
-    else:
+    elif result.has_solution:
         show_result(result, out_dir)
     if not result.has_solution:
         reasons = result.summary.get("reasons") or [result.status]
@@ -143,6 +146,26 @@ def validate(config: str, sets: tuple[str, ...]) -> None:
     Console().print(table)
     if reasons:
         raise InfeasibleConfig(reasons)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@user_errors
+def check(run_dir: str) -> None:
+    """Verify a run folder's outputs against every rule of the model, independently."""
+    from .check import check_run
+
+    path = Path(run_dir)
+    missing = [f for f in ("summary.json", "config.resolved.yaml", "holdings.csv", "schedule.csv",
+                           "lending.csv", "coverage.csv") if not (path / f).is_file()]
+    if missing:
+        raise UserError(f"{run_dir}: not a finished run folder (missing {', '.join(missing)})")
+    problems = check_run(path)
+    for v in problems[:200]:
+        click.echo(str(v))
+    if problems:
+        raise UserError(f"{len(problems)} violated rule(s) in {run_dir}", 1)
+    click.echo(f"{run_dir}: every rule holds")
 
 
 @cli.command()

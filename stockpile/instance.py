@@ -86,7 +86,7 @@ class Instance:
         n_min = ceil((min_holding - initial) / lot), n_cap = floor(max_acquisition / lot).
         """
         need = np.maximum(self.min_holding - self.initial, 0.0) / self.lot
-        n_min = np.ceil(need - LOT_ROUNDING)
+        n_min = np.ceil(need - LOT_ROUNDING) + 0.0  # + 0.0 turns -0.0 into 0.0
         with np.errstate(invalid="ignore"):
             n_cap = np.floor(self.max_acquisition / self.lot + LOT_ROUNDING)
         return n_min, n_cap

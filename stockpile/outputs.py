@@ -72,6 +72,7 @@ def write_result(result: "Result", out_dir: Path) -> Path:
     write_csv(result.holdings, out_dir / "holdings.csv")
     write_csv(result.schedule, out_dir / "schedule.csv")
     write_csv(result.coverage, out_dir / "coverage.csv")
+    write_csv(result.lending, out_dir / "lending.csv")
     if not result.expected_coverage.empty:
         write_csv(result.expected_coverage, out_dir / "expected_coverage.csv")
     write_json(result.summary, out_dir / "summary.json")

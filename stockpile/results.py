@@ -25,6 +25,7 @@ SCHEDULE_COLUMNS = ["scenario", "participant", "mineral", "period", "shortfall_t
                     "lent_t", "borrowed_t", "unmet_t", "inventory_t"]
 COVERAGE_COLUMNS = ["scenario", "participant", "mineral", "disruption_days", "coverage_days",
                     "coverage_share", "unmet_t"]
+LENDING_COLUMNS = ["scenario", "from", "to", "mineral", "period", "lent_t"]
 COST_KEYS = ["acquisition_usd", "fixed_usd", "holding_usd", "expected_shortfall_usd", "expected_lending_usd"]
 
 
@@ -154,6 +155,23 @@ def schedule_table(inst: Instance, f: Flows) -> pd.DataFrame:
     }, columns=SCHEDULE_COLUMNS)
 
 
+def lending_table(inst: Instance, plan: Plan) -> pd.DataFrame:
+    """Per-arc lending flows (non-zero only): who lent what to whom, when."""
+    keep = plan.lend > 0
+    c = plan.lend_cell[keep]
+    a = plan.lend_arc[keep]
+    cells = plan.cells
+    parts = np.array(inst.participants, dtype=object)
+    return pd.DataFrame({
+        "scenario": np.array(inst.scenarios, dtype=object)[cells["s"][c]],
+        "from": parts[inst.arc_from[a]],
+        "to": parts[inst.arc_to[a]],
+        "mineral": np.array(inst.minerals, dtype=object)[cells["m"][c]],
+        "period": cells["t"][c] + 1,
+        "lent_t": plan.lend[keep],
+    }, columns=LENDING_COLUMNS)
+
+
 def coverage_table(inst: Instance, f: Flows) -> pd.DataFrame:
     """Coverage per (scenario, participant, mineral) with some shortfall.
 
@@ -213,6 +231,7 @@ class Result:
     schedule: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SCHEDULE_COLUMNS))
     coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))
     expected_coverage: pd.DataFrame = field(default_factory=pd.DataFrame)
+    lending: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LENDING_COLUMNS))
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -224,7 +243,7 @@ class Result:
         return self.status in ("optimal", "feasible")
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write summary.json, holdings/schedule/coverage CSVs and the resolved config, atomically."""
+        """Write summary.json, the CSV tables and the resolved config, atomically."""
         from .outputs import write_result
 
         return write_result(self, Path(out_dir))

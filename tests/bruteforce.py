@@ -1,0 +1,209 @@
+"""An independent reference solver: enumerate every lot vector, solve each scenario's
+recourse as an LP in the model's normative form (inventory variables, floor in every
+period) with scipy's HiGHS. Shares no code with stockpile's model or results."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy.optimize import linprog
+
+
+def _pp(value, p, default):
+    if value is None:
+        return default
+    return float(value.get(p, default)) if isinstance(value, dict) else float(value)
+
+
+def _shortfall(cfg, sc, parts, mins, T):
+    g = np.zeros((len(parts), len(mins), T))
+    for sh in sc.get("shocks", []):
+        m = mins.index(sh["mineral"])
+        for t in range(sh["start"] - 1, min(sh["start"] - 1 + sh["periods"], T)):
+            for i, p in enumerate(parts):
+                g[i, m, t] += _pp(sh["loss"], p, 0.0)
+    g = np.minimum(g, 1.0)
+    for i, p in enumerate(parts):
+        for j, m in enumerate(mins):
+            g[i, j] *= _pp(cfg["minerals"][m].get("consumption_t_per_year"), p, 0.0) * \
+                cfg["horizon"].get("period_days", 30) / 365.0
+    return g
+
+
+def recourse(cfg, sc, x):
+    """Optimal second-stage cost of one scenario for holdings x[p][m]."""
+    parts, mins = list(cfg["participants"]), list(cfg["minerals"])
+    T = cfg["horizon"]["periods"]
+    g = _shortfall(cfg, sc, parts, mins, T)
+    arcs = []
+    for a in cfg.get("lending", []):
+        for m in (a.get("minerals") or mins):
+            arcs.append((parts.index(a["from"]), parts.index(a["to"]), mins.index(m),
+                         a.get("max_share", 1.0), a.get("cost_usd_per_t", 0.0)))
+    var = {}
+
+    def v(*key):
+        if key not in var:
+            var[key] = len(var)
+        return var[key]
+
+    for i in range(len(parts)):
+        for j in range(len(mins)):
+            for t in range(T):
+                v("r", i, j, t), v("u", i, j, t), v("I", i, j, t)
+    for k in range(len(arcs)):
+        for t in range(T):
+            v("l", k, t)
+    n = len(var)
+    c = np.zeros(n)
+    for i in range(len(parts)):
+        for j, m in enumerate(mins):
+            for t in range(T):
+                c[var["u", i, j, t]] = cfg["minerals"][m]["shortfall_cost_usd_per_t"]
+    for k, arc in enumerate(arcs):
+        for t in range(T):
+            c[var["l", k, t]] = arc[4]
+    A_eq, b_eq, A_ub, b_ub = [], [], [], []
+    for i, p in enumerate(parts):
+        lim = cfg["participants"][p] or {}
+        rate, floor = lim.get("release_rate_max", 1.0), lim.get("reserve_floor", 0.0)
+        for j in range(len(mins)):
+            for t in range(T):
+                out = [var["r", i, j, t]] + [var["l", k, t] for k, a in enumerate(arcs) if a[0] == i and a[2] == j]
+                inn = [var["l", k, t] for k, a in enumerate(arcs) if a[1] == i and a[2] == j]
+                row = np.zeros(n)  # inventory balance
+                row[var["I", i, j, t]] = 1
+                row[out] += 1
+                if t > 0:
+                    row[var["I", i, j, t - 1]] = -1
+                A_eq.append(row)
+                b_eq.append(x[i][j] if t == 0 else 0.0)
+                row = np.zeros(n)  # demand
+                row[var["r", i, j, t]] += 1
+                row[var["u", i, j, t]] += 1
+                row[inn] += 1
+                A_eq.append(row)
+                b_eq.append(g[i, j, t])
+                row = np.zeros(n)  # release rate
+                row[out] += 1
+                A_ub.append(row)
+                b_ub.append(rate * x[i][j])
+                row = np.zeros(n)  # floor: -I <= -floor x
+                row[var["I", i, j, t]] = -1
+                A_ub.append(row)
+                b_ub.append(-floor * x[i][j])
+    for k, a in enumerate(arcs):
+        row = np.zeros(n)
+        for t in range(T):
+            row[var["l", k, t]] = 1
+        A_ub.append(row)
+        b_ub.append(a[3] * x[a[0]][a[2]])
+    res = linprog(c, A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=b_eq,
+                  bounds=[(0, None)] * n, method="highs")
+    assert res.status == 0, res.message
+    return res.fun
+
+
+def brute_force(cfg):
+    """(best objective, best lots) over every admissible lot vector; None if none is admissible."""
+    parts, mins = list(cfg["participants"]), list(cfg["minerals"])
+    years = cfg["horizon"].get("holding_years", 1.0)
+    ranges = []
+    for p in parts:
+        for m in mins:
+            mc = cfg["minerals"][m]
+            cap = _pp(mc.get("max_acquisition_t"), p, None)
+            assert cap is not None, "brute force needs an acquisition ceiling on every pair"
+            ranges.append(range(int(np.floor(cap / mc.get("lot_t", 1.0) + 1e-9)) + 1))
+    best = None
+    for lots in itertools.product(*ranges):
+        n = np.array(lots, float).reshape(len(parts), len(mins))
+        x = [[_pp(cfg["minerals"][m].get("initial_t"), p, 0.0) + cfg["minerals"][m].get("lot_t", 1.0) * n[i, j]
+              for j, m in enumerate(mins)] for i, p in enumerate(parts)]
+        ok, first = True, 0.0
+        for i, p in enumerate(parts):
+            lim = cfg["participants"][p] or {}
+            spend = 0.0
+            for j, m in enumerate(mins):
+                mc = cfg["minerals"][m]
+                need = _pp(mc.get("min_days"), p, 0.0) * _pp(mc.get("consumption_t_per_year"), p, 0.0) / 365
+                if x[i][j] < need - 1e-9:
+                    ok = False
+                fixed = _pp(mc.get("fixed_cost_usd"), p, 0.0) if n[i, j] > 0 else 0.0
+                spend += mc["price_usd_per_t"] * mc.get("lot_t", 1.0) * n[i, j] + fixed
+                first += mc["price_usd_per_t"] * mc.get("lot_t", 1.0) * n[i, j] + fixed + \
+                    mc.get("holding_cost_usd_per_t_year", 0.0) * years * x[i][j]
+            if lim.get("budget_usd") is not None and spend > lim["budget_usd"] + 1e-9:
+                ok = False
+            if lim.get("storage_capacity_t") is not None and sum(x[i]) > lim["storage_capacity_t"] + 1e-9:
+                ok = False
+        if not ok:
+            continue
+        total = first + sum(sc["probability"] * recourse(cfg, sc, x) for sc in cfg["scenarios"])
+        if best is None or total < best[0] - 1e-9:
+            best = (total, n)
+    return best
+
+
+def random_config(seed: int) -> dict:
+    """A tiny random config that exercises every limit and lending, small enough to enumerate."""
+    rng = np.random.default_rng(seed)
+    P, M = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    T, S = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    parts = ["US", "JP"][:P]
+    mins = ["cobalt", "gallium"][:M]
+    participants = {}
+    for p in parts:
+        lim = {}
+        if rng.random() < 0.4:
+            lim["budget_usd"] = float(rng.integers(2, 8) * 1000)
+        if rng.random() < 0.3:
+            lim["storage_capacity_t"] = float(rng.integers(40, 120))
+        if rng.random() < 0.5:
+            lim["release_rate_max"] = float(np.round(rng.uniform(0.2, 0.9), 2))
+        if rng.random() < 0.4:
+            lim["reserve_floor"] = float(np.round(rng.uniform(0.0, 0.4), 2))
+        participants[p] = lim
+    minerals = {}
+    for m in mins:
+        lot = float(rng.integers(5, 30))
+        mc = {
+            "price_usd_per_t": float(rng.integers(20, 100)),
+            "holding_cost_usd_per_t_year": float(rng.integers(0, 10)),
+            "lot_t": lot,
+            "shortfall_cost_usd_per_t": float(rng.integers(50, 600)),
+            "consumption_t_per_year": {p: float(rng.integers(100, 400)) for p in parts},
+            "max_acquisition_t": {p: float(lot * rng.integers(1, 4)) for p in parts},
+        }
+        if rng.random() < 0.4:
+            mc["initial_t"] = {parts[0]: float(rng.integers(0, 20))}
+        if rng.random() < 0.4:
+            mc["fixed_cost_usd"] = {p: float(rng.integers(100, 1500)) for p in parts}
+        if rng.random() < 0.25:
+            mc["min_days"] = {parts[-1]: float(rng.integers(5, 30))}
+        minerals[m] = mc
+    lending = []
+    if P == 2:
+        for a, b in (("US", "JP"), ("JP", "US")):
+            if rng.random() < 0.7:
+                arc = {"from": a, "to": b, "max_share": float(np.round(rng.uniform(0.2, 1.0), 2)),
+                       "cost_usd_per_t": float(rng.integers(0, 30))}
+                if M == 2 and rng.random() < 0.4:
+                    arc["minerals"] = [mins[int(rng.integers(0, 2))]]
+                lending.append(arc)
+    probs = rng.dirichlet(np.ones(S))
+    scenarios = []
+    for s in range(S):
+        shocks = []
+        for _ in range(int(rng.integers(0, 3))):
+            loss = float(np.round(rng.uniform(0.1, 1.0), 2)) if rng.random() < 0.5 else \
+                {p: float(np.round(rng.uniform(0.0, 1.0), 2)) for p in parts}
+            shocks.append({"mineral": mins[int(rng.integers(0, M))], "start": int(rng.integers(1, T + 1)),
+                           "periods": int(rng.integers(1, T + 1)), "loss": loss})
+        scenarios.append({"name": f"s{s}", "probability": float(probs[s]) if s < S - 1
+                          else float(1 - probs[:-1].sum()), "shocks": shocks})
+    return {"name": f"rand{seed}", "horizon": {"periods": T, "period_days": 73,
+                                                "holding_years": float(rng.choice([0.5, 1, 2]))},
+            "participants": participants, "minerals": minerals, "lending": lending,
+            "scenarios": scenarios, "solver": {"relative_gap": 1e-9}}

@@ -1,0 +1,51 @@
+"""Shared helpers: write a config dict to YAML, solve it, verify it independently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stockpile import load_config, solve
+from stockpile.check import check_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_config(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def solve_dict(tmp_path: Path, data: dict, label: str = "cfg", **solver):
+    """Solve a config given as a dict, write its run folder and assert the verifier passes."""
+    data = {**data, "solver": {**data.get("solver", {}), **solver}}
+    cfg = load_config(write_config(tmp_path / f"{label}.yaml", data))
+    result = solve(cfg)
+    if result.has_solution:
+        run = result.write(tmp_path / f"run_{label}")
+        problems = check_run(run)
+        assert not problems, "\n".join(map(str, problems[:20]))
+    return result
+
+
+def one_mineral(**over) -> dict:
+    """A one-participant, one-mineral, one-period config; q = consumption (period = a year)."""
+    base = {
+        "name": "t",
+        "horizon": {"periods": 1, "period_days": 365},
+        "participants": {"US": {}},
+        "minerals": {"cobalt": {"price_usd_per_t": 100, "shortfall_cost_usd_per_t": 400,
+                                "consumption_t_per_year": {"US": 1000}}},
+        "scenarios": [{"name": "calm", "probability": 1.0}],
+        "solver": {"relative_gap": 1e-9},
+    }
+    for key, value in over.items():
+        base[key] = value
+    return base
+
+
+@pytest.fixture
+def default_config() -> Path:
+    return ROOT / "configs" / "us_japan.yaml"

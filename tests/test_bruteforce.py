@@ -1,0 +1,33 @@
+"""The optimizer against exhaustive enumeration on random tiny configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from bruteforce import brute_force, random_config
+from conftest import solve_dict
+
+SEEDS = range(30)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_matches_enumeration(tmp_path, seed):
+    cfg = random_config(seed)
+    best = brute_force(cfg)
+    res = solve_dict(tmp_path, cfg)
+    if best is None:
+        assert res.status == "infeasible"
+        assert res.summary["reasons"]
+        return
+    assert res.status == "optimal", res.summary
+    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(0, 30, 5))
+def test_scip_matches_enumeration(tmp_path, seed):
+    cfg = random_config(seed)
+    best = brute_force(cfg)
+    if best is None:
+        pytest.skip("infeasible instance")
+    res = solve_dict(tmp_path, cfg, "scip", name="scip")
+    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
