@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .backends import relative_gap, solve_model
+from .benders import solve_benders
 from .config import Config
 from .instance import InfeasibleConfig, Instance, build_instance, check_feasible
 from .model import LinearModel, build_model
@@ -57,8 +58,14 @@ def solve(cfg: Config) -> Result:
     lm = build_model(inst)
     build_seconds = time.perf_counter() - t0
     opts = cfg.solver
-    out = solve_model(lm, opts.name, opts.time_limit_s, opts.relative_gap)
-    summary.update(solver=out.solver, solver_version=out.solver_version, method="extensive",
+    method = choose_method(opts.method, lm)
+    if method == "benders":
+        out, stats = solve_benders(inst, lm, opts.time_limit_s, opts.relative_gap, opts.threads)
+        summary["iterations"] = {"lp_phase": stats.lp_iterations, "mip_phase": stats.iterations,
+                                 "cuts": stats.cuts}
+    else:
+        out = solve_model(lm, opts.name, opts.time_limit_s, opts.relative_gap)
+    summary.update(solver=out.solver, solver_version=out.solver_version, method=method,
                    build_seconds=round(build_seconds, 4), solve_seconds=round(out.seconds, 4))
     summary["sizes"] = {**summary["sizes"], **lm.sizes}
     if out.x is None:
@@ -89,6 +96,17 @@ def assemble(cfg: Config, inst: Instance, lm: LinearModel, x, status: str, solve
     )
     return Result(summary, holdings_table(inst, plan), schedule_table(inst, f), coverage,
                   expected_coverage(inst, coverage), lending_table(inst, plan), cfg.resolved_dict())
+
+
+# Above this many second-stage variables the decomposition wins (docs/performance.md).
+AUTO_BENDERS_VARIABLES = 2_000
+
+
+def choose_method(method: str, lm: LinearModel) -> str:
+    """auto: the extensive form for tiny models, the decomposition beyond."""
+    if method != "auto":
+        return method
+    return "benders" if lm.c.size > AUTO_BENDERS_VARIABLES else "extensive"
 
 
 def _no_solution_reason(status: str, limit: float, detail: str) -> str:

@@ -15,8 +15,12 @@ wrong "optimal" answers on this model.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +55,25 @@ def relative_gap(objective: float | None, bound: float | None) -> float | None:
     return max(0.0, (objective - bound) / max(abs(objective), 1.0))
 
 
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Silence C-level prints to fd 1 (HiGHS 1.12 prints a debug line from its MIP solver)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no usable stdout: nothing to protect
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 def ortools_version() -> str:
     import ortools
 
@@ -58,9 +81,15 @@ def ortools_version() -> str:
 
 
 def solve_model(lm: LinearModel, name: str, time_limit_s: float, relative_gap: float) -> SolveOutcome:
-    """Solve with the named backend; honours the time limit and the relative gap."""
+    """Solve with the named backend; honours the time limit and the relative gap.
+
+    A model without integer variables goes to GLOP, the fastest LP solver on this
+    model's LPs, whichever MIP solver is named.
+    """
+    if not lm.integer.any():
+        return _solve_mathopt(lm, "glop", time_limit_s, relative_gap)
     if name == "highs":
-        return _solve_mathopt_highs(lm, time_limit_s, relative_gap)
+        return _solve_mathopt(lm, "highs", time_limit_s, relative_gap)
     if name == "scip":
         return _solve_scip(lm, time_limit_s, relative_gap)
     raise ValueError(f"unknown solver '{name}' (expected one of {', '.join(SOLVERS)})")
@@ -97,30 +126,39 @@ def to_mathopt_proto(lm: LinearModel):
     return proto
 
 
-def _solve_mathopt_highs(lm: LinearModel, time_limit_s: float, gap: float) -> SolveOutcome:
-    """HiGHS through MathOpt; HiGHS takes no per-solve thread count there (it is a global)."""
+def _solve_mathopt(lm: LinearModel, name: str, time_limit_s: float, gap: float) -> SolveOutcome:
+    """HiGHS (MIP) or GLOP (LP) through MathOpt. HiGHS takes no per-solve thread count there."""
     from ortools.math_opt import parameters_pb2, result_pb2
     from ortools.math_opt.core.python import solver
     from ortools.math_opt.python import callback, init_arguments, model_parameters, parameters
+    from pybind11_abseil.status import StatusNotOk
 
+    mip = bool(lm.integer.any())
     params = parameters.SolveParameters(
         time_limit=datetime.timedelta(seconds=time_limit_s),
-        relative_gap_tolerance=gap,
-        absolute_gap_tolerance=0.0,
+        relative_gap_tolerance=gap if mip else None,
+        absolute_gap_tolerance=0.0 if mip else None,
         random_seed=1,
     )
+    kind = parameters_pb2.SOLVER_TYPE_HIGHS if name == "highs" else parameters_pb2.SOLVER_TYPE_GLOP
+    version = f"{'HiGHS' if name == 'highs' else 'GLOP'} via OR-tools MathOpt {ortools_version()}"
     start = time.perf_counter()
-    res = solver.solve(
-        to_mathopt_proto(lm),
-        parameters_pb2.SOLVER_TYPE_HIGHS,
-        init_arguments.StreamableSolverInitArguments().to_proto(),
-        params.to_proto(),
-        model_parameters.ModelSolveParameters().to_proto(),
-        None,
-        callback.CallbackRegistration().to_proto(),
-        None,
-        None,
-    )
+    try:
+        with quiet_stdout():
+            res = solver.solve(
+                to_mathopt_proto(lm),
+                kind,
+                init_arguments.StreamableSolverInitArguments().to_proto(),
+                params.to_proto(),
+                model_parameters.ModelSolveParameters().to_proto(),
+                None,
+                callback.CallbackRegistration().to_proto(),
+                None,
+                None,
+            )
+    except StatusNotOk as exc:
+        return SolveOutcome("no_solution", None, None, None, name, version,
+                            time.perf_counter() - start, f"solver error: {exc}")
     seconds = time.perf_counter() - start
     term = res.termination
     R = result_pb2
@@ -141,8 +179,7 @@ def _solve_mathopt_highs(lm: LinearModel, time_limit_s: float, gap: float) -> So
         status = "infeasible"
     else:
         status = "no_solution"
-    return SolveOutcome(status, x, obj, bound if np.isfinite(bound) else None,
-                        "highs", f"HiGHS via OR-tools MathOpt {ortools_version()}", seconds,
+    return SolveOutcome(status, x, obj, bound if np.isfinite(bound) else None, name, version, seconds,
                         term.detail or R.TerminationReasonProto.Name(term.reason))
 
 
@@ -192,3 +229,53 @@ def _solve_scip(lm: LinearModel, time_limit_s: float, gap: float) -> SolveOutcom
         status = "no_solution"
     return SolveOutcome(status, x, obj, bound, "scip", f"SCIP via OR-tools model_builder {ortools_version()}",
                         seconds, solver.status_string() or st.name)
+
+
+class IncrementalLP:
+    """An LP re-solved with new row upper bounds: GLOP through MathOpt, warm-started.
+
+    Only the changed bounds travel to the solver (one ModelUpdateProto filled
+    from arrays), and GLOP resumes from the previous basis with dual simplex, so
+    a re-solve costs a few pivots instead of a cold start.
+    """
+
+    def __init__(self, lm: LinearModel):
+        from ortools.math_opt import parameters_pb2
+        from ortools.math_opt.core.python import solver
+        from ortools.math_opt.python import callback, init_arguments, model_parameters, parameters
+
+        self.n, self.m = lm.c.size, lm.A.shape[0]
+        self._solver = solver.new(parameters_pb2.SOLVER_TYPE_GLOP, to_mathopt_proto(lm),
+                                  init_arguments.StreamableSolverInitArguments().to_proto())
+        from ortools.glop import parameters_pb2 as glop_pb2
+
+        # warm starts after bound changes keep the basis dual feasible: dual simplex resumes from it
+        self._params = parameters.SolveParameters(
+            presolve=parameters.Emphasis.OFF,
+            glop=glop_pb2.GlopParameters(use_preprocessing=False, use_dual_simplex=True),
+        ).to_proto()
+        self._model_params = model_parameters.ModelSolveParameters().to_proto()
+        self._cb = callback.CallbackRegistration().to_proto()
+
+    def solve(self, rows: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Set the upper bounds of rows, re-solve; primal values, row duals (dObj/dbound), objective."""
+        from ortools.math_opt import model_update_pb2, result_pb2
+
+        update = model_update_pb2.ModelUpdateProto()
+        ub = update.linear_constraint_updates.upper_bounds
+        ub.ids.extend(rows)
+        ub.values.extend(upper)
+        if not self._solver.update(update):
+            raise RuntimeError("GLOP refused an incremental update")
+        res = self._solver.solve(self._params, self._model_params, None, self._cb, None, None)
+        if res.termination.reason != result_pb2.TERMINATION_REASON_OPTIMAL or not res.solutions:
+            raise RuntimeError(f"recourse LP not solved: {result_pb2.TerminationReasonProto.Name(res.termination.reason)} "
+                               f"{res.termination.detail}")
+        sol = res.solutions[0]
+        x = np.zeros(self.n)
+        pv = sol.primal_solution.variable_values
+        x[np.asarray(pv.ids, dtype=np.int64)] = np.asarray(pv.values)
+        duals = np.zeros(self.m)
+        dv = sol.dual_solution.dual_values
+        duals[np.asarray(dv.ids, dtype=np.int64)] = np.asarray(dv.values)
+        return x, duals, float(sol.primal_solution.objective_value)

@@ -64,8 +64,8 @@ def user_errors(fn: Callable) -> Callable:
 def _overrides(sets: tuple[str, ...], **flags: Any) -> list[tuple[str, Any]]:
     """--set overrides in order, then the dedicated flags (highest precedence)."""
     out = [parse_set_option(s) for s in sets]
-    keys = {"solver": "solver.name", "time_limit": "solver.time_limit_s", "gap": "solver.relative_gap",
-            "threads": "solver.threads"}
+    keys = {"solver": "solver.name", "method": "solver.method", "time_limit": "solver.time_limit_s",
+            "gap": "solver.relative_gap", "threads": "solver.threads"}
     out += [(keys[k], v) for k, v in flags.items() if v is not None]
     return out
 
@@ -73,6 +73,8 @@ def _overrides(sets: tuple[str, ...], **flags: Any) -> list[tuple[str, Any]]:
 def solver_options(fn: Callable) -> Callable:
     for opt in reversed([
         click.option("--solver", type=click.Choice(["highs", "scip"]), help="MIP solver (solver.name)."),
+        click.option("--method", type=click.Choice(["auto", "extensive", "benders"]),
+                     help="Solution method (solver.method)."),
         click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
                      help="Seconds (solver.time_limit_s)."),
         click.option("--gap", type=click.FloatRange(0, 1), help="Relative gap (solver.relative_gap)."),

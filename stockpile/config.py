@@ -12,8 +12,8 @@ before validation. Order of precedence, lowest first:
 2. a study case's ``set_file`` fragment (deep-merged), then its ``sweep`` values
    and ``set`` overrides;
 3. ``--set KEY=VALUE`` on the command line, in the order given;
-4. the dedicated CLI flags (``--solver``, ``--time-limit``, ``--gap``,
-   ``--threads``, ``--method``).
+4. the dedicated CLI flags (``--solver``, ``--method``, ``--time-limit``,
+   ``--gap``, ``--threads``).
 """
 
 from __future__ import annotations
@@ -184,7 +184,9 @@ class Solver(_Strict):
     """How the model is solved."""
 
     name: Literal["highs", "scip"] = Field(
-        "highs", description="MIP solver: highs (through MathOpt) or scip (single-threaded)."
+        "highs",
+        description="MIP solver of the extensive form: highs (through MathOpt) or scip "
+                    "(single-threaded). The decomposition's master always uses SCIP.",
     )
     time_limit_s: float = Field(
         300.0, gt=0, allow_inf_nan=False, description="Wall-clock limit of the solve, seconds."
@@ -193,7 +195,16 @@ class Solver(_Strict):
         1e-4, ge=0, le=1, allow_inf_nan=False,
         description="Stop when (objective - bound) / |objective| is at most this.",
     )
-    threads: int = Field(1, ge=1, le=256, description="Solver threads.")
+    threads: int | None = Field(
+        None, ge=1, le=256,
+        description="Threads for the decomposition's recourse batches (absent: every core); "
+                    "MIP solves are serial.",
+    )
+    method: Literal["auto", "extensive", "benders"] = Field(
+        "auto",
+        description="extensive: one MIP over all scenarios; benders: L-shaped decomposition; "
+                    "auto: picked by instance size (docs/performance.md).",
+    )
 
 
 class Config(_Strict):

@@ -1,0 +1,104 @@
+"""Realistic synthetic configs for scale studies and benchmarks (``stockpile generate``).
+
+Shock patterns follow the bundled real events: each disruptive scenario cuts one
+to four minerals, losses are a supplier's share of imports (20-100%), shocks
+start in the first half of the horizon and last 2 periods to the whole horizon.
+Same arguments and seed, same config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+PARTICIPANTS = ["US", "JP", "EU", "KR", "AU", "CA", "IN", "UK"]
+# (name, price USD/t, US-scale consumption t/yr) for the first minerals; the rest are drawn
+MINERALS = [
+    ("cobalt", 37_500, 12_400), ("graphite", 1_300, 52_000), ("lithium", 69_000, 2_000),
+    ("manganese", 1_800, 700_000), ("nickel", 14_000, 110_000), ("rare_earths", 66_000, 7_800),
+    ("gallium", 240_000, 20), ("germanium", 5_000_000, 30), ("antimony", 12_000, 23_000),
+    ("tungsten", 35_000, 10_000), ("vanadium", 30_000, 8_000), ("platinum", 30_000_000, 80),
+    ("palladium", 60_000_000, 90), ("titanium", 10_000, 40_000), ("chromium", 9_000, 400_000),
+    ("niobium", 45_000, 9_000), ("tantalum", 300_000, 1_000), ("indium", 350_000, 150),
+    ("magnesium", 3_000, 100_000), ("bismuth", 7_000, 1_000),
+]
+
+
+def generate(participants: int = 2, minerals: int = 5, scenarios: int = 10, periods: int = 12,
+             seed: int = 0, name: str | None = None) -> dict[str, Any]:
+    """A valid config as a plain dict (write it with yaml.safe_dump)."""
+    if not 1 <= participants <= len(PARTICIPANTS):
+        raise ValueError(f"participants must be 1..{len(PARTICIPANTS)}")
+    if minerals < 1 or scenarios < 1 or periods < 1:
+        raise ValueError("minerals, scenarios and periods must be at least 1")
+    rng = np.random.default_rng(seed)
+    parts = PARTICIPANTS[:participants]
+    scale = {p: (1.0 if i == 0 else float(np.round(rng.uniform(0.3, 1.2), 2))) for i, p in enumerate(parts)}
+
+    mins: dict[str, Any] = {}
+    value_per_year = {p: 0.0 for p in parts}
+    for j in range(minerals):
+        if j < len(MINERALS):
+            mname, price, cons = MINERALS[j]
+        else:
+            mname = f"mineral_{j + 1}"
+            price = float(np.round(np.exp(rng.uniform(np.log(2e3), np.log(5e5))), -2))
+            cons = float(np.round(np.exp(rng.uniform(np.log(50), np.log(1e5)))))
+        consumption = {p: float(np.round(cons * scale[p] * rng.uniform(0.8, 1.2), 1)) for p in parts}
+        lot = float(10 ** max(0, int(np.floor(np.log10(cons))) - 2))
+        mult = 20 if price >= 60_000 else 10
+        entry: dict[str, Any] = {
+            "price_usd_per_t": float(price),
+            "holding_cost_usd_per_t_year": float(np.round(0.05 * price + 200)),
+            "lot_t": lot,
+            "shortfall_cost_usd_per_t": float(mult * price),
+            "consumption_t_per_year": consumption,
+        }
+        if participants > 1 and rng.random() < 0.5:
+            entry["min_days"] = {parts[1]: 42.0}
+        if rng.random() < 0.3:
+            entry["fixed_cost_usd"] = {parts[0]: 2.0e6}
+        mins[mname] = entry
+        for p in parts:
+            value_per_year[p] += consumption[p] * price
+
+    participants_cfg = {}
+    for i, p in enumerate(parts):
+        participants_cfg[p] = {
+            # about 45 days of consumption value: budgets bind, as real ones do
+            "budget_usd": float(np.round(value_per_year[p] * 45 / 365 + 2.0e7, -5)),
+            "release_rate_max": float(np.round(rng.uniform(0.2, 0.4), 2)),
+            "reserve_floor": float(np.round(rng.choice([0.0, 0.05, 0.1]), 2)),
+        }
+
+    lending = [
+        {"from": a, "to": b, "max_share": float(np.round(rng.uniform(0.3, 0.6), 2)),
+         "cost_usd_per_t": float(np.round(rng.uniform(100, 500)))}
+        for a in parts for b in parts if a != b
+    ]
+
+    names = list(mins)
+    calm = 0.3 if scenarios > 1 else 1.0
+    weights = rng.dirichlet(np.ones(scenarios - 1)) * (1 - calm) if scenarios > 1 else np.zeros(0)
+    scen = [{"name": "calm", "probability": calm}]
+    for s in range(scenarios - 1):
+        shocks = []
+        for m in rng.choice(len(names), size=min(len(names), int(rng.integers(1, 5))), replace=False):
+            start = int(rng.integers(1, max(1, periods // 2) + 1))
+            length = int(rng.integers(min(2, periods), periods + 1))
+            hit = {p: float(np.round(rng.uniform(0.2, 1.0), 2)) for p in parts if rng.random() < 0.8}
+            shocks.append({"mineral": names[int(m)], "start": start, "periods": length,
+                           "loss": hit or float(np.round(rng.uniform(0.2, 1.0), 2))})
+        scen.append({"name": f"shock_{s + 1:05d}", "probability": float(weights[s]), "shocks": shocks})
+    # make the probabilities sum to 1 exactly in floating point
+    scen[-1]["probability"] = float(1.0 - sum(x["probability"] for x in scen[:-1]))
+    return {
+        "name": name or f"gen-p{participants}-m{minerals}-s{scenarios}-t{periods}-seed{seed}",
+        "horizon": {"periods": periods, "period_days": float(np.round(360 / periods, 4)), "holding_years": 5.0},
+        "participants": participants_cfg,
+        "minerals": mins,
+        "lending": lending,
+        "scenarios": scen,
+        "solver": {"name": "highs", "time_limit_s": 600.0, "relative_gap": 1.0e-4},
+    }

@@ -1,0 +1,80 @@
+"""The decomposition against the extensive form and exhaustive enumeration."""
+
+from __future__ import annotations
+
+import pytest
+
+from bruteforce import brute_force, random_config
+from conftest import solve_dict
+from stockpile import load_config, solve
+from stockpile.config import validate
+from stockpile.generate import generate
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_benders_matches_enumeration(tmp_path, seed):
+    cfg = random_config(seed)
+    best = brute_force(cfg)
+    res = solve_dict(tmp_path, cfg, method="benders", relative_gap=1e-9)
+    if best is None:
+        assert res.status == "infeasible"
+        return
+    assert res.status == "optimal", res.summary
+    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("size", [(2, 5, 10, 12), (3, 4, 25, 6)])
+def test_benders_agrees_with_extensive(tmp_path, seed, size):
+    data = generate(*size, seed=seed)
+    data["solver"]["relative_gap"] = 1e-6
+    ext = solve_dict(tmp_path, data, "ext", method="extensive")
+    ben = solve_dict(tmp_path, data, "ben", method="benders")
+    assert ext.status == ben.status == "optimal"
+    e, b = ext.summary, ben.summary
+    assert b["objective_usd"] == pytest.approx(e["objective_usd"], rel=2e-6)
+    assert b["best_bound_usd"] <= e["objective_usd"] * (1 + 1e-9)
+    assert e["best_bound_usd"] <= b["objective_usd"] * (1 + 1e-9)
+    assert b["iterations"]["cuts"] > 0
+
+
+def test_benders_on_default_config(tmp_path, default_config):
+    ext = solve(load_config(default_config, [("solver.method", "extensive"), ("solver.relative_gap", 1e-7)]))
+    ben = solve(load_config(default_config, [("solver.method", "benders"), ("solver.relative_gap", 1e-7)]))
+    assert ben.summary["objective_usd"] == pytest.approx(ext.summary["objective_usd"], rel=1e-6)
+    from stockpile.check import check_run
+    assert check_run(ben.write(tmp_path / "ben")) == []
+
+
+def test_threads_do_not_change_the_answer():
+    data = generate(2, 6, 40, 12, seed=3)
+    data["solver"].update(method="benders")
+    one = solve(validate({**data, "solver": {**data["solver"], "threads": 1}}))
+    two = solve(validate({**data, "solver": {**data["solver"], "threads": 2}}))
+    assert one.summary["objective_usd"] == two.summary["objective_usd"]
+    assert one.holdings.equals(two.holdings)
+
+
+def test_auto_picks_by_size():
+    small = solve(validate(generate(1, 1, 2, 2, seed=1)))
+    big = solve(validate(generate(2, 6, 60, 12, seed=1)))
+    assert small.summary["method"] == "extensive"
+    assert big.summary["method"] == "benders"
+
+
+def test_generated_configs_are_valid_and_reproducible():
+    a, b = generate(3, 20, 50, 24, seed=7), generate(3, 20, 50, 24, seed=7)
+    assert a == b
+    cfg = validate(a)
+    assert len(cfg.participants) == 3 and len(cfg.minerals) == 20 and len(cfg.scenarios) == 50
+    assert all(1 <= len(s.shocks) <= 4 for s in cfg.scenarios[1:])
+    assert generate(3, 20, 50, 24, seed=8) != a
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_extensive_solvers_agree_on_generated(seed):
+    data = generate(2, 5, 10, 12, seed=seed)
+    data["solver"].update(method="extensive", relative_gap=1e-7)
+    objs = [solve(validate({**data, "solver": {**data["solver"], "name": s}})).summary["objective_usd"]
+            for s in ("highs", "scip")]
+    assert objs[0] == pytest.approx(objs[1], rel=2e-7)
