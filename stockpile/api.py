@@ -24,6 +24,7 @@ from .results import (
     flows,
     holdings_table,
     lending_table,
+    participant_costs,
     plan_from_solution,
     schedule_table,
 )
@@ -86,6 +87,8 @@ def assemble(cfg: Config, inst: Instance, lm: LinearModel, x, status: str, solve
     gap = relative_gap(objective, bound)
     f = flows(inst, plan)
     coverage = coverage_table(inst, f)
+    holdings = holdings_table(inst, plan)
+    expected = expected_coverage(inst, coverage)
     summary.update(
         status=status,
         objective_usd=objective,
@@ -93,9 +96,14 @@ def assemble(cfg: Config, inst: Instance, lm: LinearModel, x, status: str, solve
         gap=gap,
         solver_objective_usd=solver_objective,
         costs=cost,
+        costs_by_participant=participant_costs(inst, plan),
+        holding_t_by_participant={p: float(v) for p, v in
+                                  holdings.groupby("participant", sort=False).holding_t.sum().items()},
+        expected_coverage_days={p: {r.mineral: float(r.expected_coverage_days) for r in g.itertuples()}
+                                for p, g in expected.groupby("participant", sort=False)},
     )
-    return Result(summary, holdings_table(inst, plan), schedule_table(inst, f), coverage,
-                  expected_coverage(inst, coverage), lending_table(inst, plan), cfg.resolved_dict())
+    return Result(summary, holdings, schedule_table(inst, f), coverage, expected,
+                  lending_table(inst, plan), cfg.resolved_dict())
 
 
 # Above this many second-stage variables the decomposition wins (docs/performance.md).

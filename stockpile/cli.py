@@ -170,6 +170,177 @@ def check(run_dir: str) -> None:
     click.echo(f"{run_dir}: every rule holds")
 
 
+class CaseProgress:
+    """Cases done, failed, running and ETA: a live bar on a terminal, log lines otherwise."""
+
+    def __init__(self, total: int, label: str):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.total, self.done, self.failed, self.running = total, 0, 0, 0
+        self.live = sys.stderr.isatty()
+        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("failed {task.fields[failed]} · running {task.fields[running]}"),
+                            TimeRemainingColumn(), console=err_console) if self.live else None
+        self.task = self.bar.add_task(label, total=total, failed=0, running=0) if self.bar else None
+
+    def __enter__(self) -> "CaseProgress":
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar:
+            self.bar.stop()
+
+    def __call__(self, event: str, name: str, summary: dict | None) -> None:
+        if event == "submitted":
+            self.running += 1
+        elif event in ("done", "failed", "cached"):
+            self.done += 1
+            self.failed += event == "failed"
+            self.running -= event != "cached"
+        if self.bar:
+            self.bar.update(self.task, completed=self.done, failed=self.failed, running=self.running)
+        elif event != "submitted":
+            status = (summary or {}).get("status", "error")
+            objective = (summary or {}).get("objective_usd")
+            extra = f" {_money(objective)}" if objective is not None else ""
+            click.echo(f"[{self.done}/{self.total}] {name}: {'cached ' if event == 'cached' else ''}"
+                       f"{status}{extra}", err=True)
+
+
+def _interrupted(out_dir: Path, total: int) -> UserError:
+    done = sum(1 for p in (out_dir / "cases").glob("*/summary.json"))
+    return UserError(f"interrupted: {done} of {total} cases are finished and kept in {out_dir}; "
+                     "run the same command again to complete the rest", 130)
+
+
+@cli.command()
+@click.argument("study_file", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default runs/<study name>).")
+@click.option("--workers", type=click.IntRange(1, 4096), help="Parallel cases (default: every core).")
+@click.option("--scheduler", metavar="ADDRESS", help="Run on Dask: 'local' or tcp://host:8786.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override applied to every case.")
+@click.option("--dry-run", is_flag=True, help="List the cases and their sizes; solve nothing.")
+@user_errors
+def study(study_file: str, out: str | None, workers: int | None, scheduler: str | None,
+          sets: tuple[str, ...], dry_run: bool) -> None:
+    """Solve every case of a what-if study in parallel; resumable."""
+    from .study import finished_summary, load_study, run_study
+
+    cases = load_study(study_file, _overrides(sets))
+    out_dir = Path(out) if out else Path("runs") / Path(study_file).stem
+    if dry_run:
+        _show_cases(cases, out_dir, finished_summary)
+        return
+    try:
+        with CaseProgress(len(cases), Path(study_file).stem) as progress:
+            df = run_study(cases, out_dir, workers, scheduler, progress)
+    except KeyboardInterrupt:
+        raise _interrupted(out_dir, len(cases)) from None
+    _show_table(df, ["case", *[c for c in df.columns if "." in c and not c.startswith(("holding_t.", "coverage_days."))],
+                     "status", "objective_usd", "gap"], "study")
+    click.echo(f"study.csv and {len(cases)} case folders in {out_dir}/")
+    failed = df[df.status == "error"]
+    if len(failed):
+        raise UserError(f"{len(failed)} case(s) failed: {', '.join(failed.case)}", 1)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default runs/<name>-coalitions).")
+@click.option("--workers", type=click.IntRange(1, 4096), help="Parallel solves (default: every core).")
+@click.option("--scheduler", metavar="ADDRESS", help="Run on Dask: 'local' or tcp://host:8786.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted override, repeatable.")
+@user_errors
+def coalition(config: str, out: str | None, workers: int | None, scheduler: str | None,
+              sets: tuple[str, ...]) -> None:
+    """Solve every coalition of participants; value of cooperation and Shapley cost shares."""
+    from .coalition import coalition_cases, coalition_tables, write_coalition_tables
+    from .study import run_cases
+
+    cfg = load_config(config, _overrides(sets))
+    cases = coalition_cases(cfg)
+    out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-coalitions"
+    results: dict = {}
+    try:
+        with CaseProgress(len(cases), "coalitions") as progress:
+            run_cases(cases, out_dir, results, workers, scheduler, progress)
+    except KeyboardInterrupt:
+        raise _interrupted(out_dir, len(cases)) from None
+    coal, shares, head = coalition_tables(tuple(cfg.participants), {k: v[0] for k, v in results.items()})
+    write_coalition_tables(out_dir, coal, shares, head)
+    _show_table(coal, ["coalition", "size", "status", "objective_usd"], "coalitions")
+    if not head["complete"]:
+        raise UserError("some coalitions have no solution; see coalitions.csv", EXIT_NO_SOLUTION)
+    _show_table(shares, list(shares.columns), "cost shares")
+    click.echo(f"value of cooperation: {_money(head['value_of_cooperation_usd'])} "
+               f"(standalone {_money(head['standalone_sum_usd'])}, together {_money(head['grand_usd'])}); "
+               f"Shapley split {'is' if head['in_core'] else 'is NOT'} in the core")
+    click.echo(f"coalitions.csv, shares.csv and one folder per coalition in {out_dir}/")
+
+
+def _show_cases(cases: list, out_dir: Path, finished: Callable) -> None:
+    from .instance import build_instance, check_feasible
+    from .model import build_model
+
+    t = Table(title=f"{len(cases)} cases", title_justify="left")
+    for col in ("case", "overrides", "scenarios", "variables", "constraints", "state"):
+        t.add_column(col)
+    for case in cases:
+        inst = build_instance(case.config)
+        sizes = build_model(inst).sizes if not check_feasible(inst) else {}
+        t.add_row(case.name, ", ".join(f"{'.'.join(k.split('.')[-2:])}={v}" for k, v in case.overrides.items()) or "-",
+                  f"{len(inst.scenarios):,}", f"{sizes.get('variables', 0):,}" if sizes else "infeasible",
+                  f"{sizes.get('constraints', 0):,}" if sizes else "-",
+                  "finished" if finished(out_dir, case) else "to solve")
+    Console().print(t)
+
+
+def _show_table(df: Any, cols: list[str], title: str, limit: int = 40) -> None:
+    t = Table(title=title, title_justify="left")
+    for c in cols:
+        t.add_column(".".join(c.split(".")[-2:]),
+                     justify="right" if c not in ("case", "coalition", "participant", "status") else "left")
+    for _, row in df.head(limit).iterrows():
+        cells = []
+        for c in cols:
+            v = row.get(c)
+            if isinstance(v, float) and c.endswith("_usd"):
+                cells.append(_money(v))
+            elif isinstance(v, float) and c == "gap":
+                cells.append(f"{v:.1e}")
+            else:
+                cells.append("-" if v is None or (isinstance(v, float) and v != v) else str(v))
+        t.add_row(*cells)
+    Console().print(t)
+    if len(df) > limit:
+        click.echo(f"... {len(df) - limit} more rows")
+
+
+@cli.command()
+@click.option("--participants", type=click.IntRange(1, 8), default=2, show_default=True)
+@click.option("--minerals", type=click.IntRange(1, 500), default=5, show_default=True)
+@click.option("--scenarios", type=click.IntRange(1, 100_000), default=10, show_default=True)
+@click.option("--periods", type=click.IntRange(1, 520), default=12, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="YAML file to write.")
+@user_errors
+def generate(participants: int, minerals: int, scenarios: int, periods: int, seed: int, output: str) -> None:
+    """Write a realistic synthetic config (for scale studies and benchmarks)."""
+    import yaml
+
+    from .config import validate as check
+    from .generate import generate as make
+    from .outputs import atomic_write_text
+
+    data = make(participants, minerals, scenarios, periods, seed)
+    check(data, "generated config")
+    atomic_write_text(Path(output), yaml.safe_dump(data, sort_keys=False, width=120))
+    click.echo(f"wrote {output}: {participants} participants, {minerals} minerals, "
+               f"{scenarios} scenarios, {periods} periods")
+
+
 @cli.command()
 def schema() -> None:
     """Print the config reference (Markdown), generated from the schema."""
@@ -179,7 +350,7 @@ def schema() -> None:
 
 
 def _money(x: float | None) -> str:
-    if x is None:
+    if x is None or x != x:
         return "-"
     for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
         if abs(x) >= div:

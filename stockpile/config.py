@@ -318,8 +318,8 @@ def _did_you_mean(word: str, pool: typing.Iterable[str]) -> str:
 # YAML loading: safe, YAML 1.2 numbers, no duplicate keys, no alias bombs
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads 1.5e9 as a float and refuses duplicate keys."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present: ~10x faster
+    """SafeLoader that reads 1.5e9 as a float (YAML 1.2); duplicate keys are refused separately."""
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -542,9 +542,9 @@ def parse_set_option(text: str) -> tuple[str, Any]:
 # Validation
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
     """The schema model that holds the last key of loc, for did-you-mean hints."""
-    ann: Any = Config
+    ann: Any = root
     for part in loc[:-1]:
         ann = _unwrap(ann, part)
         if ann is None:
@@ -576,10 +576,10 @@ def _unwrap(ann: Any, part: Any) -> Any:
     return None
 
 
-def _explain(err: dict) -> str:
+def _explain(err: dict, root: type[BaseModel]) -> str:
     kind, msg, value = err["type"], err["msg"], err.get("input")
     if kind == "extra_forbidden":
-        model = _model_at(tuple(err["loc"]))
+        model = _model_at(tuple(err["loc"]), root)
         hint = ""
         if model is not None:
             names = [(f.alias or n) for n, f in model.model_fields.items()]
@@ -623,6 +623,16 @@ def _simplify(errors: list[dict]) -> list[dict]:
     return list(out.values())
 
 
+def problems_from(exc: ValidationError, doc: Document | None = None,
+                  root: type[BaseModel] | None = None) -> list[Problem]:
+    """pydantic's errors as Problems with key paths (and lines, given the parsed document)."""
+    problems = [Problem(tuple(e["loc"]), _explain(e, root or Config)) for e in _simplify(exc.errors())]
+    if doc is not None:
+        for p in problems:
+            p.line = doc.line_of(p.loc)
+    return problems
+
+
 def validate(data: Any, source: str | None = None, doc: Document | None = None) -> Config:
     """Validate a raw config tree; raise ConfigError listing every problem found."""
     if not isinstance(data, dict):
@@ -631,11 +641,7 @@ def validate(data: Any, source: str | None = None, doc: Document | None = None) 
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        problems = [Problem(tuple(e["loc"]), _explain(e)) for e in _simplify(exc.errors())]
-        if doc is not None:
-            for p in problems:
-                p.line = doc.line_of(p.loc)
-        raise ConfigError(problems, source) from None
+        raise ConfigError(problems_from(exc, doc), source) from None
     problems = cross_check(cfg)
     if problems:
         if doc is not None:

@@ -80,6 +80,24 @@ def costs(inst: Instance, plan: Plan) -> dict[str, float]:
     }
 
 
+def participant_costs(inst: Instance, plan: Plan) -> dict[str, dict[str, float]]:
+    """Each participant's share of the objective: its own buying and holding, its own unmet
+    shortfall, and the lending fees of what it borrows (the borrower pays)."""
+    x = inst.initial + inst.lot * plan.lots
+    s, p, m = plan.cells["s"], plan.cells["p"], plan.cells["m"]
+    lc = plan.lend_cell
+    P = len(inst.participants)
+    parts = {
+        "acquisition_usd": (inst.price * inst.lot * plan.lots).sum(axis=1),
+        "fixed_usd": (inst.fixed_cost * plan.program).sum(axis=1),
+        "holding_usd": (inst.holding_cost * inst.holding_years * x).sum(axis=1),
+        "expected_shortfall_usd": np.bincount(p, inst.prob[s] * inst.shortfall_cost[m] * plan.unmet, P),
+        "expected_lending_usd": np.bincount(p[lc], inst.prob[s[lc]] * inst.arc_cost[plan.lend_arc] * plan.lend, P),
+    }
+    return {name: {k: float(v[i]) for k, v in parts.items()} | {"total_usd": float(sum(v[i] for v in parts.values()))}
+            for i, name in enumerate(inst.participants)}
+
+
 def holdings_table(inst: Instance, plan: Plan) -> pd.DataFrame:
     P, M = len(inst.participants), len(inst.minerals)
     acquired = inst.lot * plan.lots

@@ -1,0 +1,14 @@
+"""Phase: data preparation and model build (config -> instance -> sparse model)."""
+
+from conftest import sized
+from sizes import config
+
+from stockpile.instance import build_instance
+from stockpile.model import build_model
+
+
+@sized()
+def test_build(benchmark, size):
+    cfg = config(size)
+    lm = benchmark(lambda: build_model(build_instance(cfg)))
+    benchmark.extra_info.update(lm.sizes)

@@ -1,0 +1,29 @@
+"""Phase: solve, per method and solver."""
+
+import pytest
+from conftest import sized
+from sizes import EXTENSIVE_SIZES, config
+
+from stockpile import solve
+
+
+def _run(benchmark, cfg):
+    result = benchmark.pedantic(solve, args=(cfg,), rounds=3, iterations=1, warmup_rounds=0)
+    s = result.summary
+    assert s["status"] == "optimal" and s["gap"] <= cfg.solver.relative_gap
+    benchmark.extra_info.update(objective_usd=s["objective_usd"], gap=s["gap"],
+                                build_seconds=s["build_seconds"], solve_seconds=s["solve_seconds"],
+                                variables=s["sizes"]["variables"], method=s["method"])
+
+
+@sized()
+def test_benders(benchmark, size):
+    _run(benchmark, config(size, "benders"))
+
+
+@sized(EXTENSIVE_SIZES)
+@pytest.mark.parametrize("solver", ["highs", "scip"])
+def test_extensive(benchmark, size, solver):
+    cfg = config(size, "extensive").model_copy(deep=True)
+    cfg.solver.name = solver
+    _run(benchmark, cfg)

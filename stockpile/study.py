@@ -1,0 +1,331 @@
+"""Batch what-if studies: many cases of one base config, solved in parallel, resumable.
+
+A study file names a base config, a ``sweep`` (cartesian product of dotted keys)
+and extra ``cases`` (overrides, or a YAML fragment deep-merged onto the base).
+Every case is validated before any solve starts.
+
+Execution: cases run in worker processes (a local process pool, or a Dask
+cluster); a worker gets the case's config as plain data, builds and solves the
+model there (OR-tools models do not pickle), and returns the files of its run
+folder as bytes. Only this process writes, atomically, so a killed worker or an
+interrupted study leaves no half-written file; a case whose ``summary.json``
+holds the same config hash is finished and is not solved again.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import Field, ValidationError
+
+from .config import (
+    Config,
+    ConfigError,
+    Problem,
+    _Strict,
+    apply_overrides,
+    deep_merge,
+    problems_from,
+    read_yaml,
+    validate,
+)
+from .outputs import atomic_write_bytes, write_csv
+from .results import COST_KEYS
+
+CASE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+FINISHED_FILE = "summary.json"
+
+
+class CaseSpec(_Strict):
+    """A named case: overrides and/or a fragment file applied to the base config."""
+
+    name: str = Field(pattern=CASE_NAME, description="Case name, also its folder name.")
+    set: dict[str, Any] = Field(default_factory=dict, description="Dotted-key overrides.")
+    set_file: str | None = Field(None, description="YAML fragment deep-merged onto the base, "
+                                                   "path relative to the study file.")
+
+
+class StudySpec(_Strict):
+    """A study: base config, sweep and extra cases."""
+
+    base: str = Field(description="Base config, path relative to the study file.")
+    sweep: dict[str, list[Any]] = Field(default_factory=dict,
+                                        description="Dotted key -> values; cases are their cartesian product.")
+    cases: list[CaseSpec] = Field(default_factory=list, description="Extra named cases.")
+
+
+@dataclass
+class Case:
+    """One fully resolved case of a study."""
+
+    name: str
+    overrides: dict[str, Any]
+    config: Config
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        return self.config.hash()
+
+
+def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> list[Case]:
+    """Resolve and validate every case of a study file; one bad case fails it, named."""
+    path = Path(path)
+    doc = read_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError([Problem((), "expected a mapping with base, sweep and cases")], str(path))
+    try:
+        spec = StudySpec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from(exc, doc, StudySpec), str(path)) from None
+    base_path = (path.parent / spec.base)
+    base = read_yaml(base_path)
+    if not isinstance(base.data, dict):
+        raise ConfigError([Problem(("base",), f"{base_path} is not a config mapping")], str(path))
+    extra = list(overrides) + [("solver.threads", 1)]  # one solver thread per worker
+    keys = list(spec.sweep)
+    combos = list(itertools.product(*spec.sweep.values())) if keys else [()]
+    cases: list[tuple[str, dict, dict]] = []
+    if keys or not spec.cases:
+        width = max(3, len(str(len(combos))))
+        for i, values in enumerate(combos):
+            cases.append((f"sweep_{i + 1:0{width}d}" if keys else "base", dict(zip(keys, values)), base.data))
+    for i, c in enumerate(spec.cases):
+        raw = base.data
+        if c.set_file:
+            frag = read_yaml(path.parent / c.set_file)
+            if not isinstance(frag.data, dict):
+                raise ConfigError([Problem(("cases", i, "set_file"), "the fragment must be a mapping")], str(path))
+            raw = deep_merge(raw, frag.data)
+        cases.append((c.name, dict(c.set), raw))
+    names = [c[0] for c in cases]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError([Problem(("cases",), f"duplicate case names: {', '.join(dup)}")], str(path))
+    out = []
+    for name, sets, raw in cases:
+        try:
+            data = apply_overrides(raw, list(sets.items()) + extra, source=f"case {name}")
+            cfg = validate(data, f"{path} case {name}")
+        except ConfigError as exc:
+            raise ConfigError(exc.problems, exc.source if exc.source and "case" in exc.source
+                              else f"{path} case {name}") from None
+        cfg._provenance = {"source": str(base_path), "study": str(path), "case": name,
+                           "overrides": [[k, v] for k, v in sets.items()]}
+        out.append(Case(name, sets, cfg, data))
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Workers
+
+
+def run_case(payload: dict) -> dict:
+    """Solve one case in a worker; return its summary and run-folder files as bytes."""
+    import tempfile
+
+    from .api import solve
+
+    cfg = validate(payload["config"], f"case {payload['name']}")
+    cfg._provenance = payload["provenance"]
+    start = time.perf_counter()
+    result = solve(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        result.write(tmp)
+        files = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+    return {"name": payload["name"], "summary": result.summary, "files": files,
+            "seconds": time.perf_counter() - start}
+
+
+def _payload(case: Case) -> dict:
+    return {"name": case.name, "config": case.config.resolved_dict(), "provenance": case.config.provenance}
+
+
+def _store(out: Path, answer: dict) -> None:
+    """Write a finished case's folder; summary.json last, so a crash leaves it unfinished."""
+    folder = out / "cases" / answer["name"]
+    for name, data in sorted(answer["files"].items(), key=lambda kv: kv[0] == FINISHED_FILE):
+        atomic_write_bytes(folder / name, data)
+
+
+def finished_summary(out: Path, case: Case) -> dict | None:
+    """The stored summary of a case if it was solved from the same resolved config."""
+    path = out / "cases" / case.name / FINISHED_FILE
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("config_hash") == case.hash else None
+
+
+# ----------------------------------------------------------------------------
+# Rows
+
+
+def study_row(case: Case, summary: dict | None, error: str | None = None) -> dict:
+    """One study.csv row: the case, its overrides, status, costs, holdings and coverage."""
+    row: dict[str, Any] = {"case": case.name}
+    for k, v in case.overrides.items():
+        row[k] = v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v)
+    s = summary or {}
+    row["status"] = s.get("status", "error")
+    row["objective_usd"] = s.get("objective_usd")
+    for k in COST_KEYS:
+        row[k] = (s.get("costs") or {}).get(k)
+    for p, v in (s.get("holding_t_by_participant") or {}).items():
+        row[f"holding_t.{p}"] = v
+    for p, per in (s.get("expected_coverage_days") or {}).items():
+        for m, v in per.items():
+            row[f"coverage_days.{p}.{m}"] = v
+    row["gap"] = s.get("gap")
+    row["solve_seconds"] = s.get("solve_seconds")
+    if error or s.get("reasons"):
+        row["message"] = error or "; ".join(s.get("reasons", []))
+    return row
+
+
+def write_table(out: Path, rows: list[dict], name: str = "study") -> Path:
+    df = pd.DataFrame(rows)
+    write_csv(df, out / f"{name}.csv")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return out / f"{name}.csv"
+    buf = io.BytesIO()
+    df.astype({c: "string" for c in df.columns if df[c].dtype == object}).to_parquet(buf, index=False)
+    atomic_write_bytes(out / f"{name}.parquet", buf.getvalue())
+    return out / f"{name}.csv"
+
+
+# ----------------------------------------------------------------------------
+# Runners
+
+
+Progress = Callable[[str, str, dict | None], None]  # (event, case name, summary)
+
+
+Results = dict[str, tuple[dict | None, str | None]]  # case name -> (summary, error)
+
+
+def run_cases(cases: list[Case], out: Path, results: Results, workers: int | None = None,
+              scheduler: str | None = None, progress: Progress | None = None) -> Results:
+    """Solve every unfinished case, filling results as cases finish (so an interrupt keeps them)."""
+    out.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for case in cases:
+        done = finished_summary(out, case)
+        if done is not None:
+            results[case.name] = (done, None)
+            if progress:
+                progress("cached", case.name, done)
+        else:
+            todo.append(case)
+    workers = workers or os.cpu_count() or 1
+    if todo:
+        runner = _run_dask if scheduler else _run_local
+        runner(todo, out, workers, scheduler, results, progress)
+    return results
+
+
+def _finish(out: Path, answer: dict, results: dict, progress: Progress | None) -> None:
+    _store(out, answer)
+    results[answer["name"]] = (answer["summary"], None)
+    if progress:
+        progress("done", answer["name"], answer["summary"])
+
+
+def _fail(name: str, error: str, results: dict, progress: Progress | None) -> None:
+    results[name] = (None, error)
+    if progress:
+        progress("failed", name, None)
+
+
+def _run_local(todo: list[Case], out: Path, workers: int, _scheduler: str | None, results: dict,
+               progress: Progress | None, restarts: int = 2) -> None:
+    """A local process pool; a pool broken by a killed worker is restarted for the cases left."""
+    import multiprocessing as mp
+
+    pending = list(todo)
+    while pending:
+        ctx = mp.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
+            futures: dict[Future, Case] = {pool.submit(run_case, _payload(c)): c for c in pending}
+            if progress:
+                for c in pending:
+                    progress("submitted", c.name, None)
+            broken = False
+            try:
+                remaining = set(futures)
+                while remaining:
+                    done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        case = futures[fut]
+                        try:
+                            _finish(out, fut.result(), results, progress)
+                        except BrokenProcessPool:
+                            broken = True
+                        except Exception as exc:  # a case that fails is reported, the rest go on
+                            _fail(case.name, f"{type(exc).__name__}: {exc}", results, progress)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        pending = [c for c in pending if c.name not in results]
+        if pending and (not broken or restarts <= 0):
+            for c in pending:
+                _fail(c.name, "worker process died", results, progress)
+            return
+        restarts -= 1
+
+
+def _run_dask(todo: list[Case], out: Path, workers: int, scheduler: str | None, results: dict,
+              progress: Progress | None) -> None:
+    """A Dask cluster: ``local`` starts a LocalCluster, anything else is a scheduler address."""
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ConfigError([Problem(("--scheduler",), "Dask is not installed: pip install 'stockpile[dask]'")])
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None) if scheduler == "local" else None
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:
+            # pure=False with unique keys: identical payloads are still solved, each once
+            futures = [client.submit(run_case, _payload(c), pure=False, key=f"case-{c.name}-{c.hash}")
+                       for c in todo]
+            names = {f.key: c.name for f, c in zip(futures, todo)}
+            if progress:
+                for c in todo:
+                    progress("submitted", c.name, None)
+            for fut in as_completed(futures):
+                if fut.status == "finished":
+                    _finish(out, fut.result(), results, progress)
+                else:
+                    _fail(names[fut.key], f"{fut.exception()!r}", results, progress)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def run_study(cases: list[Case], out: Path, workers: int | None = None, scheduler: str | None = None,
+              progress: Progress | None = None) -> pd.DataFrame:
+    """Run a study and write study.csv (and study.parquet with pyarrow); interrupted runs keep
+    every finished case and rewrite the table before leaving."""
+    results: Results = {}
+    try:
+        run_cases(cases, out, results, workers, scheduler, progress)
+    finally:
+        rows = [study_row(c, *results[c.name]) for c in cases if c.name in results]
+        if rows:
+            write_table(out, rows)
+    return pd.DataFrame(rows)
+
