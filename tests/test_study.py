@@ -130,3 +130,10 @@ def test_study_cli(tmp_path, study_file):
     assert "study.csv" in result.output and (out / "study.csv").exists()
     dry = CliRunner().invoke(cli, ["study", str(study_file), "--out", str(out), "--dry-run"])
     assert dry.exit_code == 0 and "finished" in dry.output
+
+
+@pytest.mark.parametrize("name", ["budget_sweep", "shock_length"])
+def test_bundled_studies_load(name):
+    from conftest import ROOT
+    cases = load_study(ROOT / "configs" / "studies" / f"{name}.yaml")
+    assert len(cases) >= 8 and len({c.hash for c in cases}) == len(cases)
