@@ -83,16 +83,18 @@ def ortools_version() -> str:
 def solve_model(lm: LinearModel, name: str, time_limit_s: float, relative_gap: float) -> SolveOutcome:
     """Solve with the named backend; honours the time limit and the relative gap.
 
-    A model without integer variables goes to GLOP, the fastest LP solver on this
-    model's LPs, whichever MIP solver is named.
+    The model goes to the solver in its natural units (tonnes, USD); docs/numerics.md
+    says why (internal scaling made HiGHS slower or its bounds wrong). A model without integer variables goes to GLOP, the fastest LP solver on
+    this model's LPs, whichever MIP solver is named.
     """
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver '{name}' (expected one of {', '.join(SOLVERS)})")
     if not lm.integer.any():
         return _solve_mathopt(lm, "glop", time_limit_s, relative_gap)
     if name == "highs":
         return _solve_mathopt(lm, "highs", time_limit_s, relative_gap)
-    if name == "scip":
-        return _solve_scip(lm, time_limit_s, relative_gap)
-    raise ValueError(f"unknown solver '{name}' (expected one of {', '.join(SOLVERS)})")
+    return _solve_scip(lm, time_limit_s, relative_gap)
+
 
 
 # ----------------------------------------------------------------------------

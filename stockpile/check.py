@@ -31,7 +31,7 @@ class Violation:
 
 
 def _close(a: float, b: float, scale: float = 1.0, rel: float = 1e-6) -> bool:
-    return abs(a - b) <= rel * max(1.0, abs(a), abs(b), scale)
+    return a == b or abs(a - b) <= rel * max(1.0, abs(a), abs(b), scale)
 
 
 def _pp(value, participant: str, default: float) -> float:

@@ -193,6 +193,10 @@ class CaseProgress:
             self.bar.stop()
 
     def __call__(self, event: str, name: str, summary: dict | None) -> None:
+        if event == "restart":
+            err_console.print(f"a worker process died; restarting the pool for the {name} left")
+            self.running = 0
+            return
         if event == "submitted":
             self.running += 1
         elif event in ("done", "failed", "cached"):

@@ -76,7 +76,8 @@ def format_loc(loc: tuple[str | int, ...]) -> str:
 
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\- ]+$")]
+# names become folder and column names: start with a letter or digit, so '..' or '/' cannot appear
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")]
 PerParticipant = Union[NonNeg, dict[Name, NonNeg]]
 PerParticipantShare = Union[Share, dict[Name, Share]]
 

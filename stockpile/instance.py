@@ -15,11 +15,12 @@ mineral) fits each participant's budget and storage.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import Config
+from .config import Config, ConfigError, Problem
 
 INF = math.inf
 DAYS_PER_YEAR = 365.0
@@ -92,8 +93,38 @@ class Instance:
         return n_min, n_cap
 
 
+MAX_MEMORY_ENV = "STOCKPILE_MAX_MEMORY_GB"
+DEFAULT_MAX_MEMORY_GB = 8.0
+# bytes per (s, p, m, t) cell at worst: shortfall arrays, and variables, rows and
+# nonzeros when every cell is disrupted and lent on every arc (measured build peaks are lower)
+BYTES_PER_CELL = 128
+BYTES_PER_CELL_ARC = 96
+
+
+def estimated_bytes(cfg: Config) -> int:
+    """Upper estimate of the memory a config's model needs, from its dimensions alone."""
+    S, P, M, T = len(cfg.scenarios), len(cfg.participants), len(cfg.minerals), cfg.horizon.periods
+    return S * P * M * T * (BYTES_PER_CELL + BYTES_PER_CELL_ARC * len(cfg.lending) / max(P, 1))
+
+
+def check_size(cfg: Config) -> None:
+    """Refuse up front a config whose model would not fit, naming the limit to raise."""
+    try:
+        limit = float(os.environ.get(MAX_MEMORY_ENV, DEFAULT_MAX_MEMORY_GB)) * 1e9
+    except ValueError:
+        limit = DEFAULT_MAX_MEMORY_GB * 1e9
+    need = estimated_bytes(cfg)
+    if need > limit:
+        dims = (f"{len(cfg.scenarios):,} scenarios x {len(cfg.participants)} participants x "
+                f"{len(cfg.minerals)} minerals x {cfg.horizon.periods} periods")
+        raise ConfigError([Problem(("scenarios",), f"the model would need about {need / 1e9:,.1f} GB ({dims}); "
+                                                   f"the limit is {limit / 1e9:g} GB: reduce the size or raise "
+                                                   f"{MAX_MEMORY_ENV}")])
+
+
 def build_instance(cfg: Config) -> Instance:
-    """Index a validated config into arrays."""
+    """Index a validated config into arrays (after checking it fits in memory)."""
+    check_size(cfg)
     P, M = list(cfg.participants), list(cfg.minerals)
     p_of = {p: i for i, p in enumerate(P)}
     m_of = {m: j for j, m in enumerate(M)}
@@ -152,28 +183,17 @@ def build_instance(cfg: Config) -> Instance:
 def _shortfall(cfg: Config, p_of: dict[str, int], m_of: dict[str, int], q: np.ndarray) -> np.ndarray:
     """g[s,p,m,t] = min(1, sum of overlapping shock losses) * consumption per period.
 
-    Shocks are accumulated in a difference array over t (one scatter-add per shock
-    start and end), so the cost is one pass over the shocks plus one cumsum.
+    Each shock adds its losses to its own slice of periods: exact (no cumulative-sum
+    round-off where shocks end), and one numpy slice per shock, not per period.
     """
     S, P, M, T = len(cfg.scenarios), len(p_of), len(m_of), cfg.horizon.periods
-    rows_s, rows_m, starts, ends, losses = [], [], [], [], []
+    share = np.zeros((S, P, M, T))
     for s, sc in enumerate(cfg.scenarios):
         for shock in sc.shocks:
-            rows_s.append(s)
-            rows_m.append(m_of[shock.mineral])
-            starts.append(shock.start - 1)
-            ends.append(min(shock.start - 1 + shock.periods, T))
-            losses.append(cfg.per_participant(shock.loss, 0.0))
-    diff = np.zeros((S, P, M, T + 1))
-    if rows_s:
-        s_idx = np.array(rows_s)[:, None]
-        m_idx = np.array(rows_m)[:, None]
-        p_idx = np.arange(P)[None, :]
-        loss = np.array(losses, dtype=float)
-        np.add.at(diff, (s_idx, p_idx, m_idx, np.array(starts)[:, None]), loss)
-        np.add.at(diff, (s_idx, p_idx, m_idx, np.array(ends)[:, None]), -loss)
-    share = np.clip(np.cumsum(diff[..., :T], axis=-1), 0.0, 1.0)
-    share[share < 1e-12] = 0.0  # cancel cumsum round-off where shocks ended
+            end = min(shock.start - 1 + shock.periods, T)
+            share[s, :, m_of[shock.mineral], shock.start - 1:end] += \
+                np.asarray(cfg.per_participant(shock.loss, 0.0))[:, None]
+    np.minimum(share, 1.0, out=share)
     return share * q[None, :, :, None]
 
 

@@ -285,6 +285,8 @@ def _run_local(todo: list[Case], out: Path, workers: int, _scheduler: str | None
             for c in pending:
                 _fail(c.name, "worker process died", results, progress)
             return
+        if pending and progress:
+            progress("restart", f"{len(pending)} cases", None)
         restarts -= 1
 
 

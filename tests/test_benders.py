@@ -33,8 +33,8 @@ def test_benders_agrees_with_extensive(tmp_path, seed, size):
     assert ext.status == ben.status == "optimal"
     e, b = ext.summary, ben.summary
     assert b["objective_usd"] == pytest.approx(e["objective_usd"], rel=2e-6)
-    assert b["best_bound_usd"] <= e["objective_usd"] * (1 + 1e-9)
-    assert e["best_bound_usd"] <= b["objective_usd"] * (1 + 1e-9)
+    assert b["best_bound_usd"] <= e["objective_usd"] * (1 + 1e-7)  # LP tolerances
+    assert e["best_bound_usd"] <= b["objective_usd"] * (1 + 1e-7)
     assert b["iterations"]["cuts"] > 0
 
 
