@@ -99,9 +99,10 @@ def cli() -> None:
 @click.option("--export-model", type=click.Path(dir_okay=False),
               help="Write the model as MPS (or LP for *.lp) and stop without solving.")
 @click.option("--quiet", is_flag=True, help="Print only the output folder.")
+@click.option("--report", "with_report", is_flag=True, help="Also write report.html into the output folder.")
 @user_errors
 def solve(config: str, out: str | None, sets: tuple[str, ...], export_model: str | None, quiet: bool,
-          **flags: Any) -> None:
+          with_report: bool, **flags: Any) -> None:
     """Solve CONFIG and write summary.json, holdings, schedule and coverage CSVs."""
     from .api import export_model as export
     from .api import solve as run
@@ -120,6 +121,10 @@ def solve(config: str, out: str | None, sets: tuple[str, ...], export_model: str
         click.echo(str(out_dir))
     elif result.has_solution:
         show_result(result, out_dir)
+    if with_report:
+        from .report import write_report
+
+        click.echo(f"report: {write_report(out_dir)}")
     if not result.has_solution:
         reasons = result.summary.get("reasons") or [result.status]
         code = EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_NO_SOLUTION
@@ -343,6 +348,23 @@ def generate(participants: int, minerals: int, scenarios: int, periods: int, see
     atomic_write_text(Path(output), yaml.safe_dump(data, sort_keys=False, width=120))
     click.echo(f"wrote {output}: {participants} participants, {minerals} minerals, "
                f"{scenarios} scenarios, {periods} periods")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--figures", type=click.Path(file_okay=False), help="Also write every chart as PNG and SVG here.")
+@user_errors
+def report(folder: str, figures: str | None) -> None:
+    """Write report.html for a solve, study or coalition output folder."""
+    from .report import write_report
+
+    try:
+        path = write_report(folder, figures)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(str(path))
+    if figures:
+        click.echo(f"figures in {figures}/")
 
 
 @cli.command()

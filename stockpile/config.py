@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 MAX_CONFIG_BYTES_ENV = "STOCKPILE_MAX_CONFIG_MB"
 DEFAULT_MAX_CONFIG_MB = 16
@@ -74,8 +74,18 @@ def format_loc(loc: tuple[str | int, ...]) -> str:
 # ----------------------------------------------------------------------------
 # Schema
 
-NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+TINY = 1e-9
+
+
+def _not_tiny(value: float) -> float:
+    """Numbers below 1e-9 in magnitude sit under every solver tolerance: ask for 0 instead."""
+    if value != 0 and abs(value) < TINY:
+        raise ValueError(f"{value!r} is below {TINY:g} in magnitude, under the solvers' tolerances; write 0")
+    return value
+
+
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_not_tiny)]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), AfterValidator(_not_tiny)]
 # names become folder and column names: start with a letter or digit, so '..' or '/' cannot appear
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")]
 PerParticipant = Union[NonNeg, dict[Name, NonNeg]]
@@ -590,6 +600,8 @@ def _explain(err: dict, root: type[BaseModel]) -> str:
         return "required key is missing"
     if kind == "finite_number":
         return f"expected a finite number, got {value!r}"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."

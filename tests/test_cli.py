@@ -201,3 +201,9 @@ def test_python_dash_m_and_console_script(tmp_path):
         assert proc.returncode == 0, proc.stderr
         bad = subprocess.run(cmd + ["validate", str(tmp_path / "nope.yaml")], capture_output=True, text=True)
         assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope.yaml" in bad.stderr
+
+
+def test_tiny_numbers_are_refused(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", mutate("minerals.cobalt.consumption_t_per_year", {"US": 5e-324}))
+    code, out = run("validate", cfg)
+    assert code == 2 and "minerals.cobalt.consumption_t_per_year.US: 5e-324 is below 1e-09" in out and "write 0" in out

@@ -27,8 +27,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 PARTS = ["US", "JP", "EU"]
 MINS = ["cobalt", "gallium", "nickel"]
-money = st.floats(min_value=1.0, max_value=1e7, allow_nan=False)
-share = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
+def floats(lo: float, hi: float):
+    """Floats in [lo, hi], with values under 1e-9 (which configs refuse) drawn as 0."""
+    return st.floats(min_value=lo, max_value=hi, allow_nan=False).map(lambda v: 0.0 if abs(v) < 1e-9 else v)
+
+
+money = floats(1.0, 1e7)
+share = floats(0.0, 1.0)
 
 
 @st.composite
@@ -40,31 +45,31 @@ def configs(draw) -> dict:
     for p in parts:
         lim = {}
         if draw(st.booleans()):
-            lim["budget_usd"] = draw(st.floats(1e4, 1e9))
+            lim["budget_usd"] = draw(floats(1e4, 1e9))
         if draw(st.booleans()):
-            lim["storage_capacity_t"] = draw(st.floats(10, 1e6))
+            lim["storage_capacity_t"] = draw(floats(10, 1e6))
         lim["release_rate_max"] = draw(share)
-        lim["reserve_floor"] = draw(st.floats(0.0, 0.9))
+        lim["reserve_floor"] = draw(floats(0.0, 0.9))
         participants[p] = lim
     minerals = {}
     for m in mins:
         price = draw(money)
         minerals[m] = {
             "price_usd_per_t": price,
-            "holding_cost_usd_per_t_year": draw(st.floats(0, 0.2)) * price,
+            "holding_cost_usd_per_t_year": draw(floats(0, 0.2)) * price,
             "lot_t": draw(st.sampled_from([0.5, 1.0, 10.0, 100.0])),
-            "shortfall_cost_usd_per_t": price * draw(st.floats(0.5, 50)),
-            "consumption_t_per_year": {p: draw(st.floats(0, 1e5)) for p in parts},
-            "initial_t": {p: draw(st.floats(0, 1e3)) for p in parts if draw(st.booleans())},
-            "fixed_cost_usd": {p: draw(st.floats(0, 1e7)) for p in parts if draw(st.booleans())},
-            "min_days": {p: draw(st.floats(0, 60)) for p in parts if draw(st.booleans())},
+            "shortfall_cost_usd_per_t": price * draw(floats(0.5, 50)),
+            "consumption_t_per_year": {p: draw(floats(0, 1e5)) for p in parts},
+            "initial_t": {p: draw(floats(0, 1e3)) for p in parts if draw(st.booleans())},
+            "fixed_cost_usd": {p: draw(floats(0, 1e7)) for p in parts if draw(st.booleans())},
+            "min_days": {p: draw(floats(0, 60)) for p in parts if draw(st.booleans())},
         }
         if draw(st.booleans()):
-            minerals[m]["max_acquisition_t"] = {p: draw(st.floats(0, 1e5)) for p in parts}
-    lending = [{"from": a, "to": b, "max_share": draw(share), "cost_usd_per_t": draw(st.floats(0, 1e3)),
+            minerals[m]["max_acquisition_t"] = {p: draw(floats(0, 1e5)) for p in parts}
+    lending = [{"from": a, "to": b, "max_share": draw(share), "cost_usd_per_t": draw(floats(0, 1e3)),
                 "minerals": draw(st.lists(st.sampled_from(mins), min_size=1, unique=True))}
                for a in parts for b in parts if a != b and draw(st.booleans())]
-    weights = [draw(st.floats(0.01, 1.0)) for _ in range(S)]
+    weights = [draw(floats(0.01, 1.0)) for _ in range(S)]
     scenarios = []
     for s in range(S):
         shocks = [{"mineral": draw(st.sampled_from(mins)), "start": draw(st.integers(1, T)),
@@ -74,7 +79,7 @@ def configs(draw) -> dict:
         scenarios.append({"name": f"s{s}", "probability": weights[s] / sum(weights), "shocks": shocks})
     scenarios[-1]["probability"] = 1.0 - math.fsum(x["probability"] for x in scenarios[:-1])
     return {"name": "fuzz", "horizon": {"periods": T, "period_days": draw(st.sampled_from([7, 30, 91.25])),
-                                        "holding_years": draw(st.floats(0, 10))},
+                                        "holding_years": draw(floats(0, 10))},
             "participants": participants, "minerals": minerals, "lending": lending, "scenarios": scenarios,
             "solver": {"method": draw(st.sampled_from(["extensive", "benders"])), "relative_gap": 1e-6}}
 

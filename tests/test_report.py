@@ -1,0 +1,124 @@
+"""Reports: the numbers shown match the run's files, the page is offline, and a real browser renders it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from conftest import ROOT
+from stockpile import load_config, solve
+from stockpile.cli import cli
+from stockpile.report import build_report, write_report
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("report")
+    out = {"solve": solve(load_config(ROOT / "configs" / "us_japan.yaml")).write(tmp / "solve")}
+    study = tmp / "study.yaml"
+    study.write_text(yaml.safe_dump({"base": str(ROOT / "configs" / "us_japan.yaml"), "sweep": {
+        "participants.JP.budget_usd": [6e8, 9e8], "scenarios.drc_cobalt_suspension.shocks.0.periods": [4, 8]}}))
+    for kind, args in (("study", ["study", str(study)]), ("coalition", ["coalition", str(ROOT / "configs" / "us_japan.yaml")])):
+        result = CliRunner().invoke(cli, [*args, "--out", str(tmp / kind), "--workers", "2"])
+        assert result.exit_code == 0, result.output
+        out[kind] = tmp / kind
+    return out
+
+
+def _data(chart) -> pd.DataFrame:
+    spec = chart.to_dict()
+    return pd.DataFrame(next(iter(spec["datasets"].values())))
+
+
+def test_solve_report_numbers_match_the_files(runs):
+    folder = runs["solve"]
+    page = build_report(folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    hold = pd.read_csv(folder / "holdings.csv")
+    cov = pd.read_csv(folder / "coverage.csv")
+    assert f"${summary['objective_usd'] / 1e9:,.2f}bn" in page.header
+    assert summary["config_hash"] in page.header
+    charts = list(page.charts.values())
+    shown = _data(charts[0])  # holdings: initial and acquired tonnes
+    assert shown.tonnes.sum() == pytest.approx(hold.holding_t.sum())
+    days = _data(charts[1])
+    assert days.set_index(["participant", "mineral"]).days_of_consumption.to_dict() == pytest.approx(
+        hold.dropna(subset=["days_of_consumption"]).set_index(["participant", "mineral"]).days_of_consumption.to_dict())
+    heat = _data(charts[2])
+    assert len(heat) == len(cov) and heat.coverage_days.sum() == pytest.approx(cov.coverage_days.sum())
+    costs = _data(charts[4])
+    assert costs.usd.sum() == pytest.approx(summary["objective_usd"])
+    limits = [s for s in page.sections if s[0] == "Limits at the optimum"][0][2][0]
+    assert "budget_usd" in limits and "min_days" in limits
+
+
+def test_study_and_coalition_report_numbers(runs):
+    page = build_report(runs["study"])
+    table = pd.read_csv(runs["study"] / "study.csv")
+    frontier = _data(next(iter(page.charts.values())))
+    assert sorted(frontier.objective_usd) == pytest.approx(sorted(table.objective_usd))
+    assert all(f">{case}<" in "".join(str(i) for s in page.sections for i in s[2]) for case in table.case)
+    page = build_report(runs["coalition"])
+    coal = pd.read_csv(runs["coalition"] / "coalitions.csv")
+    shares = pd.read_csv(runs["coalition"] / "shares.csv")
+    charts = list(page.charts.values())
+    assert _data(charts[0]).objective_usd.tolist() == pytest.approx(coal.objective_usd.tolist())
+    shown = _data(charts[1])
+    assert shown[shown.measure == "Shapley share"].usd.tolist() == pytest.approx(shares.shapley_usd.tolist())
+
+
+def test_report_is_self_contained(runs):
+    for folder in runs.values():
+        html = write_report(folder).read_text()
+        assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"?https?:", html)
+        assert "vegaEmbed" in html
+
+
+def test_cli_report_and_figures(runs, tmp_path):
+    result = CliRunner().invoke(cli, ["report", str(runs["coalition"]), "--figures", str(tmp_path / "fig")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.suffix for p in (tmp_path / "fig").iterdir()) == [".png", ".png", ".svg", ".svg"]
+    assert all(p.stat().st_size > 1000 for p in (tmp_path / "fig").iterdir())
+    bad = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    assert bad.exit_code == 2 and "not a solve, study or coalition output folder" in bad.output
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--virtual-time-budget=20000", "--enable-logging=stderr", "--v=0"]
+
+
+@pytest.mark.parametrize("kind", ["solve", "study", "coalition"])
+def test_every_chart_renders_in_a_real_browser(runs, kind, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium found (install Debian's chromium package; .ci/run does)")
+    page = write_report(runs[kind])
+    flags = [*CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    charts = int(re.search(r'data-charts="(\d+)"', dom.stdout).group(1))
+    assert charts > 0
+    assert f'data-rendered="{charts}"' in dom.stdout, "not every chart rendered"
+    assert "data-error" not in dom.stdout
+    errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and
+              ("Error" in line or "Uncaught" in line) and "WARN" not in line]
+    assert not errors, errors
+    for i in range(1, charts + 1):
+        block = re.search(rf'<div class="chart[^"]*" id="chart{i}".*?</svg>', dom.stdout, re.S)
+        assert block and "<path" in block.group(0), f"chart {i} is empty"
+    shot = tmp_path / f"{kind}.png"
+    subprocess.run([browser, *flags, "--window-size=1200,2000", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000
