@@ -167,7 +167,7 @@ def check_run(run_dir: str | Path, tol: float = 1e-6) -> list[Violation]:
         if not _close(row.lent_t, lent_by.get(key, 0.0)):
             bad.append(Violation("lending total", where, f"lent_t {row.lent_t:g} != lending.csv {lent_by.get(key, 0.0):g}"))
         if not _close(row.borrowed_t, borrowed_by.get(key, 0.0)):
-            bad.append(Violation("borrowing total", where, f"borrowed_t != lending.csv"))
+            bad.append(Violation("borrowing total", where, "borrowed_t != lending.csv"))
         hx = x[p, m]
         out = row.release_t + row.lent_t
         if out > lim["release_rate_max"] * hx + tol * max(1, hx):

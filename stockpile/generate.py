@@ -64,7 +64,7 @@ def generate(participants: int = 2, minerals: int = 5, scenarios: int = 10, peri
             value_per_year[p] += consumption[p] * price
 
     participants_cfg = {}
-    for i, p in enumerate(parts):
+    for p in parts:
         participants_cfg[p] = {
             # about 45 days of consumption value: budgets bind, as real ones do
             "budget_usd": float(np.round(value_per_year[p] * 45 / 365 + 2.0e7, -5)),

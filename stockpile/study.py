@@ -296,7 +296,7 @@ def _run_dask(todo: list[Case], out: Path, workers: int, scheduler: str | None, 
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise ConfigError([Problem(("--scheduler",), "Dask is not installed: pip install 'stockpile[dask]'")])
+        raise ConfigError([Problem(("--scheduler",), "Dask is not installed: pip install 'stockpile[dask]'")]) from None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            dashboard_address=None) if scheduler == "local" else None
     try:

@@ -30,6 +30,27 @@ def solve_dict(tmp_path: Path, data: dict, label: str = "cfg", **solver):
     return result
 
 
+def checked_solve(cfg):
+    """Solve a Config, write its run to a temporary folder and assert the verifier passes."""
+    import tempfile
+
+    result = solve(cfg)
+    if result.has_solution:
+        with tempfile.TemporaryDirectory() as tmp:
+            problems = check_run(result.write(Path(tmp) / "run"))
+        assert not problems, "\n".join(map(str, problems[:20]))
+    return result
+
+
+def assert_runs_verify(folder: Path) -> int:
+    """Run the verifier on every case folder under folder/cases; returns how many were checked."""
+    cases = sorted((folder / "cases").glob("*/summary.json"))
+    for summary in cases:
+        problems = check_run(summary.parent)
+        assert not problems, f"{summary.parent.name}: " + "\n".join(map(str, problems[:20]))
+    return len(cases)
+
+
 def one_mineral(**over) -> dict:
     """A one-participant, one-mineral, one-period config; q = consumption (period = a year)."""
     base = {

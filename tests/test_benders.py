@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bruteforce import brute_force, random_config
-from conftest import solve_dict
-from stockpile import load_config, solve
+from conftest import checked_solve, solve_dict
+from stockpile import load_config
 from stockpile.config import validate
 from stockpile.generate import generate
 
@@ -39,8 +39,8 @@ def test_benders_agrees_with_extensive(tmp_path, seed, size):
 
 
 def test_benders_on_default_config(tmp_path, default_config):
-    ext = solve(load_config(default_config, [("solver.method", "extensive"), ("solver.relative_gap", 1e-7)]))
-    ben = solve(load_config(default_config, [("solver.method", "benders"), ("solver.relative_gap", 1e-7)]))
+    ext = checked_solve(load_config(default_config, [("solver.method", "extensive"), ("solver.relative_gap", 1e-7)]))
+    ben = checked_solve(load_config(default_config, [("solver.method", "benders"), ("solver.relative_gap", 1e-7)]))
     assert ben.summary["objective_usd"] == pytest.approx(ext.summary["objective_usd"], rel=1e-6)
     from stockpile.check import check_run
     assert check_run(ben.write(tmp_path / "ben")) == []
@@ -49,15 +49,15 @@ def test_benders_on_default_config(tmp_path, default_config):
 def test_threads_do_not_change_the_answer():
     data = generate(2, 6, 40, 12, seed=3)
     data["solver"].update(method="benders")
-    one = solve(validate({**data, "solver": {**data["solver"], "threads": 1}}))
-    two = solve(validate({**data, "solver": {**data["solver"], "threads": 2}}))
+    one = checked_solve(validate({**data, "solver": {**data["solver"], "threads": 1}}))
+    two = checked_solve(validate({**data, "solver": {**data["solver"], "threads": 2}}))
     assert one.summary["objective_usd"] == two.summary["objective_usd"]
     assert one.holdings.equals(two.holdings)
 
 
 def test_auto_picks_by_size():
-    small = solve(validate(generate(1, 1, 2, 2, seed=1)))
-    big = solve(validate(generate(2, 6, 60, 12, seed=1)))
+    small = checked_solve(validate(generate(1, 1, 2, 2, seed=1)))
+    big = checked_solve(validate(generate(2, 6, 60, 12, seed=1)))
     assert small.summary["method"] == "extensive"
     assert big.summary["method"] == "benders"
 
@@ -75,6 +75,6 @@ def test_generated_configs_are_valid_and_reproducible():
 def test_extensive_solvers_agree_on_generated(seed):
     data = generate(2, 5, 10, 12, seed=seed)
     data["solver"].update(method="extensive", relative_gap=1e-7)
-    objs = [solve(validate({**data, "solver": {**data["solver"], "name": s}})).summary["objective_usd"]
+    objs = [checked_solve(validate({**data, "solver": {**data["solver"], "name": s}})).summary["objective_usd"]
             for s in ("highs", "scip")]
     assert objs[0] == pytest.approx(objs[1], rel=2e-7)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import ROOT, write_config
+from conftest import write_config
 from stockpile.cli import cli
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_config
+from conftest import assert_runs_verify, write_config
 from stockpile.cli import cli
 from stockpile.coalition import in_core, shapley
 
@@ -71,6 +71,7 @@ def test_three_participant_shapley(tmp_path):
     coal = pd.read_csv(tmp_path / "out" / "coalitions.csv")
     shares = pd.read_csv(tmp_path / "out" / "shares.csv")
     assert len(coal) == 7
+    assert assert_runs_verify(tmp_path / "out") == 7
     v = {frozenset(c.split("+")): x for c, x in zip(coal.coalition, coal.objective_usd)}
     expected = permutation_shapley(v, ["US", "JP", "EU"])
     for row in shares.itertuples():

@@ -8,8 +8,8 @@ import os
 import pandas as pd
 import pytest
 
-from conftest import ROOT, solve_dict
-from stockpile import export_model, load_config, solve
+from conftest import ROOT, checked_solve
+from stockpile import export_model, load_config
 from stockpile.check import check_run
 
 DATA = ROOT / "tests" / "data"
@@ -17,7 +17,7 @@ DATA = ROOT / "tests" / "data"
 
 @pytest.mark.parametrize("solver", ["highs", "scip"])
 def test_default_config_solves_and_verifies(tmp_path, default_config, solver):
-    res = solve(load_config(default_config, [("solver.name", solver)]))
+    res = checked_solve(load_config(default_config, [("solver.name", solver)]))
     assert res.status == "optimal"
     assert res.summary["gap"] <= 1e-4
     run = res.write(tmp_path / solver)
@@ -28,13 +28,13 @@ def test_default_config_solves_and_verifies(tmp_path, default_config, solver):
 
 
 def test_default_config_solvers_agree(default_config):
-    objs = [solve(load_config(default_config, [("solver.name", s), ("solver.relative_gap", 1e-7)]))
+    objs = [checked_solve(load_config(default_config, [("solver.name", s), ("solver.relative_gap", 1e-7)]))
             .summary["objective_usd"] for s in ("highs", "scip")]
     assert objs[0] == pytest.approx(objs[1], rel=1e-6)
 
 
 def test_checker_catches_tampering(tmp_path, default_config):
-    run = solve(load_config(default_config)).write(tmp_path / "run")
+    run = checked_solve(load_config(default_config)).write(tmp_path / "run")
     sched = pd.read_csv(run / "schedule.csv")
     i = sched.index[sched.release_t > 0][0]
     sched.loc[i, "release_t"] += 5.0
@@ -48,8 +48,8 @@ def test_checker_catches_tampering(tmp_path, default_config):
 
 
 def test_same_config_same_bytes(tmp_path, default_config):
-    a = solve(load_config(default_config)).write(tmp_path / "a")
-    b = solve(load_config(default_config)).write(tmp_path / "b")
+    a = checked_solve(load_config(default_config)).write(tmp_path / "a")
+    b = checked_solve(load_config(default_config)).write(tmp_path / "b")
     for name in ("holdings.csv", "schedule.csv", "coverage.csv", "lending.csv", "config.resolved.yaml"):
         assert filecmp.cmp(a / name, b / name, shallow=False), name
 
@@ -65,8 +65,8 @@ def test_lp_formulation_regression(tmp_path):
 
 
 def test_lending_reduces_cost(tmp_path, default_config):
-    with_lending = solve(load_config(default_config))
-    without = solve(load_config(default_config, [("lending", [])]))
+    with_lending = checked_solve(load_config(default_config))
+    without = checked_solve(load_config(default_config, [("lending", [])]))
     assert without.summary["objective_usd"] >= with_lending.summary["objective_usd"] * (1 - 1e-4)
 
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import ROOT
-from stockpile import load_config, solve
+from conftest import ROOT, checked_solve
+from stockpile import load_config
 from stockpile.cli import cli
 from stockpile.report import build_report, write_report
 
@@ -22,7 +22,7 @@ from stockpile.report import build_report, write_report
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("report")
-    out = {"solve": solve(load_config(ROOT / "configs" / "us_japan.yaml")).write(tmp / "solve")}
+    out = {"solve": checked_solve(load_config(ROOT / "configs" / "us_japan.yaml")).write(tmp / "solve")}
     study = tmp / "study.yaml"
     study.write_text(yaml.safe_dump({"base": str(ROOT / "configs" / "us_japan.yaml"), "sweep": {
         "participants.JP.budget_usd": [6e8, 9e8], "scenarios.drc_cobalt_suspension.shocks.0.periods": [4, 8]}}))

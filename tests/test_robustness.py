@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
-from conftest import ROOT, write_config
-from stockpile import load_config, solve
+from conftest import ROOT, checked_solve, write_config
+from stockpile import load_config
 from stockpile.cli import cli
 from stockpile.config import ConfigError, parse_yaml
 from stockpile.generate import generate
@@ -48,16 +47,16 @@ def _scaled(data: dict, price: float = 1.0, qty: float = 1.0) -> dict:
 @pytest.mark.parametrize("price,qty", [(1e3, 1.0), (1.0, 1e3), (1e-3, 1e3)])
 def test_scaling_units_scales_the_plan_exactly(tmp_path, price, qty):
     base = load_config(DEFAULT, TIGHT).resolved_dict()
-    ref = solve(load_config(write_config(tmp_path / "a.yaml", base)))
-    scaled = solve(load_config(write_config(tmp_path / "b.yaml", _scaled(base, price, qty))))
+    ref = checked_solve(load_config(write_config(tmp_path / "a.yaml", base)))
+    scaled = checked_solve(load_config(write_config(tmp_path / "b.yaml", _scaled(base, price, qty))))
     assert scaled.summary["objective_usd"] == pytest.approx(ref.summary["objective_usd"] * price, rel=1e-6)
     assert scaled.holdings.lots.tolist() == ref.holdings.lots.tolist()
     assert scaled.holdings.holding_t.to_numpy() == pytest.approx(ref.holdings.holding_t.to_numpy() * qty, rel=1e-9)
 
 
 def test_outputs_are_byte_identical_but_for_timings(tmp_path):
-    a = solve(load_config(DEFAULT)).write(tmp_path / "a")
-    b = solve(load_config(DEFAULT)).write(tmp_path / "b")
+    a = checked_solve(load_config(DEFAULT)).write(tmp_path / "a")
+    b = checked_solve(load_config(DEFAULT)).write(tmp_path / "b")
     for name in ("holdings.csv", "schedule.csv", "coverage.csv", "lending.csv", "expected_coverage.csv",
                  "config.resolved.yaml"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name

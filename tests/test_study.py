@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import write_config
+from conftest import assert_runs_verify, write_config
 from stockpile.cli import cli
 from stockpile.config import ConfigError
 from stockpile.study import load_study, run_study
@@ -95,6 +95,7 @@ def test_study_runs_resumes_and_frontier_is_monotone(tmp_path, study_file):
         assert col in df.columns, col
     table = pd.read_csv(out / "study.csv")
     assert list(table.case) == list(df.case)
+    assert assert_runs_verify(out) == 8
     assert (out / "study.parquet").exists()
     # more budget never costs more: the frontier is monotone for each shock length
     for _, g in df.dropna(subset=["participants.US.budget_usd"]).groupby("scenarios.ban.shocks.0.periods"):
