@@ -21,6 +21,7 @@ from rich.table import Table
 from . import __version__
 from .config import ConfigError, load_config, parse_set_option
 from .instance import InfeasibleConfig
+from .outputs import money as _money
 
 EXIT_CONFIG, EXIT_INFEASIBLE, EXIT_NO_SOLUTION = 2, 3, 4
 
@@ -224,12 +225,26 @@ def _interrupted(out_dir: Path, total: int) -> UserError:
                      "run the same command again to complete the rest", 130)
 
 
+def runner_options(default_out: str) -> Callable:
+    """Options shared by the commands that solve many cases."""
+
+    def wrap(fn: Callable) -> Callable:
+        for opt in reversed([
+            click.option("--out", type=click.Path(file_okay=False), help=f"Output folder (default {default_out})."),
+            click.option("--workers", type=click.IntRange(1, 4096), help="Parallel solves (default: every core)."),
+            click.option("--scheduler", metavar="ADDRESS", help="Run on Dask: 'local' or tcp://host:8786."),
+            click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                         help="Dotted override applied to every case, repeatable."),
+        ]):
+            fn = opt(fn)
+        return fn
+
+    return wrap
+
+
 @cli.command()
 @click.argument("study_file", type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default runs/<study name>).")
-@click.option("--workers", type=click.IntRange(1, 4096), help="Parallel cases (default: every core).")
-@click.option("--scheduler", metavar="ADDRESS", help="Run on Dask: 'local' or tcp://host:8786.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override applied to every case.")
+@runner_options("runs/<study name>")
 @click.option("--dry-run", is_flag=True, help="List the cases and their sizes; solve nothing.")
 @user_errors
 def study(study_file: str, out: str | None, workers: int | None, scheduler: str | None,
@@ -257,10 +272,7 @@ def study(study_file: str, out: str | None, workers: int | None, scheduler: str 
 
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default runs/<name>-coalitions).")
-@click.option("--workers", type=click.IntRange(1, 4096), help="Parallel solves (default: every core).")
-@click.option("--scheduler", metavar="ADDRESS", help="Run on Dask: 'local' or tcp://host:8786.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted override, repeatable.")
+@runner_options("runs/<name>-coalitions")
 @user_errors
 def coalition(config: str, out: str | None, workers: int | None, scheduler: str | None,
               sets: tuple[str, ...]) -> None:
@@ -373,15 +385,6 @@ def schema() -> None:
     from .docs import config_reference
 
     click.echo(config_reference())
-
-
-def _money(x: float | None) -> str:
-    if x is None or x != x:
-        return "-"
-    for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
-            return f"${x / div:,.2f}{unit}"
-    return f"${x:,.0f}"
 
 
 def show_result(result: Any, out_dir: Path) -> None:

@@ -25,6 +25,16 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def money(x: float | None) -> str:
+    """USD for people: $2.63bn, $976.19m, $92.84k; a dash when there is no figure."""
+    if x is None or x != x:
+        return "–"
+    for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"${x / div:,.2f}{unit}"
+    return f"${x:,.0f}"
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write bytes to path via a temporary sibling, fsync and an atomic rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from .outputs import atomic_write_text
+from .outputs import money as _money
 
 MAX_SCENARIOS_SHOWN = 30
 WIDTH = 640
@@ -81,15 +82,6 @@ def write_report(folder: str | Path, figures: str | Path | None = None) -> Path:
 
 # ----------------------------------------------------------------------------
 # Solve runs
-
-
-def _money(x) -> str:
-    if x is None or x != x:
-        return "–"
-    for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
-            return f"${x / div:,.2f}{unit}"
-    return f"${x:,.0f}"
 
 
 def _kv_table(rows: list[tuple[str, str]], cls: str = "kv") -> str:
