@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .backends import relative_gap, solve_model
-from .benders import solve_benders
+from .benders import Progress, solve_benders
 from .config import Config
 from .instance import InfeasibleConfig, Instance, build_instance, check_feasible
 from .model import LinearModel, build_model
@@ -42,11 +42,12 @@ def _base_summary(cfg: Config, inst: Instance) -> dict:
     }
 
 
-def solve(cfg: Config) -> Result:
+def solve(cfg: Config, progress: Progress | None = None) -> Result:
     """Solve a validated config and return its result tables.
 
     An infeasible config returns a Result with status ``infeasible`` and the
     limits that conflict in ``summary["reasons"]``; it does not raise.
+    progress(phase, best cost, lower bound) is called as the decomposition iterates.
     """
     t0 = time.perf_counter()
     inst = build_instance(cfg)
@@ -61,7 +62,7 @@ def solve(cfg: Config) -> Result:
     opts = cfg.solver
     method = choose_method(opts.method, lm)
     if method == "benders":
-        out, stats = solve_benders(inst, lm, opts.time_limit_s, opts.relative_gap, opts.threads)
+        out, stats = solve_benders(inst, lm, opts.time_limit_s, opts.relative_gap, opts.threads, progress)
         summary["iterations"] = {"lp_phase": stats.lp_iterations, "mip_phase": stats.iterations,
                                  "cuts": stats.cuts}
     else:

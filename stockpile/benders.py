@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -263,8 +264,12 @@ class Decomposition:
 MASTER_SOLVER = "scip"
 
 
+Progress = Callable[[str, float, float], None]  # (phase, best plan's cost, lower bound)
+
+
 def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: float,
-                  threads: int | None = None, progress=None) -> tuple[SolveOutcome, BendersStats]:
+                  threads: int | None = None, progress: Progress | None = None
+                  ) -> tuple[SolveOutcome, BendersStats]:
     """Run the L-shaped method to the relative gap; returns the full solution vector of lm.
 
     The master MIP is always solved by SCIP: HiGHS 1.12 (through MathOpt) returned
@@ -320,6 +325,8 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
             Q = add_cuts(n)
             stats.lp_iterations += 1
             upper = dec.first_stage_cost(n, out.x[nn:dec.first.size]) + Q.sum()
+            if progress:
+                progress(f"relaxation {stats.lp_iterations}", best[0], lb)
             if relative_gap(upper, out.objective) is not None and relative_gap(upper, out.objective) <= gap / 10:
                 break
             if time.perf_counter() > deadline:
@@ -340,7 +347,7 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
             g = relative_gap(best[0], lb)
             stats.history.append((stats.iterations, best[0], lb))
             if progress:
-                progress(stats.iterations, best[0], lb)
+                progress(f"iteration {stats.iterations}", best[0], lb)
             if g is not None and g <= gap:
                 break
     finally:

@@ -114,9 +114,17 @@ def solve(config: str, out: str | None, sets: tuple[str, ...], export_model: str
         click.echo(f"model written to {path} (not solved)")
         return
     out_dir = Path(out) if out else Path("runs") / cfg.name
-    with err_console.status(f"solving {cfg.name} with {cfg.solver.name}...", spinner="dots") \
-            if not quiet and sys.stderr.isatty() else nullcontext():
-        result = run(cfg)
+    live = not quiet and sys.stderr.isatty()
+    with err_console.status(f"solving {cfg.name}...", spinner="dots") if live else nullcontext() as status:
+
+        def progress(phase: str, best: float, bound: float) -> None:
+            gap = (best - bound) / max(abs(best), 1.0) if bound > -float("inf") else None
+            text = f"solving {cfg.name}: {phase}, best plan {_money(best)}" + \
+                (f", bound {_money(bound)}, gap {gap:.1e}" if gap is not None else "")
+            if status is not None:
+                status.update(text)
+
+        result = run(cfg, progress if live else None)
     result.write(out_dir)
     if quiet:
         click.echo(str(out_dir))
@@ -148,7 +156,8 @@ def validate(config: str, sets: tuple[str, ...]) -> None:
     sizes = dict(inst.sizes)
     if not reasons:
         sizes.update(build_model(inst).sizes)
-    table = Table(title=f"{cfg.name}: valid", show_header=False, title_justify="left")
+    verdict = "valid" if not reasons else "valid, but its limits admit no plan"
+    table = Table(title=f"{cfg.name}: {verdict}", show_header=False, title_justify="left")
     for k, v in sizes.items():
         table.add_row(k, f"{v:,}")
     Console().print(table)

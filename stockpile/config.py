@@ -92,11 +92,13 @@ PerParticipant = Union[NonNeg, dict[Name, NonNeg]]
 PerParticipantShare = Union[Share, dict[Name, Share]]
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every schema model: unknown keys are errors, defaults are validated too."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
 
 
-class Horizon(_Strict):
+class Horizon(StrictModel):
     """Release periods of the shock horizon, and how long holdings are paid for."""
 
     periods: int = Field(ge=1, le=10_000, description="Number of release periods T (required).")
@@ -109,7 +111,7 @@ class Horizon(_Strict):
     )
 
 
-class Participant(_Strict):
+class Participant(StrictModel):
     """One country's regulatory limits. Each is optional: absent means no limit."""
 
     budget_usd: NonNeg | None = Field(
@@ -127,7 +129,7 @@ class Participant(_Strict):
     )
 
 
-class Mineral(_Strict):
+class Mineral(StrictModel):
     """Market data and per-participant rules for one mineral."""
 
     price_usd_per_t: NonNeg = Field(description="Acquisition price, USD per tonne (required).")
@@ -160,7 +162,7 @@ class Mineral(_Strict):
     )
 
 
-class Lending(_Strict):
+class Lending(StrictModel):
     """A lending arc: who may lend to whom during a shock, and on what terms."""
 
     from_: Name = Field(alias="from", description="Lending participant.")
@@ -172,7 +174,7 @@ class Lending(_Strict):
     cost_usd_per_t: NonNeg = Field(0.0, description="Cost per tonne lent (transport, fees).")
 
 
-class Shock(_Strict):
+class Shock(StrictModel):
     """A supply cut on one mineral: a share of each participant's consumption is lost."""
 
     mineral: Name = Field(description="Mineral cut off.")
@@ -183,7 +185,7 @@ class Shock(_Strict):
     )
 
 
-class Scenario(_Strict):
+class Scenario(StrictModel):
     """One supply-shock scenario with its probability."""
 
     name: Name = Field(description="Unique scenario name.")
@@ -191,7 +193,7 @@ class Scenario(_Strict):
     shocks: list[Shock] = Field(default_factory=list, description="Shocks in this scenario.")
 
 
-class Solver(_Strict):
+class Solver(StrictModel):
     """How the model is solved."""
 
     name: Literal["highs", "scip"] = Field(
@@ -218,7 +220,7 @@ class Solver(_Strict):
     )
 
 
-class Config(_Strict):
+class Config(StrictModel):
     """A stockpile study: participants, minerals, lending arcs, scenarios and solver."""
 
     name: Name = Field(description="Config name; the default output folder is runs/<name>.")

@@ -232,12 +232,20 @@ def check_feasible(inst: Instance) -> list[str]:
     spend = n_min * inst.lot * inst.price + np.where(n_min > 0, inst.fixed_cost, 0.0)
     for p in np.nonzero(spend.sum(axis=1) > inst.budget * (1 + 1e-12))[0]:
         P = inst.participants[p]
-        parts = [f"{inst.minerals[m]} {_fmt(n_min[p, m] * inst.lot[m])} t for {_fmt(spend[p, m])} USD"
-                 for m in np.nonzero(spend[p] > 0)[0]]
+        buys = np.nonzero(spend[p] > 0)[0]
+        parts = [f"{inst.minerals[m]} {_fmt(n_min[p, m] * inst.lot[m])} t for {_fmt(spend[p, m])} USD" for m in buys]
+        lower = []
+        for m in buys:  # the min_days of this mineral alone that the budget could pay for
+            room = inst.budget[p] - (spend[p].sum() - spend[p, m]) - inst.fixed_cost[p, m]
+            lots = np.floor(room / (inst.price[m] * inst.lot[m]) + LOT_ROUNDING) if room > 0 else -1
+            if lots >= 0 and inst.consumption[p, m] > 0:
+                days = (inst.initial[p, m] + lots * inst.lot[m]) * DAYS_PER_YEAR / inst.consumption[p, m]
+                lower.append(f"minerals.{inst.minerals[m]}.min_days.{P} to {math.floor(days)}")
+        alternative = f" or lower {' or '.join(lower)}" if lower else " or lower the min_days targets"
         reasons.append(
             f"{P} min_days targets cost {_fmt(spend[p].sum())} USD to buy ({', '.join(parts)}); "
             f"{P} budget_usd is {_fmt(inst.budget[p])}: raise participants.{P}.budget_usd by "
-            f"{_fmt(spend[p].sum() - inst.budget[p])} or lower min_days"
+            f"{_fmt(spend[p].sum() - inst.budget[p])}{alternative}"
         )
     held = inst.initial + n_min * inst.lot
     for p in np.nonzero(held.sum(axis=1) > inst.storage * (1 + 1e-12))[0]:

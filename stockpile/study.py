@@ -33,7 +33,7 @@ from .config import (
     Config,
     ConfigError,
     Problem,
-    _Strict,
+    StrictModel,
     apply_overrides,
     deep_merge,
     problems_from,
@@ -47,7 +47,7 @@ CASE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 FINISHED_FILE = "summary.json"
 
 
-class CaseSpec(_Strict):
+class CaseSpec(StrictModel):
     """A named case: overrides and/or a fragment file applied to the base config."""
 
     name: str = Field(pattern=CASE_NAME, description="Case name, also its folder name.")
@@ -56,7 +56,7 @@ class CaseSpec(_Strict):
                                                    "path relative to the study file.")
 
 
-class StudySpec(_Strict):
+class StudySpec(StrictModel):
     """A study: base config, sweep and extra cases."""
 
     base: str = Field(description="Base config, path relative to the study file.")

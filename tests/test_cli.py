@@ -149,7 +149,8 @@ def test_infeasible_is_explained(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", data)
     code, out = run("solve", cfg, "--out", tmp_path / "o")
     assert code == 3
-    assert "US min_days targets cost 90,000 USD" in out and "raise participants.US.budget_usd" in out
+    assert "US min_days targets cost 90,000 USD" in out and "raise participants.US.budget_usd by 40,000" in out
+    assert "or lower minerals.cobalt.min_days.US to 202" in out  # 50,000 USD buys 500 t of 900 t/yr
     code, out = run("validate", cfg)
     assert code == 3 and "budget_usd" in out
 
