@@ -80,8 +80,11 @@ def ortools_version() -> str:
     return ortools.__version__
 
 
-def solve_model(lm: LinearModel, name: str, time_limit_s: float, relative_gap: float) -> SolveOutcome:
+def solve_model(lm: LinearModel, name: str, time_limit_s: float, relative_gap: float,
+                hint: np.ndarray | None = None) -> SolveOutcome:
     """Solve with the named backend; honours the time limit and the relative gap.
+
+    hint: a feasible solution to start the MIP search from (a warm start).
 
     The model goes to the solver in its natural units (tonnes, USD); docs/numerics.md
     says why (internal scaling made HiGHS slower or its bounds wrong). A model without integer variables goes to GLOP, the fastest LP solver on
@@ -92,8 +95,8 @@ def solve_model(lm: LinearModel, name: str, time_limit_s: float, relative_gap: f
     if not lm.integer.any():
         return _solve_mathopt(lm, "glop", time_limit_s, relative_gap)
     if name == "highs":
-        return _solve_mathopt(lm, "highs", time_limit_s, relative_gap)
-    return _solve_scip(lm, time_limit_s, relative_gap)
+        return _solve_mathopt(lm, "highs", time_limit_s, relative_gap, hint)
+    return _solve_scip(lm, time_limit_s, relative_gap, hint)
 
 
 
@@ -128,7 +131,8 @@ def to_mathopt_proto(lm: LinearModel):
     return proto
 
 
-def _solve_mathopt(lm: LinearModel, name: str, time_limit_s: float, gap: float) -> SolveOutcome:
+def _solve_mathopt(lm: LinearModel, name: str, time_limit_s: float, gap: float,
+                   hint: np.ndarray | None = None) -> SolveOutcome:
     """HiGHS (MIP) or GLOP (LP) through MathOpt. HiGHS takes no per-solve thread count there."""
     from ortools.math_opt import parameters_pb2, result_pb2
     from ortools.math_opt.core.python import solver
@@ -143,6 +147,11 @@ def _solve_mathopt(lm: LinearModel, name: str, time_limit_s: float, gap: float) 
         random_seed=1,
     )
     kind = parameters_pb2.SOLVER_TYPE_HIGHS if name == "highs" else parameters_pb2.SOLVER_TYPE_GLOP
+    model_params = model_parameters.ModelSolveParameters().to_proto()
+    if hint is not None:
+        values = model_params.solution_hints.add().variable_values
+        values.ids.extend(np.arange(hint.size, dtype=np.int64))
+        values.values.extend(hint)
     version = f"{'HiGHS' if name == 'highs' else 'GLOP'} via OR-tools MathOpt {ortools_version()}"
     start = time.perf_counter()
     try:
@@ -152,7 +161,7 @@ def _solve_mathopt(lm: LinearModel, name: str, time_limit_s: float, gap: float) 
                 kind,
                 init_arguments.StreamableSolverInitArguments().to_proto(),
                 params.to_proto(),
-                model_parameters.ModelSolveParameters().to_proto(),
+                model_params,
                 None,
                 callback.CallbackRegistration().to_proto(),
                 None,
@@ -206,10 +215,13 @@ def to_model_builder(lm: LinearModel, names: tuple[list[str], list[str]] | None 
     return helper
 
 
-def _solve_scip(lm: LinearModel, time_limit_s: float, gap: float) -> SolveOutcome:
+def _solve_scip(lm: LinearModel, time_limit_s: float, gap: float, hint: np.ndarray | None = None) -> SolveOutcome:
     from ortools.linear_solver.python import model_builder_helper as mbh
 
     helper = to_model_builder(lm)
+    if hint is not None:
+        for j, v in enumerate(hint):  # the master is small: one call per variable is fine
+            helper.add_hint(j, float(v))
     solver = mbh.ModelSolverHelper("scip")
     solver.set_time_limit_in_seconds(time_limit_s)
     solver.set_solver_specific_parameters(

@@ -228,6 +228,13 @@ class Decomposition:
         return x, -(b.A_n.T @ duals[b.coupled])  # dQ/dn = dQ/dbound . dbound/dn
 
     # ------------------------------------------------------------------ master
+    def master_point(self, n: np.ndarray, y: np.ndarray, cuts: list[tuple[int, float, np.ndarray]]) -> np.ndarray:
+        """A plan as a master solution: lots, programmes, and each theta_m at its highest cut."""
+        theta = np.zeros(self.M)
+        for m, q, coef in cuts:
+            theta[m] = max(theta[m], q + coef @ n)
+        return np.concatenate([n, y, theta])
+
     def first_stage_cost(self, n: np.ndarray, y: np.ndarray) -> float:
         return float(self.lm.c[self.first] @ np.concatenate([n, y]) + self.lm.offset)
 
@@ -325,9 +332,10 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
                 break
             if time.perf_counter() > deadline:
                 break
-        # phase 2: integer master
+        # phase 2: integer master, warm-started from the best plan so far
         while time.perf_counter() < deadline:
-            out = solve_model(dec.master(cuts), solver, max(1.0, deadline - time.perf_counter()), gap / 4)
+            out = solve_model(dec.master(cuts), solver, max(1.0, deadline - time.perf_counter()), gap / 4,
+                              hint=dec.master_point(best[1], best[2], cuts))
             if out.x is None:
                 break
             lb = max(lb, out.bound if out.bound is not None else -np.inf)

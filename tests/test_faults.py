@@ -108,3 +108,21 @@ def test_sigkill_of_a_worker_is_survived(tmp_path, study):
     assert "a worker process died; restarting the pool" in stderr.decode()
     table = pd.read_csv(out / "study.csv")
     assert len(table) == N_CASES and set(table.status) == {"optimal"}
+
+
+def test_ctrl_c_keeps_finished_cases_and_says_how_to_resume(tmp_path, study):
+    out = tmp_path / "out"
+    proc = _start(study, out)
+    _wait_for(out, 1, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process group
+    _, stderr = proc.communicate(timeout=120)
+    message = stderr.decode()
+    assert proc.returncode == 130, message
+    assert "interrupted:" in message and "run the same command again" in message and "Traceback" not in message
+    done = {p: p.stat().st_mtime_ns for p in _finished(out)}
+    _assert_no_corrupt_files(out)
+    assert (out / "study.csv").exists()  # the table of what finished is written before leaving
+    rerun = _complete(study, out)
+    assert rerun.returncode == 0, rerun.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items())
+    assert len(pd.read_csv(out / "study.csv")) == N_CASES
