@@ -424,11 +424,11 @@ def show_result(result: Any, out_dir: Path) -> None:
         ec = result.expected_coverage
         if not ec.empty:
             t = Table(title="expected coverage given a disruption", title_justify="left")
-            for col in ("participant", "mineral", "P(disrupted)", "disrupted days", "covered days", "share"):
+            for col in ("participant", "mineral", "P(hit)", "disrupted days", "covered days", "share"):
                 t.add_column(col, justify="left" if col in ("participant", "mineral") else "right")
             for row in ec.itertuples():
                 t.add_row(row.participant, row.mineral, f"{row.disruption_probability:.2f}",
-                          f"{row.expected_disruption_days:,.0f}", f"{row.expected_coverage_days:,.1f}",
+                          f"{row.expected_disruption_days:,.1f}", f"{row.expected_coverage_days:,.1f}",
                           f"{row.expected_coverage_share:.0%}")
             console.print(t)
     console.print(f"results in {out_dir}/")
