@@ -29,7 +29,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -79,7 +79,6 @@ class BendersStats:
     iterations: int = 0
     lp_iterations: int = 0
     cuts: int = 0
-    history: list = field(default_factory=list)
 
 
 def _row_pairs(lm: LinearModel, M: int) -> np.ndarray:
@@ -328,7 +327,8 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
             upper = dec.first_stage_cost(n, out.x[nn:dec.first.size]) + Q.sum()
             if progress:
                 progress(f"relaxation {stats.lp_iterations}", best[0], lb)
-            if relative_gap(upper, out.objective) is not None and relative_gap(upper, out.objective) <= gap / 10:
+            relaxed_gap = relative_gap(upper, out.objective)
+            if relaxed_gap is not None and relaxed_gap <= gap / 10:
                 break
             if time.perf_counter() > deadline:
                 break
@@ -347,7 +347,6 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
             if value < best[0]:
                 best = (value, n, y)
             g = relative_gap(best[0], lb)
-            stats.history.append((stats.iterations, best[0], lb))
             if progress:
                 progress(f"iteration {stats.iterations}", best[0], lb)
             if g is not None and g <= gap:

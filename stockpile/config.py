@@ -516,7 +516,7 @@ def _step(container: Any, part: str, loc: tuple) -> tuple[Any, str | int]:
 
 def set_dotted(data: dict, key: str, value: Any) -> None:
     """Set a dotted key in a raw config tree, creating mappings as needed."""
-    parts = [p for p in key.split(".")]
+    parts = key.split(".")
     if not key or any(p == "" for p in parts):
         raise ConfigError([Problem((key,), "an override key must be dotted names like a.b.c")])
     node: Any = data

@@ -10,13 +10,6 @@ from pydantic_core import PydanticUndefined
 from .config import Config
 
 
-def _type_name(ann: typing.Any) -> str:
-    text = str(ann).replace("typing.", "").replace("Annotated[", "").replace("NoneType", "None")
-    if isinstance(ann, type):
-        return ann.__name__
-    return text.split(",")[0] if "Annotated" in str(ann) else text
-
-
 def _models(model: type[BaseModel], seen: list[type[BaseModel]]) -> list[type[BaseModel]]:
     if model in seen:
         return seen

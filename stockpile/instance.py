@@ -72,11 +72,6 @@ class Instance:
         }
 
     @property
-    def per_period(self) -> np.ndarray:
-        """Consumption per period, q = consumption * Delta / 365, (P, M)."""
-        return self.consumption * self.period_days / DAYS_PER_YEAR
-
-    @property
     def min_holding(self) -> np.ndarray:
         """Holding required by min_days, (P, M) tonnes."""
         return self.min_days * self.consumption / DAYS_PER_YEAR

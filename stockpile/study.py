@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,6 @@ class Case:
     name: str
     overrides: dict[str, Any]
     config: Config
-    raw: dict = field(repr=False, default_factory=dict)
 
     @property
     def hash(self) -> str:
@@ -123,7 +122,7 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
                               else f"{path} case {name}") from None
         cfg._provenance = {"source": str(base_path), "study": str(path), "case": name,
                            "overrides": [[k, v] for k, v in sets.items()]}
-        out.append(Case(name, sets, cfg, data))
+        out.append(Case(name, sets, cfg))
     return out
 
 
@@ -219,7 +218,7 @@ Results = dict[str, tuple[dict | None, str | None]]  # case name -> (summary, er
 
 
 def run_cases(cases: list[Case], out: Path, results: Results, workers: int | None = None,
-              scheduler: str | None = None, progress: Progress | None = None) -> Results:
+              scheduler: str | None = None, progress: Progress | None = None) -> None:
     """Solve every unfinished case, filling results as cases finish (so an interrupt keeps them)."""
     out.mkdir(parents=True, exist_ok=True)
     todo = []
@@ -235,7 +234,6 @@ def run_cases(cases: list[Case], out: Path, results: Results, workers: int | Non
     if todo:
         runner = _run_dask if scheduler else _run_local
         runner(todo, out, workers, scheduler, results, progress)
-    return results
 
 
 def _finish(out: Path, answer: dict, results: dict, progress: Progress | None) -> None:
