@@ -81,7 +81,8 @@ def assemble(cfg: Config, inst: Instance, lm: LinearModel, x, status: str, solve
              bound: float | None, summary: dict) -> Result:
     """Tables, costs and the honest bound and gap for a solution vector."""
     plan = plan_from_solution(lm, x, inst)
-    cost = costs(inst, plan)
+    by_participant = participant_costs(inst, plan)
+    cost = costs(by_participant)
     objective = sum(cost[k] for k in COST_KEYS)
     if bound is not None:
         bound = min(bound, objective)
@@ -97,7 +98,7 @@ def assemble(cfg: Config, inst: Instance, lm: LinearModel, x, status: str, solve
         gap=gap,
         solver_objective_usd=solver_objective,
         costs=cost,
-        costs_by_participant=participant_costs(inst, plan),
+        costs_by_participant=by_participant,
         holding_t_by_participant={p: float(v) for p, v in
                                   holdings.groupby("participant", sort=False).holding_t.sum().items()},
         expected_coverage_days={p: {r.mineral: float(r.expected_coverage_days) for r in g.itertuples()}

@@ -220,6 +220,16 @@ class Solver(StrictModel):
     )
 
 
+def for_participant(value: float | dict[str, float] | None, participant: str, default: float | None):
+    """One participant's value of a scalar-or-mapping field (a scalar applies to all; absent: default)."""
+    if value is None:
+        return default
+    if isinstance(value, dict):
+        v = value.get(participant, default)
+        return None if v is None else float(v)
+    return float(value)
+
+
 class Config(StrictModel):
     """A stockpile study: participants, minerals, lending arcs, scenarios and solver."""
 
@@ -252,11 +262,7 @@ class Config(StrictModel):
 
     def per_participant(self, value: float | dict[str, float] | None, default: float) -> list[float]:
         """Expand a scalar-or-mapping field to one value per participant, in order."""
-        if value is None:
-            return [default] * len(self.participants)
-        if isinstance(value, dict):
-            return [float(value.get(p, default)) for p in self.participants]
-        return [float(value)] * len(self.participants)
+        return [for_participant(value, p, default) for p in self.participants]
 
     def resolved_dict(self) -> dict[str, Any]:
         """The config with every default filled in, as plain JSON types."""
@@ -432,13 +438,16 @@ def max_config_bytes() -> int:
     return int(mb * 1024 * 1024)
 
 
+def _check_size(nbytes: int, source: str | None) -> None:
+    limit = max_config_bytes()
+    if nbytes > limit:
+        raise ConfigError([Problem((), f"file is {nbytes / 2**20:.1f} MiB, over the {limit / 2**20:.0f} MiB "
+                                       f"limit (raise it with {MAX_CONFIG_BYTES_ENV})")], source)
+
+
 def parse_yaml(text: str, source: str | None = None) -> Document:
     """Parse YAML safely: plain data only, YAML 1.2 floats, bounded alias expansion."""
-    limit = max_config_bytes()
-    if len(text.encode()) > limit:
-        raise ConfigError([Problem((), f"file is {len(text.encode()) / 2**20:.1f} MiB, over the "
-                                       f"{limit / 2**20:.0f} MiB limit (raise it with "
-                                       f"{MAX_CONFIG_BYTES_ENV})")], source)
+    _check_size(len(text.encode()), source)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -475,10 +484,7 @@ def read_yaml(path: str | Path) -> Document:
         size = path.stat().st_size
     except OSError as exc:
         raise ConfigError([Problem((), f"cannot read file: {exc.strerror}")], source) from None
-    if size > max_config_bytes():
-        raise ConfigError([Problem((), f"file is {size / 2**20:.1f} MiB, over the "
-                                       f"{max_config_bytes() / 2**20:.0f} MiB limit (raise it with "
-                                       f"{MAX_CONFIG_BYTES_ENV})")], source)
+    _check_size(size, source)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -622,15 +628,12 @@ def _simplify(errors: list[dict]) -> list[dict]:
     """
     out: dict[tuple, dict] = {}
     for err in errors:
-        raw = tuple(err["loc"])
-        loc = tuple(p for p in raw if not (isinstance(p, str) and _BRANCH.match(p)))
-        branch_dict = any(isinstance(p, str) and p.startswith("dict[") for p in raw)
-        wrote_dict = isinstance(err.get("input"), dict) or len(loc) > len(raw) - 1 and branch_dict
-        if err["type"] == "dict_type" and loc in out:
-            continue
-        if loc in out and not (branch_dict and not wrote_dict):
-            continue
-        out[loc] = {**err, "loc": loc}
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _BRANCH.match(p)))
+        err = {**err, "loc": loc}
+        kept = out.get(loc)
+        # the mapping branch's "not a dict" yields to any other complaint at the same key
+        if kept is None or (kept["type"] == "dict_type" and err["type"] != "dict_type"):
+            out[loc] = err
     # a mapping written where the scalar branch failed: drop the scalar branch's complaint
     for loc in [k for k, e in out.items() if e["type"] in ("float_type", "float_parsing")]:
         if any(other[: len(loc)] == loc and other != loc for other in out):

@@ -253,14 +253,14 @@ def define_demand(b: _Builder, cells: Cells) -> None:
     b.add_terms(rows[cells.lend_cell], l, 1.0)
 
 
-def _outflows(inst: Instance, cells: Cells) -> tuple[np.ndarray, np.ndarray]:
-    """Each outflow variable (own release, then lending) and its key (s, p, m, t) of the giver."""
+def _outflow_keys(inst: Instance, cells: Cells) -> np.ndarray:
+    """Key (s, p, m, t) of the giver of each outflow variable: own releases, then lending."""
     P, M, T = len(inst.participants), len(inst.minerals), inst.periods
     c = cells.lend_cell
     giver = inst.arc_from[cells.lend_arc]
     key_r = ((cells.s * P + cells.p) * M + cells.m) * T + cells.t
     key_l = ((cells.s[c] * P + giver) * M + cells.m[c]) * T + cells.t[c]
-    return np.concatenate([key_r, key_l]), np.concatenate([np.arange(key_r.size), key_r.size + np.arange(key_l.size)])
+    return np.concatenate([key_r, key_l])
 
 
 def define_release_limits(b: _Builder, inst: Instance, cells: Cells) -> None:
@@ -273,8 +273,8 @@ def define_release_limits(b: _Builder, inst: Instance, cells: Cells) -> None:
     With x_pm = initial_t + lot_t * n_pm the holding's variable part moves left.
     """
     P, M, T = len(inst.participants), len(inst.minerals), inst.periods
-    keys, pos = _outflows(inst, cells)
-    outflow_vars = np.concatenate([b.var_blocks["r"].index, b.var_blocks["l"].index])[pos]
+    keys = _outflow_keys(inst, cells)
+    outflow_vars = np.concatenate([b.var_blocks["r"].index, b.var_blocks["l"].index])
     uniq, inv = np.unique(keys, return_inverse=True)
     spm, t = np.divmod(uniq, T)
     sp_, m = np.divmod(spm, M)

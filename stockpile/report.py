@@ -19,6 +19,7 @@ import altair as alt
 import pandas as pd
 import yaml
 
+from .config import for_participant
 from .outputs import atomic_write_text
 from .outputs import money as _money
 
@@ -142,7 +143,7 @@ def solve_page(folder: Path) -> Page:
                                        "disruptive scenarios; pick a disruption (scenario and mineral).", trajectory_chart(sched, cfg))
     page.add("Cost breakdown", "Expected total cost by component.", cost_chart(costs))
     page.add("Limits at the optimum", "Each limit of the config and whether it binds (within 1e-6).",
-             _df_table(binding_limits(cfg, hold, sched, folder)))
+             _df_table(binding_limits(cfg, hold, sched, s)))
     return page
 
 
@@ -234,7 +235,7 @@ def cost_chart(costs: dict) -> alt.Chart:
     ).properties(width=WIDTH, height=150)
 
 
-def binding_limits(cfg: dict, hold: pd.DataFrame, sched: pd.DataFrame, folder: Path) -> pd.DataFrame:
+def binding_limits(cfg: dict, hold: pd.DataFrame, sched: pd.DataFrame, summary: dict) -> pd.DataFrame:
     """Every limit the config sets, its value at the optimum, and whether it binds."""
     rows = []
     tol = 1e-6
@@ -243,7 +244,6 @@ def binding_limits(cfg: dict, hold: pd.DataFrame, sched: pd.DataFrame, folder: P
         rows.append({"participant": who, "limit": limit, "limit value": value, "at optimum": at,
                      "binds": "yes" if binds else ""})
 
-    summary = json.loads((folder / "summary.json").read_text())
     by_p = summary.get("costs_by_participant", {})
     for p, lim in cfg["participants"].items():
         h = hold[hold.participant == p]
@@ -257,11 +257,12 @@ def binding_limits(cfg: dict, hold: pd.DataFrame, sched: pd.DataFrame, folder: P
                 h.holding_t.sum() >= cap * (1 - tol))
         for r in h.itertuples():
             mc = cfg["minerals"][r.mineral]
-            need = _pp(mc["min_days"], p) * _pp(mc["consumption_t_per_year"], p) / 365
+            days = for_participant(mc["min_days"], p, 0.0)
+            need = days * for_participant(mc["consumption_t_per_year"], p, 0.0) / 365
             if need > 0:
-                add(p, f"min_days {r.mineral}", f"{_pp(mc['min_days'], p):g} days", f"{r.days_of_consumption:,.0f} days",
+                add(p, f"min_days {r.mineral}", f"{days:g} days", f"{r.days_of_consumption:,.0f} days",
                     r.holding_t - mc["lot_t"] < need)
-            cap = _pp(mc.get("max_acquisition_t"), p, None)
+            cap = for_participant(mc.get("max_acquisition_t"), p, None)
             if cap is not None:
                 add(p, f"max_acquisition_t {r.mineral}", f"{cap:,.0f} t", f"{r.acquired_t:,.0f} t",
                     r.acquired_t + mc["lot_t"] > cap)
@@ -276,14 +277,6 @@ def binding_limits(cfg: dict, hold: pd.DataFrame, sched: pd.DataFrame, folder: P
             add(p, "reserve_floor", f"{lim['reserve_floor']:.0%} of holding",
                 f"reached in {int(hit.sum())} scenario-periods", bool(hit.any()))
     return pd.DataFrame(rows, columns=["participant", "limit", "limit value", "at optimum", "binds"])
-
-
-def _pp(value, participant: str, default: float | None = 0.0):
-    if value is None:
-        return default
-    if isinstance(value, dict):
-        return value.get(participant, default)
-    return value
 
 
 # ----------------------------------------------------------------------------

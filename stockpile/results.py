@@ -66,20 +66,6 @@ def clean(values: np.ndarray) -> np.ndarray:
     return out + 0.0  # turns -0.0 into 0.0
 
 
-def costs(inst: Instance, plan: Plan) -> dict[str, float]:
-    """Cost breakdown of a plan; the components sum to the objective."""
-    x = inst.initial + inst.lot * plan.lots
-    s, m = plan.cells["s"], plan.cells["m"]
-    lc = plan.lend_cell
-    return {
-        "acquisition_usd": float((inst.price * inst.lot * plan.lots).sum()),
-        "fixed_usd": float((inst.fixed_cost * plan.program).sum()),
-        "holding_usd": float((inst.holding_cost * inst.holding_years * x).sum()),
-        "expected_shortfall_usd": float((inst.prob[s] * inst.shortfall_cost[m] * plan.unmet).sum()),
-        "expected_lending_usd": float((inst.prob[s[lc]] * inst.arc_cost[plan.lend_arc] * plan.lend).sum()),
-    }
-
-
 def participant_costs(inst: Instance, plan: Plan) -> dict[str, dict[str, float]]:
     """Each participant's share of the objective: its own buying and holding, its own unmet
     shortfall, and the lending fees of what it borrows (the borrower pays)."""
@@ -96,6 +82,11 @@ def participant_costs(inst: Instance, plan: Plan) -> dict[str, dict[str, float]]
     }
     return {name: {k: float(v[i]) for k, v in parts.items()} | {"total_usd": float(sum(v[i] for v in parts.values()))}
             for i, name in enumerate(inst.participants)}
+
+
+def costs(by_participant: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Cost breakdown of a plan: each component summed over participants; they add up to the objective."""
+    return {k: float(sum(c[k] for c in by_participant.values())) for k in COST_KEYS}
 
 
 def holdings_table(inst: Instance, plan: Plan) -> pd.DataFrame:
