@@ -16,6 +16,8 @@ SIZES = {
     "medium": (2, 10, 100, 24),
     "large": (3, 20, 1000, 24),
 }
+# timed rounds per size: fast sizes need more rounds for a stable median (the compare gate is 25%)
+ROUNDS = {"small": 15, "medium": 5, "large": 3}
 # the extensive form is measured only where it finishes in reasonable time
 EXTENSIVE_SIZES = ("small", "medium")
 ROOT = Path(__file__).resolve().parents[1]

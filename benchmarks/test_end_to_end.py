@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from conftest import sized
-from sizes import write_config
+from sizes import ROUNDS, write_config
 
 
 @sized()
@@ -19,7 +19,7 @@ def test_cli_end_to_end(benchmark, size, tmp_path):
                                "--quiet"], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
 
-    benchmark.pedantic(run, rounds=5, iterations=1)  # start-up dominated at small sizes: more rounds
+    benchmark.pedantic(run, rounds=max(5, ROUNDS[size] // 3), iterations=1)  # start-up dominated
     summary = json.loads((out / "summary.json").read_text())
     benchmark.extra_info.update(method=summary["method"], objective_usd=summary["objective_usd"],
                                 build_seconds=summary["build_seconds"], solve_seconds=summary["solve_seconds"])

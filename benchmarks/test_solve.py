@@ -2,13 +2,13 @@
 
 import pytest
 from conftest import sized
-from sizes import EXTENSIVE_SIZES, config
+from sizes import EXTENSIVE_SIZES, ROUNDS, config
 
 from stockpile import solve
 
 
-def _run(benchmark, cfg):
-    result = benchmark.pedantic(solve, args=(cfg,), rounds=3, iterations=1, warmup_rounds=0)
+def _run(benchmark, cfg, size):
+    result = benchmark.pedantic(solve, args=(cfg,), rounds=ROUNDS[size], iterations=1, warmup_rounds=1)
     s = result.summary
     assert s["status"] == "optimal" and s["gap"] <= cfg.solver.relative_gap
     benchmark.extra_info.update(objective_usd=s["objective_usd"], gap=s["gap"],
@@ -18,7 +18,7 @@ def _run(benchmark, cfg):
 
 @sized()
 def test_benders(benchmark, size):
-    _run(benchmark, config(size, "benders"))
+    _run(benchmark, config(size, "benders"), size)
 
 
 @sized(EXTENSIVE_SIZES)
@@ -26,4 +26,4 @@ def test_benders(benchmark, size):
 def test_extensive(benchmark, size, solver):
     cfg = config(size, "extensive").model_copy(deep=True)
     cfg.solver.name = solver
-    _run(benchmark, cfg)
+    _run(benchmark, cfg, size)

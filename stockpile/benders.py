@@ -125,25 +125,23 @@ class Decomposition:
         lp_cols = np.nonzero(self.lp_pair)[0]
         self.batches: list[_Batch] = []
         if lp_cols.size:
-            # batches of whole pairs, one mineral each, about batch_columns columns: small LPs
-            # re-solve faster from a warm basis, and batches run in parallel across threads
+            # batches of whole pairs, one mineral each, cut at every batch_columns columns: small
+            # LPs re-solve faster from a warm basis, and batches run in parallel across threads
             pair_cols = np.bincount(np.searchsorted(lend_pairs, col_key[lp_cols]), minlength=lend_pairs.size)
-            order = np.lexsort((lend_pairs // M, lend_pairs % M))
+            order = np.lexsort((lend_pairs // M, lend_pairs % M))  # by mineral, then scenario
             mineral = (lend_pairs % M)[order]
-            chunk = np.zeros(order.size, dtype=np.int64)
-            size = 0
-            for i in range(1, order.size):  # one pass over pairs (not cells): cheap
-                size += pair_cols[order[i - 1]]
-                new_batch = mineral[i] != mineral[i - 1] or size >= batch_columns
-                chunk[i] = chunk[i - 1] + new_batch
-                size = 0 if new_batch else size
+            cols_before = np.cumsum(pair_cols[order]) - pair_cols[order]
+            first_of_mineral = np.r_[0, np.nonzero(np.diff(mineral))[0] + 1]
+            within = cols_before - np.repeat(cols_before[first_of_mineral], np.diff(np.r_[first_of_mineral, order.size]))
+            _, chunk = np.unique(np.column_stack([mineral, within // batch_columns]), axis=0, return_inverse=True)
             batch_of = np.empty(lend_pairs.size, dtype=np.int64)
-            batch_of[order] = chunk
+            batch_of[order] = chunk.ravel()
             row_batch = batch_of[np.searchsorted(lend_pairs, row_key[lp_rows])]
             col_batch = batch_of[np.searchsorted(lend_pairs, col_key[lp_cols])]
             rows_sorted, cols_sorted = lp_rows[np.argsort(row_batch, kind="stable")], lp_cols[np.argsort(col_batch, kind="stable")]
-            row_splits = np.cumsum(np.bincount(row_batch, minlength=chunk[-1] + 1))[:-1]
-            col_splits = np.cumsum(np.bincount(col_batch, minlength=chunk[-1] + 1))[:-1]
+            n_batches = int(batch_of.max()) + 1
+            row_splits = np.cumsum(np.bincount(row_batch, minlength=n_batches))[:-1]
+            col_splits = np.cumsum(np.bincount(col_batch, minlength=n_batches))[:-1]
             for rows, cols in zip(np.split(rows_sorted, row_splits), np.split(cols_sorted, col_splits)):
                 self.batches.append(self._batch(A, np.sort(rows), np.sort(cols)))
         # ---- closed form: cells of pairs without lending

@@ -178,16 +178,21 @@ def build_instance(cfg: Config) -> Instance:
 def _shortfall(cfg: Config, p_of: dict[str, int], m_of: dict[str, int], q: np.ndarray) -> np.ndarray:
     """g[s,p,m,t] = min(1, sum of overlapping shock losses) * consumption per period.
 
-    Each shock adds its losses to its own slice of periods: exact (no cumulative-sum
-    round-off where shocks end), and one numpy slice per shock, not per period.
+    Every (shock, period) it covers becomes one row of index arrays, and one
+    scatter-add applies them all: exact (no cumulative-sum round-off where shocks
+    end), and no Python loop over periods or participants.
     """
     S, P, M, T = len(cfg.scenarios), len(p_of), len(m_of), cfg.horizon.periods
     share = np.zeros((S, P, M, T))
-    for s, sc in enumerate(cfg.scenarios):
-        for shock in sc.shocks:
-            end = min(shock.start - 1 + shock.periods, T)
-            share[s, :, m_of[shock.mineral], shock.start - 1:end] += \
-                np.asarray(cfg.per_participant(shock.loss, 0.0))[:, None]
+    shocks = [(s, m_of[sh.mineral], sh.start - 1, min(sh.start - 1 + sh.periods, T), cfg.per_participant(sh.loss, 0.0))
+              for s, sc in enumerate(cfg.scenarios) for sh in sc.shocks]
+    if shocks:
+        s, m, start, end = (np.array([x[i] for x in shocks], dtype=np.int64) for i in range(4))
+        loss = np.array([x[4] for x in shocks], dtype=float)  # (shocks, P)
+        length = end - start  # >= 1: starts lie inside the horizon (validated)
+        k = np.repeat(np.arange(len(shocks)), length)  # shock of each shock-period
+        t = start[k] + np.arange(k.size) - np.repeat(np.cumsum(length) - length, length)
+        np.add.at(share, (s[k][:, None], np.arange(P)[None, :], m[k][:, None], t[:, None]), loss[k])
     np.minimum(share, 1.0, out=share)
     return share * q[None, :, :, None]
 
