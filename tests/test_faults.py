@@ -70,9 +70,23 @@ def _assert_no_corrupt_files(out: Path) -> None:
             pd.read_csv(csv)
 
 
-def _complete(study: Path, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stockpile", "study", str(study), "--out", str(out),
-                           "--workers", "2"], capture_output=True, text=True, timeout=600)
+def _assert_complete(out: Path) -> None:
+    table = pd.read_csv(out / "study.csv")
+    assert len(table) == N_CASES and set(table.status) == {"optimal"}
+
+
+def _assert_resume_completes(study: Path, out: Path) -> None:
+    """After an interruption: no corrupt file; a rerun finishes the rest and solves no finished case again."""
+    done = {p: p.stat().st_mtime_ns for p in _finished(out)}
+    assert 1 <= len(done) < N_CASES
+    _assert_no_corrupt_files(out)
+    rerun = subprocess.run([sys.executable, "-m", "stockpile", "study", str(study), "--out", str(out),
+                            "--workers", "2"], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    for p, mtime in done.items():
+        assert p.stat().st_mtime_ns == mtime, f"{p} was solved again"
+    assert "cached" in rerun.stderr
+    _assert_complete(out)
 
 
 def test_sigkill_of_the_whole_study_loses_no_finished_case(tmp_path, study):
@@ -82,16 +96,7 @@ def test_sigkill_of_the_whole_study_loses_no_finished_case(tmp_path, study):
     time.sleep(random.Random(7).uniform(0.0, 0.3))
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = {p: p.stat().st_mtime_ns for p in _finished(out)}
-    assert 1 <= len(done) < N_CASES
-    _assert_no_corrupt_files(out)
-    rerun = _complete(study, out)
-    assert rerun.returncode == 0, rerun.stderr
-    for p, mtime in done.items():
-        assert p.stat().st_mtime_ns == mtime, f"{p} was solved again"
-    assert "cached" in rerun.stderr
-    table = pd.read_csv(out / "study.csv")
-    assert len(table) == N_CASES and set(table.status) == {"optimal"}
+    _assert_resume_completes(study, out)
 
 
 def test_sigkill_of_a_worker_is_survived(tmp_path, study):
@@ -102,12 +107,11 @@ def test_sigkill_of_a_worker_is_survived(tmp_path, study):
     workers = [w for child in _children(proc.pid) for w in _children(child)]
     assert workers, "no worker process found"
     os.kill(workers[-1], signal.SIGKILL)
-    stdout, stderr = proc.communicate(timeout=600)
+    _, stderr = proc.communicate(timeout=600)
     _assert_no_corrupt_files(out)
     assert proc.returncode == 0, stderr.decode()
     assert "a worker process died; restarting the pool" in stderr.decode()
-    table = pd.read_csv(out / "study.csv")
-    assert len(table) == N_CASES and set(table.status) == {"optimal"}
+    _assert_complete(out)
 
 
 def test_ctrl_c_keeps_finished_cases_and_says_how_to_resume(tmp_path, study):
@@ -119,10 +123,5 @@ def test_ctrl_c_keeps_finished_cases_and_says_how_to_resume(tmp_path, study):
     message = stderr.decode()
     assert proc.returncode == 130, message
     assert "interrupted:" in message and "run the same command again" in message and "Traceback" not in message
-    done = {p: p.stat().st_mtime_ns for p in _finished(out)}
-    _assert_no_corrupt_files(out)
     assert (out / "study.csv").exists()  # the table of what finished is written before leaving
-    rerun = _complete(study, out)
-    assert rerun.returncode == 0, rerun.stderr
-    assert all(p.stat().st_mtime_ns == t for p, t in done.items())
-    assert len(pd.read_csv(out / "study.csv")) == N_CASES
+    _assert_resume_completes(study, out)
