@@ -279,7 +279,6 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
     without scaling (tests/test_benders.py keeps such an instance). LPs go to GLOP.
     threads: recourse batches solved at once (None: every core).
     """
-    solver = MASTER_SOLVER
     threads = threads or os.cpu_count() or 1
     start = time.perf_counter()
     deadline = start + time_limit_s
@@ -289,7 +288,6 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
     stats = BendersStats()
     cuts: list[tuple[int, float, np.ndarray]] = []
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(dec.batches) > 1 else None
-    best = (np.inf, None, None)  # objective, n, y
 
     def add_cuts(n: np.ndarray) -> np.ndarray:
         Q, grad, _ = dec.evaluate(n, pool)
@@ -308,13 +306,13 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
     try:
         n0 = lm.lb[dec.n_cols].copy()  # the smallest plan is feasible (checked before the build)
         Q0 = add_cuts(n0)
-        best = (dec.first_stage_cost(n0, min_y(n0)) + Q0.sum(), n0, min_y(n0))
+        best = (dec.first_stage_cost(n0, min_y(n0)) + Q0.sum(), n0, min_y(n0))  # objective, n, y
         lb = -np.inf
         # phase 1: cuts from the LP relaxation of the master
         for _ in range(50):
             relax = dec.master(cuts)
             relax.integer[:] = False
-            out = solve_model(relax, solver, max(1.0, deadline - time.perf_counter()), 0.0)
+            out = solve_model(relax, MASTER_SOLVER, max(1.0, deadline - time.perf_counter()), 0.0)
             if out.x is None:
                 break
             if out.status == "optimal":  # the relaxed master's optimum bounds the true one from below
@@ -332,7 +330,7 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
                 break
         # phase 2: integer master, warm-started from the best plan so far
         while time.perf_counter() < deadline:
-            out = solve_model(dec.master(cuts), solver, max(1.0, deadline - time.perf_counter()), gap / 4,
+            out = solve_model(dec.master(cuts), MASTER_SOLVER, max(1.0, deadline - time.perf_counter()), gap / 4,
                               hint=dec.master_point(best[1], best[2], cuts))
             if out.x is None:
                 break
