@@ -6,20 +6,22 @@ argument parsing, terminal output and exit codes.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
-from . import __version__
 from .backends import relative_gap, solve_model
 from .benders import Progress, solve_benders
 from .config import Config
+from .enums import Method, Status
 from .instance import InfeasibleConfig, Instance, build_instance, check_feasible
 from .model import LinearModel, build_model
 from .results import (
-    COST_KEYS,
     Result,
-    coverage_table,
+    Summary,
+    check_objective,
     costs,
+    coverage_table,
     expected_coverage,
     flows,
     holdings_table,
@@ -28,18 +30,21 @@ from .results import (
     plan_from_solution,
     schedule_table,
 )
+from .version import __version__
+
+log = logging.getLogger(__name__)
+
+# A requested gap of 0 means "as close as floating point allows": both methods stop here.
+MIN_RELATIVE_GAP = 1e-9
+# Above this many variables the decomposition wins (docs/performance.md).
+AUTO_BENDERS_VARIABLES = 2_000
 
 
-def _base_summary(cfg: Config, inst: Instance) -> dict:
+def _summary(cfg: Config, inst: Instance, status: Status, **fields) -> Summary:
     prov = cfg.provenance
-    return {
-        "config_name": cfg.name,
-        "config_hash": cfg.hash(),
-        "source": prov.get("source"),
-        "overrides": prov.get("overrides", []),
-        "stockpile_version": __version__,
-        "sizes": inst.sizes,
-    }
+    return Summary(status=status, config_name=cfg.name, config_hash=cfg.hash(), source=prov.get("source"),
+                   overrides=prov.get("overrides", []), stockpile_version=__version__, sizes=inst.sizes,
+                   solver=fields.pop("solver", str(cfg.solver.name)), **fields)
 
 
 def solve(cfg: Config, progress: Progress | None = None) -> Result:
@@ -51,76 +56,75 @@ def solve(cfg: Config, progress: Progress | None = None) -> Result:
     """
     t0 = time.perf_counter()
     inst = build_instance(cfg)
-    summary = _base_summary(cfg, inst)
     reasons = check_feasible(inst)
     if reasons:
-        summary.update(status="infeasible", reasons=reasons, objective_usd=None, best_bound_usd=None,
-                       gap=None, solver=cfg.solver.name)
-        return Result(summary, config=cfg.resolved_dict())
+        log.info("%s: the limits admit no plan", cfg.name)
+        return Result(_summary(cfg, inst, Status.INFEASIBLE, reasons=reasons).to_dict(), config=cfg.resolved_dict())
     lm = build_model(inst)
     build_seconds = time.perf_counter() - t0
     opts = cfg.solver
+    gap = max(opts.relative_gap, MIN_RELATIVE_GAP)
     method = choose_method(opts.method, lm)
-    if method == "benders":
-        out, stats = solve_benders(inst, lm, opts.time_limit_s, opts.relative_gap, opts.threads, progress)
-        summary["iterations"] = {"lp_phase": stats.lp_iterations, "mip_phase": stats.iterations,
-                                 "cuts": stats.cuts}
+    log.info("%s: %s variables, %s rows; solving with the %s method", cfg.name, f"{lm.c.size:,}",
+             f"{lm.A.shape[0]:,}", method)
+    iterations = None
+    if method == Method.BENDERS:
+        out, stats = solve_benders(inst, lm, opts.time_limit_s, gap, opts.threads, progress)
+        iterations = {"lp_phase": stats.lp_iterations, "mip_phase": stats.iterations, "cuts": stats.cuts}
     else:
-        out = solve_model(lm, opts.name, opts.time_limit_s, opts.relative_gap)
-    summary.update(solver=out.solver, solver_version=out.solver_version, method=method,
-                   build_seconds=round(build_seconds, 4), solve_seconds=round(out.seconds, 4))
-    summary["sizes"] = {**summary["sizes"], **lm.sizes}
-    if out.x is None:
-        summary.update(status=out.status, objective_usd=None, best_bound_usd=out.bound, gap=None,
-                       reasons=[_no_solution_reason(out.status, opts.time_limit_s, out.detail)])
-        return Result(summary, config=cfg.resolved_dict())
-    return assemble(cfg, inst, lm, out.x, out.status, out.objective, out.bound, summary)
+        out = solve_model(lm, opts.name, opts.time_limit_s, gap)
+    timing = dict(solver=out.solver, solver_version=out.solver_version, method=str(method),
+                  build_seconds=round(build_seconds, 4), solve_seconds=round(out.seconds, 4),
+                  iterations=iterations)
+    inst_sizes = {**inst.sizes, **lm.sizes}
+    if out.x is None or out.objective is None:
+        summary = _summary(cfg, inst, out.status, best_bound_usd=out.bound,
+                           reasons=[_no_solution_reason(out.status, opts.time_limit_s, out.detail)], **timing)
+        summary.sizes = inst_sizes
+        return Result(summary.to_dict(), config=cfg.resolved_dict())
+    summary = _summary(cfg, inst, out.status, **timing)
+    summary.sizes = inst_sizes
+    return assemble(cfg, inst, lm, out.x, out.objective, out.bound, summary)
 
 
-def assemble(cfg: Config, inst: Instance, lm: LinearModel, x, status: str, solver_objective: float,
-             bound: float | None, summary: dict) -> Result:
-    """Tables, costs and the honest bound and gap for a solution vector."""
+def assemble(cfg: Config, inst: Instance, lm: LinearModel, x, solver_objective: float,
+             bound: float | None, summary: Summary) -> Result:
+    """Tables, costs (from the model's objective terms) and the solver's bound and gap for a solution.
+
+    Raises ObjectiveMismatch when the solver's objective and the breakdown disagree.
+    """
     plan = plan_from_solution(lm, x, inst)
-    by_participant = participant_costs(inst, plan)
+    by_participant = participant_costs(lm, plan, inst)
     cost = costs(by_participant)
-    objective = sum(cost[k] for k in COST_KEYS)
-    if bound is not None:
-        bound = min(bound, objective)
-    gap = relative_gap(objective, bound)
+    objective = sum(cost.values())
+    check_objective(solver_objective, objective)
     f = flows(inst, plan)
     coverage = coverage_table(inst, f)
     holdings = holdings_table(inst, plan)
     expected = expected_coverage(inst, coverage)
-    summary.update(
-        status=status,
-        objective_usd=objective,
-        best_bound_usd=bound,
-        gap=gap,
-        solver_objective_usd=solver_objective,
-        costs=cost,
-        costs_by_participant=by_participant,
-        holding_t_by_participant={p: float(v) for p, v in
-                                  holdings.groupby("participant", sort=False).holding_t.sum().items()},
-        expected_coverage_days={p: {r.mineral: float(r.expected_coverage_days) for r in g.itertuples()}
-                                for p, g in expected.groupby("participant", sort=False)},
-    )
-    return Result(summary, holdings, schedule_table(inst, f), coverage, expected,
+    summary.objective_usd = objective
+    summary.best_bound_usd = bound
+    summary.gap = relative_gap(objective, bound)
+    summary.solver_objective_usd = solver_objective
+    summary.costs = cost
+    summary.costs_by_participant = by_participant
+    summary.holding_t_by_participant = {p: float(v) for p, v in
+                                        holdings.groupby("participant", sort=False).holding_t.sum().items()}
+    summary.expected_coverage_days = {p: {r.mineral: float(r.expected_coverage_days) for r in g.itertuples()}
+                                      for p, g in expected.groupby("participant", sort=False)}
+    return Result(summary.to_dict(), holdings, schedule_table(inst, f), coverage, expected,
                   lending_table(inst, plan), cfg.resolved_dict())
 
 
-# Above this many second-stage variables the decomposition wins (docs/performance.md).
-AUTO_BENDERS_VARIABLES = 2_000
-
-
-def choose_method(method: str, lm: LinearModel) -> str:
+def choose_method(method: Method, lm: LinearModel) -> Method:
     """auto: the extensive form for tiny models, the decomposition beyond."""
-    if method != "auto":
-        return method
-    return "benders" if lm.c.size > AUTO_BENDERS_VARIABLES else "extensive"
+    if method != Method.AUTO:
+        return Method(method)
+    return Method.BENDERS if lm.c.size > AUTO_BENDERS_VARIABLES else Method.EXTENSIVE
 
 
-def _no_solution_reason(status: str, limit: float, detail: str) -> str:
-    if status == "infeasible":
+def _no_solution_reason(status: Status, limit: float, detail: str) -> str:
+    if status == Status.INFEASIBLE:
         return f"the solver proved the model infeasible ({detail})"
     return f"no plan found within the time limit of {limit:g} s ({detail}); raise solver.time_limit_s"
 

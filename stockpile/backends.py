@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 import sys
 import time
@@ -25,16 +26,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .enums import SolverName, Status
 from .model import LinearModel
 
-SOLVERS = ("highs", "scip")
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class SolveOutcome:
     """What a backend found, in backend-neutral terms."""
 
-    status: str  # optimal | feasible | infeasible | no_solution
+    status: Status
     x: np.ndarray | None
     objective: float | None
     bound: float | None
@@ -80,7 +82,7 @@ def ortools_version() -> str:
     return ortools.__version__
 
 
-def solve_model(lm: LinearModel, name: str, time_limit_s: float, relative_gap: float,
+def solve_model(lm: LinearModel, name: SolverName | str, time_limit_s: float, relative_gap: float,
                 hint: np.ndarray | None = None) -> SolveOutcome:
     """Solve with the named backend; honours the time limit and the relative gap.
 
@@ -90,11 +92,11 @@ def solve_model(lm: LinearModel, name: str, time_limit_s: float, relative_gap: f
     says why (internal scaling made HiGHS slower or its bounds wrong). A model without integer variables goes to GLOP, the fastest LP solver on
     this model's LPs, whichever MIP solver is named.
     """
-    if name not in SOLVERS:
-        raise ValueError(f"unknown solver '{name}' (expected one of {', '.join(SOLVERS)})")
+    name = SolverName(name)
+    log.debug("solving %s with %s (time limit %.3g s, gap %.3g)", lm.sizes, name, time_limit_s, relative_gap)
     if not lm.integer.any():
         return _solve_mathopt(lm, "glop", time_limit_s, relative_gap)
-    if name == "highs":
+    if name == SolverName.HIGHS:
         return _solve_mathopt(lm, "highs", time_limit_s, relative_gap, hint)
     return _solve_scip(lm, time_limit_s, relative_gap, hint)
 
@@ -168,7 +170,7 @@ def _solve_mathopt(lm: LinearModel, name: str, time_limit_s: float, gap: float,
                 None,
             )
     except StatusNotOk as exc:
-        return SolveOutcome("no_solution", None, None, None, name, version,
+        return SolveOutcome(Status.NO_SOLUTION, None, None, None, name, version,
                             time.perf_counter() - start, f"solver error: {exc}")
     seconds = time.perf_counter() - start
     term = res.termination
@@ -183,13 +185,13 @@ def _solve_mathopt(lm: LinearModel, name: str, time_limit_s: float, gap: float,
             obj = float(ps.objective_value)
     bound = float(term.objective_bounds.dual_bound)
     if term.reason == R.TERMINATION_REASON_OPTIMAL and x is not None:
-        status = "optimal"
+        status = Status.OPTIMAL
     elif x is not None:
-        status = "feasible"
+        status = Status.FEASIBLE
     elif term.reason == R.TERMINATION_REASON_INFEASIBLE:
-        status = "infeasible"
+        status = Status.INFEASIBLE
     else:
-        status = "no_solution"
+        status = Status.NO_SOLUTION
     return SolveOutcome(status, x, obj, bound if np.isfinite(bound) else None, name, version, seconds,
                         term.detail or R.TerminationReasonProto.Name(term.reason))
 
@@ -238,10 +240,11 @@ def _solve_scip(lm: LinearModel, time_limit_s: float, gap: float, hint: np.ndarr
         x = np.asarray(solver.variable_values(), dtype=float)
         obj = float(solver.objective_value())
         bound = float(solver.best_objective_bound())
-    status = {S.OPTIMAL: "optimal", S.FEASIBLE: "feasible", S.INFEASIBLE: "infeasible"}.get(st, "no_solution")
-    if status in ("optimal", "feasible") and x is None:
-        status = "no_solution"
-    return SolveOutcome(status, x, obj, bound, "scip", f"SCIP via OR-tools model_builder {ortools_version()}",
+    status = {S.OPTIMAL: Status.OPTIMAL, S.FEASIBLE: Status.FEASIBLE,
+              S.INFEASIBLE: Status.INFEASIBLE}.get(st, Status.NO_SOLUTION)
+    if status.has_plan and x is None:
+        status = Status.NO_SOLUTION
+    return SolveOutcome(status, x, obj, bound, SolverName.SCIP, f"SCIP via OR-tools model_builder {ortools_version()}",
                         seconds, solver.status_string() or st.name)
 
 
@@ -271,14 +274,16 @@ class IncrementalLP:
         self._model_params = model_parameters.ModelSolveParameters().to_proto()
         self._cb = callback.CallbackRegistration().to_proto()
 
-    def solve(self, rows: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """Set the upper bounds of rows, re-solve; primal values, row duals (dObj/dbound), objective."""
+    def solve(self, lower_rows: np.ndarray, lower: np.ndarray, upper_rows: np.ndarray,
+              upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Set row bounds, re-solve; primal values, row duals (dObj/dbound), objective."""
         from ortools.math_opt import model_update_pb2, result_pb2
 
         update = model_update_pb2.ModelUpdateProto()
-        ub = update.linear_constraint_updates.upper_bounds
-        ub.ids.extend(rows)
-        ub.values.extend(upper)
+        for rows, values, target in ((lower_rows, lower, update.linear_constraint_updates.lower_bounds),
+                                     (upper_rows, upper, update.linear_constraint_updates.upper_bounds)):
+            target.ids.extend(rows)
+            target.values.extend(values)
         if not self._solver.update(update):
             raise RuntimeError("GLOP refused an incremental update")
         res = self._solver.solve(self._params, self._model_params, None, self._cb, None, None)

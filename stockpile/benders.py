@@ -1,77 +1,463 @@
 """L-shaped (Benders) decomposition of the extensive model, for many scenarios.
 
-Given the lots n, the second stage splits into independent (scenario, mineral)
-pairs: the recourse of mineral m depends only on the holdings x_{., m}. The
-decomposition works on the *same* :class:`LinearModel` the extensive form
-solves, cut into blocks, so the plan it returns goes through the same results
-and verifier code.
+The decomposition works on the *same* :class:`LinearModel` the extensive form
+solves and cuts it along the model's own declarations (``model.Stage``): the
+first-stage columns and rows form the master; every second-stage column and row
+belongs to the recourse block of its key (today (scenario, mineral)). Nothing
+here knows a family by name except the closed form, which is used only for the
+blocks it is proven to implement; every other block goes to the LP path. So a
+new family lands in the right place by construction.
 
-Master (MIP, small): min c_F (n, y) + sum_m theta_m over the first-stage rows
-(programme, budget, storage) and the optimality cuts
-    theta_m >= Q_m(n^k) + g_m^k . (n - n^k),   Q_m(n) = sum_s (expected recourse of pair (s, m)).
+Master (MIP, small): min c_F z + sum_g theta_g over the first-stage rows and the
+optimality cuts
+    theta_g >= Q_g(z^k) + d_g^k . (z - z^k),
+one theta per *aggregate* g: the key without its scenario (per mineral today), so
+Q_g(z) = sum of the expected recourse of the blocks of g.
 
-Recourse of a pair, given n:
-* no lending variable in the pair: per (s, p, m), closed form (exact)
-      served = min( sum_t min(g_t, rho x), (1 - phi) x ),   Q = pi b (sum_t g_t - served)
-  with supergradient d served / dx = (1 - phi) if the floor binds, else rho * #{t : rho x < g_t};
-* with lending: one LP per batch of pairs (all scenarios of a mineral), built
-  once; only the right-hand sides (rho x, (1 - phi) x, sigma x) change between
-  iterations. The cut comes from the row duals: dQ/dn = -lambda^T A_{rows, n}.
+Recourse of a block, given z (``Recourse``):
+* closed form (``ClosedForm``): blocks with only release r and unmet u, the demand
+  row, a rate row per cell and a floor row per (s, p, m). With the row bounds
+  b(z) = ub - A_F z read from the model,
+      served = min( sum_t min(g_t, b_rate_t(z)), b_floor(z) ),   Q = cost (sum_t g_t - served)
+  and the supergradient follows from the row binding: cost A_F[floor] if the floor
+  binds, else the sum of cost A_F[rate_t] over the periods whose rate binds;
+* LP (``LPBatches``): one GLOP LP per batch of blocks of one aggregate, built once
+  and re-solved warm; only the coupled rows' bounds move. dQ/dz = -A_F^T lambda.
 
-The lower bound is the master's proven dual bound, the upper bound the best
-evaluated plan; the loop stops at the configured relative gap. A first phase on
-the master's LP relaxation collects cuts cheaply before the MIP phase.
+The lower bound is the master's proven bound, the upper bound the best evaluated
+plan. The loop stops at the relative gap (at least 1e-9), at the time limit, or
+when the master proposes a plan already evaluated (no cut can move it: the gap
+left is the solvers' feasibility tolerance). A first phase on the master's LP
+relaxation collects cuts cheaply.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
 from .backends import IncrementalLP, SolveOutcome, ortools_version, relative_gap, solve_model
+from .enums import SolverName, Status
 from .instance import Instance
 from .model import LinearModel
 
-FIRST_STAGE_ROWS = ("program", "budget", "storage")
-SECOND_STAGE_ROWS = ("demand", "rate", "floor", "lend_cap")
-BATCH_COLUMNS = 2_000  # measured: docs/performance.md
+log = logging.getLogger(__name__)
+
+# Columns per recourse LP batch: small LPs re-solve faster from a warm basis and run in
+# parallel; 2,000 was the fastest of 500-8,000 on the medium and large benchmarks.
+BATCH_COLUMNS = 2_000
+# The master MIP is always SCIP: HiGHS 1.12 returned a wrong "optimal" on masters whose
+# cuts carry large coefficients (tests/test_benders.py keeps such an instance).
+MASTER_SOLVER = SolverName.SCIP
+RELAXATION_ROUNDS = 50  # at most this many cut rounds on the master's LP relaxation
+RELAXATION_GAP_SHARE = 0.1  # the relaxation phase stops at this share of the requested gap
+MASTER_GAP_SHARE = 0.25  # the master MIP is solved to this share of the requested gap
+# The solvers' feasibility tolerance: a repeated master plan ends the loop as optimal
+# only while the gap left is within it.
+REPEAT_GAP = 1e-6
+MIN_MASTER_SECONDS = 0.01
+
+# The families the closed form implements, and nothing else.
+CLOSED_FORM_COLUMNS = frozenset({"r", "u"})
+CLOSED_FORM_ROWS = frozenset({"demand", "rate", "floor"})
+
+
+def _family_of(blocks: dict, n: int) -> np.ndarray:
+    """Family name of every element of a model's column or row blocks."""
+    out = np.empty(n, dtype=object)
+    for b in blocks.values():
+        out[b.start:b.start + b.size] = b.name
+    return out
+
+
+@dataclass
+class Structure:
+    """The model cut into first stage and recourse blocks, from the declarations only."""
+
+    lm: LinearModel
+    first_cols: np.ndarray
+    first_rows: np.ndarray
+    agg_dims: tuple[str, ...]
+    aggregates: int  # number of thetas
+
+    @classmethod
+    def of(cls, lm: LinearModel) -> "Structure":
+        agg_dims = tuple(d for d in lm.key_dims if d != "s")
+        keys = np.unique(np.r_[lm.col_key[lm.col_key >= 0], lm.row_key[lm.row_key >= 0]])
+        n_agg = int(np.prod(lm.axes.shape(agg_dims))) if lm.axes is not None and keys.size else 0
+        return cls(lm, np.nonzero(lm.col_key < 0)[0], np.nonzero(lm.row_key < 0)[0], agg_dims, n_agg)
+
+    def aggregate(self, keys: np.ndarray) -> np.ndarray:
+        """Theta of each recourse-block key."""
+        axes = self.lm.axes
+        assert axes is not None
+        return axes.key(axes.coords(keys, self.lm.key_dims), self.agg_dims)
+
+
+# ----------------------------------------------------------------------------
+# Recourse: closed form
+
+
+@dataclass
+class ClosedForm:
+    """Exact recourse of the blocks that hold only release, unmet, demand, rate and floor rows."""
+
+    cols_r: np.ndarray
+    cols_u: np.ndarray
+    g: np.ndarray  # shortfall per cell (the demand row's right-hand side)
+    r_ub: np.ndarray
+    group: np.ndarray  # (s, p, m) group of each cell; cells of a group are contiguous
+    starts: np.ndarray  # first cell of each group
+    cost: np.ndarray  # unit cost of unmet, per group
+    agg: np.ndarray  # theta of each group
+    rate_cell: np.ndarray  # cell of each rate row
+    rate_ub: np.ndarray
+    rate_F: sp.csr_matrix  # rate rows' first-stage coefficients
+    floor_group: np.ndarray  # group of each floor row
+    floor_ub: np.ndarray
+    floor_F: sp.csr_matrix
+
+    @classmethod
+    def select(cls, st: Structure) -> tuple["ClosedForm | None", np.ndarray]:
+        """The closed form over every block it provably implements, and the keys left to the LP path."""
+        lm = st.lm
+        col_fam = _family_of(lm.var_blocks, lm.c.size)
+        row_fam = _family_of(lm.row_blocks, lm.A.shape[0])
+        all_keys = np.unique(np.r_[lm.col_key[lm.col_key >= 0], lm.row_key[lm.row_key >= 0]])
+        other = np.r_[lm.col_key[(lm.col_key >= 0) & ~np.isin(col_fam, list(CLOSED_FORM_COLUMNS))],
+                      lm.row_key[(lm.row_key >= 0) & ~np.isin(row_fam, list(CLOSED_FORM_ROWS))]]
+        candidates = np.setdiff1d(all_keys, other)
+        if candidates.size and {"r", "u", "demand"} <= set(lm.var_blocks) | set(lm.row_blocks):
+            bad = cls._violations(st, candidates)
+            if bad.size:
+                log.debug("closed form refused on %d recourse blocks whose rows differ from its rules", bad.size)
+            candidates = np.setdiff1d(candidates, bad)
+        else:
+            candidates = np.zeros(0, np.int64)
+        lp_keys = np.setdiff1d(all_keys, candidates)
+        return (cls._build(st, candidates) if candidates.size else None), lp_keys
+
+    @staticmethod
+    def _cells(st: Structure, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Columns r and u and the demand row of every cell of the given blocks, matched by label."""
+        lm = st.lm
+        axes = lm.axes
+        assert axes is not None
+        rb, ub, db = lm.var_blocks["r"], lm.var_blocks["u"], lm.row_blocks["demand"]
+        dims = ("s", "p", "m", "t")
+        sel = np.isin(lm.col_key[rb.index], keys)
+        cell_key = axes.key({k: v[sel] for k, v in rb.coords.items()}, dims)
+        u_key = axes.key(ub.coords, dims)
+        d_key = axes.key(db.coords, dims)
+        u_pos = np.searchsorted(u_key, cell_key)  # blocks are laid out in key order
+        d_pos = np.searchsorted(d_key, cell_key)
+        return rb.index[sel], ub.start + np.minimum(u_pos, ub.size - 1), db.start + np.minimum(d_pos, db.size - 1)
+
+    @classmethod
+    def _violations(cls, st: Structure, keys: np.ndarray) -> np.ndarray:
+        """Keys of candidate blocks whose rows do not have exactly the closed form's structure."""
+        lm = st.lm
+        A = lm.A
+        r, u, d = cls._cells(st, keys)
+        second = lm.col_key >= 0
+        bad_cell = (
+            (lm.col_key[u] != lm.col_key[r]) | (lm.row_key[d] != lm.col_key[r])
+            | (np.asarray(A[d, r]).ravel() != 1.0) | (np.asarray(A[d, u]).ravel() != 1.0)
+            | (np.diff(A.indptr)[d] != 2) | (lm.row_lb[d] != lm.row_ub[d])
+            | (lm.lb[r] != 0) | (lm.lb[u] != 0) | (lm.ub[u] < lm.row_ub[d]) | (lm.c[r] != 0)
+        )
+        bad = [lm.col_key[r][bad_cell]]
+        # the unmet cost must be the same in every period of an (s, p, m) group: served is allocated by time
+        axes = lm.axes
+        assert axes is not None
+        grp = axes.key({k: lm.var_blocks["r"].coords[k][r - lm.var_blocks["r"].start] for k in "spm"}, ("s", "p", "m"))
+        _, first = np.unique(grp, return_index=True)
+        ref = lm.c[u][first][np.searchsorted(grp[first], grp)]
+        bad.append(lm.col_key[r][lm.c[u] != ref])
+        # rate rows: one release each; floor rows: every release of one (s, p, m) group. Coefficient 1,
+        # bounded above only, and no other second-stage column
+        cell_grp = np.full(lm.c.size, -1)
+        cell_grp[r] = grp
+        grp_size = np.bincount(np.unique(grp, return_inverse=True)[1])[np.unique(grp, return_inverse=True)[1]]
+        size_of = np.zeros(lm.c.size, np.int64)
+        size_of[r] = grp_size
+        for name in ("rate", "floor"):
+            if name not in lm.row_blocks:
+                continue
+            rows = lm.row_blocks[name].index
+            rows = rows[np.isin(lm.row_key[rows], keys)]
+            sub = A[rows].tocoo()
+            ss = second[sub.col]
+            is_r = cell_grp[sub.col] >= 0
+            wrong = np.zeros(rows.size, bool)
+            wrong[sub.row[ss & ((sub.data != 1.0) | ~is_r)]] = True
+            wrong |= np.isfinite(lm.row_lb[rows])
+            count = np.bincount(sub.row[ss], minlength=rows.size)
+            if name == "rate":
+                wrong |= count != 1
+            else:
+                rr = sub.row[ss & is_r]
+                g_min = np.full(rows.size, np.iinfo(np.int64).max)
+                g_max = np.full(rows.size, -1)
+                np.minimum.at(g_min, rr, cell_grp[sub.col[ss & is_r]])
+                np.maximum.at(g_max, rr, cell_grp[sub.col[ss & is_r]])
+                want = np.zeros(rows.size, np.int64)
+                want[rr] = size_of[sub.col[ss & is_r]]
+                wrong |= (g_min != g_max) | (count != want)
+            bad.append(lm.row_key[rows][wrong])
+        return np.unique(np.concatenate(bad))
+
+    @classmethod
+    def _build(cls, st: Structure, keys: np.ndarray) -> "ClosedForm":
+        lm = st.lm
+        axes = lm.axes
+        assert axes is not None
+        A = lm.A
+        rb = lm.var_blocks["r"]
+        r, u, d = cls._cells(st, keys)
+        local = r - rb.start
+        coords = {k: rb.coords[k][local] for k in "spmt"}
+        grp_key = axes.key(coords, ("s", "p", "m"))  # r is laid out by (s, p, m, t): groups are contiguous
+        starts = np.r_[0, np.nonzero(np.diff(grp_key))[0] + 1]
+        group = np.cumsum(np.r_[0, np.diff(grp_key) != 0])
+        cell_of = np.full(lm.c.size, -1)
+        cell_of[r] = np.arange(r.size)
+        F = st.first_cols
+
+        def rows_of(name: str) -> tuple[np.ndarray, np.ndarray]:
+            """Rows of a family in these blocks, and the first cell each holds."""
+            if name not in lm.row_blocks:
+                return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            rows = lm.row_blocks[name].index
+            rows = rows[np.isin(lm.row_key[rows], keys)]
+            sub = A[rows][:, r].tocsr()  # second-stage part: releases only (checked)
+            return rows, cell_of[r[sub.indices[sub.indptr[:-1]]]]
+
+        rate_rows, rate_cell = rows_of("rate")
+        floor_rows, floor_first = rows_of("floor")
+        return cls(
+            cols_r=r, cols_u=u, g=lm.row_ub[d], r_ub=lm.ub[r], group=group, starts=starts,
+            cost=lm.c[u][starts], agg=st.aggregate(lm.col_key[r][starts]),
+            rate_cell=rate_cell, rate_ub=lm.row_ub[rate_rows], rate_F=A[rate_rows][:, F].tocsr(),
+            floor_group=group[floor_first], floor_ub=lm.row_ub[floor_rows], floor_F=A[floor_rows][:, F].tocsr(),
+        )
+
+    def evaluate(self, z: np.ndarray, n_agg: int, values: np.ndarray | None
+                 ) -> tuple[np.ndarray, sp.csr_matrix]:
+        """Q per aggregate, its subgradient (first-stage columns x aggregates); fills values if given."""
+        cap = self.r_ub.copy()
+        rate_bound = self.rate_ub - self.rate_F @ z
+        rate_binds = rate_bound < cap[self.rate_cell]
+        cap[self.rate_cell] = np.minimum(cap[self.rate_cell], np.maximum(rate_bound, 0.0))
+        limit = np.full(self.starts.size, np.inf)
+        limit[self.floor_group] = np.maximum(self.floor_ub - self.floor_F @ z, 0.0)
+        total_cap = np.add.reduceat(cap, self.starts)
+        served = np.minimum(total_cap, limit)
+        floor_binds = limit < total_cap
+        G = np.add.reduceat(self.g, self.starts)
+        Q = np.bincount(self.agg, self.cost * (G - served), n_agg)
+        w_floor = (self.cost * floor_binds)[self.floor_group]
+        grp_rate = self.group[self.rate_cell]
+        w_rate = np.where(rate_binds & ~floor_binds[grp_rate], self.cost[grp_rate], 0.0)
+        n_rate, n_floor = self.rate_cell.size, self.floor_group.size
+        onehot = lambda w, agg, n: sp.csr_matrix((w, (np.arange(n), agg)), shape=(n, n_agg))  # noqa: E731
+        grad = (self.floor_F.T @ onehot(w_floor, self.agg[self.floor_group], n_floor)
+                + self.rate_F.T @ onehot(w_rate, self.agg[grp_rate], n_rate))
+        if values is not None:
+            cum = np.cumsum(cap)
+            before = np.r_[0.0, cum][self.starts][self.group]
+            released = np.minimum(cum - before, limit[self.group])
+            prev = np.r_[0.0, released[:-1]]
+            prev[self.starts] = 0.0
+            rel = np.maximum(released - prev, 0.0)
+            values[self.cols_r] = rel
+            values[self.cols_u] = self.g - rel
+        return Q, sp.csr_matrix(grad)
+
+
+# ----------------------------------------------------------------------------
+# Recourse: LP batches
 
 
 @dataclass
 class _Batch:
-    """LP recourse of a set of (scenario, mineral) pairs, built once, re-solved warm."""
+    """LP recourse of a set of blocks of one aggregate, built once, re-solved warm."""
 
     lp: IncrementalLP
     cols: np.ndarray  # columns of the extensive model
     c: np.ndarray
-    coupled: np.ndarray  # local rows whose bound moves with the lots
-    ub0: np.ndarray  # their bound at n = 0
-    A_n: sp.csr_matrix  # their coupling: bound = ub0 - A_n n
-    col_mineral: np.ndarray  # mineral of each column, to split the objective by mineral
+    agg: int
+    lo_rows: np.ndarray  # local coupled rows with a finite lower bound
+    lo0: np.ndarray
+    lo_F: sp.csr_matrix  # bound = lo0 - lo_F z
+    up_rows: np.ndarray
+    up0: np.ndarray
+    up_F: sp.csr_matrix
+    up_only: np.ndarray  # upper-bounded rows without a finite lower bound (their dual is not yet counted)
+
+    def solve(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, duals, _ = self.lp.solve(self.lo_rows, self.lo0 - self.lo_F @ z, self.up_rows, self.up0 - self.up_F @ z)
+        # dQ/dz = dQ/dbound . dbound/dz; a row's dual is the same whichever of its bounds is active
+        return x, -(self.lo_F.T @ duals[self.lo_rows]) - (self.up_F.T @ (duals[self.up_rows] * self.up_only))
+
+
+def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUMNS) -> list[_Batch]:
+    """Batches of whole recourse blocks, one aggregate each, cut every batch_columns columns."""
+    lm = st.lm
+    if not keys.size:
+        return []
+    A = lm.A
+    cols = np.nonzero(np.isin(lm.col_key, keys))[0]
+    rows = np.nonzero(np.isin(lm.row_key, keys))[0]
+    key_cols = np.bincount(np.searchsorted(keys, lm.col_key[cols]), minlength=keys.size)
+    agg = st.aggregate(keys)
+    order = np.lexsort((keys, agg))  # by aggregate, then key
+    cols_before = np.cumsum(key_cols[order]) - key_cols[order]
+    first_of_agg = np.r_[0, np.nonzero(np.diff(agg[order]))[0] + 1]
+    within = cols_before - np.repeat(cols_before[first_of_agg], np.diff(np.r_[first_of_agg, order.size]))
+    _, chunk = np.unique(np.column_stack([agg[order], within // batch_columns]), axis=0, return_inverse=True)
+    batch_of = np.empty(keys.size, dtype=np.int64)
+    batch_of[order] = chunk.ravel()
+    row_batch = batch_of[np.searchsorted(keys, lm.row_key[rows])]
+    col_batch = batch_of[np.searchsorted(keys, lm.col_key[cols])]
+    n_batches = int(batch_of.max()) + 1
+    rows_sorted = rows[np.argsort(row_batch, kind="stable")]
+    cols_sorted = cols[np.argsort(col_batch, kind="stable")]
+    row_splits = np.cumsum(np.bincount(row_batch, minlength=n_batches))[:-1]
+    col_splits = np.cumsum(np.bincount(col_batch, minlength=n_batches))[:-1]
+    out = []
+    for b_rows, b_cols in zip(np.split(rows_sorted, row_splits), np.split(cols_sorted, col_splits)):
+        b_rows, b_cols = np.sort(b_rows), np.sort(b_cols)
+        sub = A[b_rows]
+        A_F = sub[:, st.first_cols].tocsr()
+        coupled = np.diff(A_F.indptr) > 0
+        lo = np.nonzero(coupled & np.isfinite(lm.row_lb[b_rows]))[0]
+        up = np.nonzero(coupled & np.isfinite(lm.row_ub[b_rows]))[0]
+        A_rc = sub[:, b_cols].tocsr()
+        A_rc.sort_indices()
+        lp = LinearModel(c=lm.c[b_cols], offset=0.0, A=A_rc, row_lb=lm.row_lb[b_rows], row_ub=lm.row_ub[b_rows],
+                         lb=lm.lb[b_cols], ub=lm.ub[b_cols], integer=np.zeros(b_cols.size, dtype=bool),
+                         var_blocks={}, row_blocks={})
+        out.append(_Batch(IncrementalLP(lp), b_cols, lm.c[b_cols], int(st.aggregate(lm.col_key[b_cols[:1]])[0]),
+                          lo, lm.row_lb[b_rows][lo], A_F[lo], up, lm.row_ub[b_rows][up], A_F[up],
+                          ~np.isin(up, lo)))
+    return out
 
 
 @dataclass
-class _Closed:
-    """Closed-form recourse of the pairs without lending, cell by cell (cells grouped by (s, p, m))."""
+class Recourse:
+    """Expected recourse of every block for a first-stage point: closed form plus LP batches."""
 
-    cols_r: np.ndarray
-    cols_u: np.ndarray
-    g: np.ndarray
-    group: np.ndarray  # group of each cell
-    starts: np.ndarray  # first cell of each group
-    rate: np.ndarray  # per group
-    out: np.ndarray  # 1 - floor, per group
-    cost: np.ndarray  # pi_s b_m, per group
-    lot_col: np.ndarray  # lot variable (p, m) of each group
-    lot: np.ndarray  # lot size per group
-    init: np.ndarray  # initial holding per group
-    mineral: np.ndarray  # per group
+    st: Structure
+    closed: ClosedForm | None
+    batches: list[_Batch]
+
+    @classmethod
+    def of(cls, st: Structure) -> "Recourse":
+        closed, lp_keys = ClosedForm.select(st)
+        batches = lp_batches(st, lp_keys)
+        log.debug("recourse: %s closed-form cells, %d LP batches", 0 if closed is None else closed.cols_r.size,
+                  len(batches))
+        return cls(st, closed, batches)
+
+    def evaluate(self, z: np.ndarray, pool: ThreadPoolExecutor | None, keep_solution: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Q per aggregate, its subgradient (first-stage columns x aggregates, dense) and, when asked,
+        the second-stage values of every column of the model."""
+        st = self.st
+        values = np.zeros(st.lm.c.size) if keep_solution else None
+        Q = np.zeros(st.aggregates)
+        grad = np.zeros((st.first_cols.size, st.aggregates))
+        if self.closed is not None:
+            q, gr = self.closed.evaluate(z, st.aggregates, values)
+            Q += q
+            grad += gr.toarray()
+        runs = (pool.map if pool else map)(lambda b: b.solve(z), self.batches)
+        for b, (x, dz) in zip(self.batches, runs):
+            Q[b.agg] += b.c @ x
+            grad[:, b.agg] += dz
+            if values is not None:
+                values[b.cols] = x
+        return Q, grad, values
+
+
+# ----------------------------------------------------------------------------
+# Master and cuts
+
+
+@dataclass
+class Cuts:
+    """Optimality cuts theta_g >= q + d . z, one row each."""
+
+    agg: list[int] = field(default_factory=list)
+    q: list[float] = field(default_factory=list)
+    d: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, z: np.ndarray, Q: np.ndarray, grad: np.ndarray) -> None:
+        """One cut per aggregate at z: theta_g >= Q_g(z) + d_g . (z' - z)."""
+        for g in range(Q.size):
+            self.agg.append(g)
+            self.q.append(float(Q[g] - grad[:, g] @ z))
+            self.d.append(grad[:, g].copy())
+
+    def __len__(self) -> int:
+        return len(self.agg)
+
+    def theta(self, z: np.ndarray, n_agg: int) -> np.ndarray:
+        """Each theta at its highest cut at z."""
+        out = np.zeros(n_agg)
+        if not self.agg:
+            return out
+        np.maximum.at(out, np.array(self.agg, dtype=np.int64), np.array(self.q) + np.array(self.d) @ z)
+        return out
+
+
+@dataclass
+class Master:
+    """min c_F z + sum_g theta_g over the first-stage rows and the cuts."""
+
+    st: Structure
+    theta_lb: float
+
+    def model(self, cuts: Cuts, relax: bool = False) -> LinearModel:
+        """In dollars, like the extensive model: rescaling the master made SCIP up to 4.5x slower,
+        and rescaling only its objective made it wrong (docs/numerics.md)."""
+        lm, st = self.st.lm, self.st
+        F, G, k = st.first_cols, st.aggregates, len(cuts)
+        D = np.array(cuts.d).reshape(k, F.size)
+        cut_rows = sp.hstack([sp.csr_matrix(-D), sp.csr_matrix((np.ones(k), (np.arange(k), cuts.agg)),
+                                                               shape=(k, G))]).tocsr()
+        first = lm.A[st.first_rows][:, F]
+        A = sp.vstack([sp.hstack([first, sp.csr_matrix((first.shape[0], G))]), cut_rows]).tocsr()
+        A.sort_indices()
+        integer = np.r_[lm.integer[F], np.zeros(G, dtype=bool)]
+        return LinearModel(
+            c=np.r_[lm.c[F], np.ones(G)], offset=lm.offset, A=A,
+            row_lb=np.r_[lm.row_lb[st.first_rows], cuts.q], row_ub=np.r_[lm.row_ub[st.first_rows], np.full(k, np.inf)],
+            lb=np.r_[lm.lb[F], np.full(G, self.theta_lb)], ub=np.r_[lm.ub[F], np.full(G, np.inf)],
+            integer=np.zeros_like(integer) if relax else integer, var_blocks={}, row_blocks={},
+        )
+
+    def cost(self, z: np.ndarray) -> float:
+        lm = self.st.lm
+        return float(lm.c[self.st.first_cols] @ z + lm.offset)
+
+    def feasible(self, z: np.ndarray, tol: float = 1e-9) -> bool:
+        lm, st = self.st.lm, self.st
+        act = lm.A[st.first_rows][:, st.first_cols] @ z
+        scale = tol * np.maximum(1.0, np.abs(act))
+        return bool(np.all(act >= lm.row_lb[st.first_rows] - scale) and np.all(act <= lm.row_ub[st.first_rows] + scale))
+
+
+# ----------------------------------------------------------------------------
+# The loop
 
 
 @dataclass
@@ -79,191 +465,6 @@ class BendersStats:
     iterations: int = 0
     lp_iterations: int = 0
     cuts: int = 0
-
-
-def _row_pairs(lm: LinearModel, M: int) -> np.ndarray:
-    """(scenario, mineral) key of each second-stage row; -1 for first-stage rows."""
-    key = np.full(lm.A.shape[0], -1, dtype=np.int64)
-    cell = lm.var_blocks["r"].coords
-    for name in SECOND_STAGE_ROWS:
-        b = lm.row_blocks[name]
-        if "cell" in b.coords:
-            c = b.coords["cell"]
-            key[b.index] = cell["s"][c] * M + cell["m"][c]
-        else:
-            key[b.index] = b.coords["s"] * M + b.coords["m"]
-    return key
-
-
-def _col_pairs(lm: LinearModel, M: int) -> np.ndarray:
-    key = np.full(lm.c.size, -1, dtype=np.int64)
-    cell = lm.var_blocks["r"].coords
-    pair = cell["s"] * M + cell["m"]
-    key[lm.var_blocks["r"].index] = pair
-    key[lm.var_blocks["u"].index] = pair
-    key[lm.var_blocks["l"].index] = pair[lm.var_blocks["l"].coords["cell"]]
-    return key
-
-
-class Decomposition:
-    """The extensive model cut into a master and recourse blocks."""
-
-    def __init__(self, inst: Instance, lm: LinearModel, batch_columns: int = BATCH_COLUMNS):
-        self.inst, self.lm = inst, lm
-        P, M = len(inst.participants), len(inst.minerals)
-        self.M = M
-        nb, yb = lm.var_blocks["n"], lm.var_blocks["y"]
-        self.first = np.concatenate([nb.index, yb.index])
-        self.n_cols = nb.index
-        row_key, col_key = _row_pairs(lm, M), _col_pairs(lm, M)
-        self.col_mineral = np.where(col_key >= 0, col_key % M, -1)
-        lend_pairs = np.unique(col_key[lm.var_blocks["l"].index])
-        self.lp_pair = np.isin(col_key, lend_pairs) & (col_key >= 0)
-        A = lm.A.tocsr()
-        # ---- LP batches: pairs with lending
-        lp_rows = np.nonzero(np.isin(row_key, lend_pairs))[0]
-        lp_cols = np.nonzero(self.lp_pair)[0]
-        self.batches: list[_Batch] = []
-        if lp_cols.size:
-            # batches of whole pairs, one mineral each, cut at every batch_columns columns: small
-            # LPs re-solve faster from a warm basis, and batches run in parallel across threads
-            pair_cols = np.bincount(np.searchsorted(lend_pairs, col_key[lp_cols]), minlength=lend_pairs.size)
-            order = np.lexsort((lend_pairs // M, lend_pairs % M))  # by mineral, then scenario
-            mineral = (lend_pairs % M)[order]
-            cols_before = np.cumsum(pair_cols[order]) - pair_cols[order]
-            first_of_mineral = np.r_[0, np.nonzero(np.diff(mineral))[0] + 1]
-            within = cols_before - np.repeat(cols_before[first_of_mineral], np.diff(np.r_[first_of_mineral, order.size]))
-            _, chunk = np.unique(np.column_stack([mineral, within // batch_columns]), axis=0, return_inverse=True)
-            batch_of = np.empty(lend_pairs.size, dtype=np.int64)
-            batch_of[order] = chunk.ravel()
-            row_batch = batch_of[np.searchsorted(lend_pairs, row_key[lp_rows])]
-            col_batch = batch_of[np.searchsorted(lend_pairs, col_key[lp_cols])]
-            rows_sorted, cols_sorted = lp_rows[np.argsort(row_batch, kind="stable")], lp_cols[np.argsort(col_batch, kind="stable")]
-            n_batches = int(batch_of.max()) + 1
-            row_splits = np.cumsum(np.bincount(row_batch, minlength=n_batches))[:-1]
-            col_splits = np.cumsum(np.bincount(col_batch, minlength=n_batches))[:-1]
-            for rows, cols in zip(np.split(rows_sorted, row_splits), np.split(cols_sorted, col_splits)):
-                self.batches.append(self._batch(A, np.sort(rows), np.sort(cols)))
-        # ---- closed form: cells of pairs without lending
-        rb, ub = lm.var_blocks["r"], lm.var_blocks["u"]
-        cell = rb.coords
-        keep = ~self.lp_pair[rb.index]
-        s, p, m = cell["s"][keep], cell["p"][keep], cell["m"][keep]
-        grp_key = (s * P + p) * M + m  # cells are sorted by (s, p, m, t), so groups are contiguous
-        starts = np.r_[0, np.nonzero(np.diff(grp_key))[0] + 1] if grp_key.size else np.zeros(0, np.int64)
-        gp, gm = p[starts], m[starts]
-        self.closed = _Closed(
-            cols_r=rb.index[keep], cols_u=ub.index[keep], g=lm.ub[rb.index[keep]],
-            group=np.cumsum(np.r_[0, np.diff(grp_key) != 0]) if grp_key.size else np.zeros(0, np.int64),
-            starts=starts, rate=inst.release_rate[gp], out=1.0 - inst.reserve_floor[gp],
-            cost=lm.c[ub.index[keep]][starts] if starts.size else np.zeros(0),
-            lot_col=gp * M + gm, lot=inst.lot[gm], init=inst.initial[gp, gm], mineral=gm,
-        )
-        # ---- master's first-stage rows
-        first_rows = np.concatenate([lm.row_blocks[k].index for k in FIRST_STAGE_ROWS])
-        self.F_rows = A[first_rows][:, self.first]
-        self.F_lb, self.F_ub = lm.row_lb[first_rows], lm.row_ub[first_rows]
-
-    def _batch(self, A: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> _Batch:
-        lm = self.lm
-        sub = A[rows]
-        A_n = sub[:, self.n_cols].tocsr()
-        coupled = np.nonzero(np.diff(A_n.indptr) > 0)[0]
-        A_rc = sub[:, cols].tocsr()
-        A_rc.sort_indices()
-        lp = LinearModel(c=lm.c[cols], offset=0.0, A=A_rc, row_lb=lm.row_lb[rows], row_ub=lm.row_ub[rows],
-                         lb=lm.lb[cols], ub=lm.ub[cols], integer=np.zeros(cols.size, dtype=bool),
-                         var_blocks={}, row_blocks={})
-        return _Batch(IncrementalLP(lp), cols, lm.c[cols], coupled, lm.row_ub[rows][coupled],
-                      A_n[coupled], self.col_mineral[cols])
-
-    # ------------------------------------------------------------------ recourse
-    def evaluate(self, n: np.ndarray, pool: ThreadPoolExecutor | None, keep_solution: bool = False):
-        """Expected recourse per mineral Q (M,), its subgradient on the lots (P*M,), and optionally
-        the second-stage values of every column (for the final plan)."""
-        M = self.M
-        Q = np.zeros(M)
-        grad = np.zeros(n.size)
-        values = np.zeros(self.lm.c.size) if keep_solution else None
-        # closed form
-        cf = self.closed
-        if cf.starts.size:
-            x = cf.init + cf.lot * n[cf.lot_col]
-            xc = x[cf.group]
-            rate_c = cf.rate[cf.group]
-            cap = np.minimum(cf.g, rate_c * xc)
-            total_cap = np.add.reduceat(cap, cf.starts)
-            limit = cf.out * x
-            served = np.minimum(total_cap, limit)
-            floor_binds = limit < total_cap
-            rate_part = np.add.reduceat(np.where(rate_c * xc < cf.g, rate_c, 0.0), cf.starts)
-            dserved = np.where(floor_binds, cf.out, rate_part)
-            G = np.add.reduceat(cf.g, cf.starts)
-            np.add.at(Q, cf.mineral, cf.cost * (G - served))
-            np.add.at(grad, cf.lot_col, -cf.cost * dserved * cf.lot)
-            if keep_solution:
-                cum = np.cumsum(cap)
-                before = np.r_[0.0, cum][cf.starts][cf.group]
-                released = np.minimum(cum - before, limit[cf.group])
-                prev = np.r_[0.0, released[:-1]]
-                prev[cf.starts] = 0.0
-                r = np.maximum(released - prev, 0.0)
-                values[cf.cols_r] = r
-                values[cf.cols_u] = cf.g - r
-        # LP batches
-        runs = (pool.map if pool else map)(lambda b: self._solve_batch(b, n), self.batches)
-        for b, (x, dn) in zip(self.batches, runs):
-            Q += np.bincount(b.col_mineral, weights=b.c * x, minlength=M)
-            grad += dn
-            if keep_solution:
-                values[b.cols] = x
-        return Q, grad, values
-
-    @staticmethod
-    def _solve_batch(b: _Batch, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x, duals, _ = b.lp.solve(b.coupled, b.ub0 - b.A_n @ n)
-        return x, -(b.A_n.T @ duals[b.coupled])  # dQ/dn = dQ/dbound . dbound/dn
-
-    # ------------------------------------------------------------------ master
-    def master_point(self, n: np.ndarray, y: np.ndarray, cuts: list[tuple[int, float, np.ndarray]]) -> np.ndarray:
-        """A plan as a master solution: lots, programmes, and each theta_m at its highest cut."""
-        theta = np.zeros(self.M)
-        for m, q, coef in cuts:
-            theta[m] = max(theta[m], q + coef @ n)
-        return np.concatenate([n, y, theta])
-
-    def first_stage_cost(self, n: np.ndarray, y: np.ndarray) -> float:
-        return float(self.lm.c[self.first] @ np.concatenate([n, y]) + self.lm.offset)
-
-    def master(self, cuts: list[tuple[int, float, np.ndarray]]) -> LinearModel:
-        """min c_F z + sum_m theta_m  s.t. first-stage rows and theta_m >= q + g.(n - n^k).
-
-        In dollars, like the extensive model: rescaling the master made SCIP up to 4.5x
-        slower, and rescaling only its objective made it wrong (docs/numerics.md).
-        """
-        lm, M = self.lm, self.M
-        nF = self.first.size
-        nn = self.n_cols.size
-        k = len(cuts)
-        m_idx = np.array([c[0] for c in cuts], dtype=np.int64)
-        G = np.array([c[2] for c in cuts]).reshape(k, nn)
-        rhs = np.array([c[1] for c in cuts])
-        # cut: theta_m - g.n >= q - g.n^k  (the constant is folded into c[1] by the caller)
-        cut_rows = sp.hstack([sp.csr_matrix(-G), sp.csr_matrix((k, nF - nn)),
-                              sp.csr_matrix((np.ones(k), (np.arange(k), m_idx)), shape=(k, M))]).tocsr()
-        first_rows = sp.hstack([self.F_rows, sp.csr_matrix((self.F_rows.shape[0], M))]).tocsr()
-        A = sp.vstack([first_rows, cut_rows]).tocsr()
-        A.sort_indices()
-        return LinearModel(
-            c=np.r_[lm.c[self.first], np.ones(M)], offset=lm.offset, A=A,
-            row_lb=np.r_[self.F_lb, rhs], row_ub=np.r_[self.F_ub, np.full(k, np.inf)],
-            lb=np.r_[lm.lb[self.first], np.zeros(M)], ub=np.r_[lm.ub[self.first], np.full(M, np.inf)],
-            integer=np.r_[lm.integer[self.first], np.zeros(M, dtype=bool)],
-            var_blocks={}, row_blocks={},
-        )
-
-
-MASTER_SOLVER = "scip"
 
 
 Progress = Callable[[str, float, float], None]  # (phase, best plan's cost, lower bound)
@@ -274,89 +475,97 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
                   ) -> tuple[SolveOutcome, BendersStats]:
     """Run the L-shaped method to the relative gap; returns the full solution vector of lm.
 
-    The master MIP is always solved by SCIP: HiGHS 1.12 (through MathOpt) returned
-    a wrong "optimal" on masters whose cuts carry large coefficients, with or
-    without scaling (tests/test_benders.py keeps such an instance). LPs go to GLOP.
-    threads: recourse batches solved at once (None: every core).
+    threads: recourse batches solved at once (None: every core). The master MIP goes to
+    SCIP, the LPs to GLOP.
     """
     threads = threads or os.cpu_count() or 1
     start = time.perf_counter()
     deadline = start + time_limit_s
-    dec = Decomposition(inst, lm)
-    nn = dec.n_cols.size
-    M = dec.M
+    st = Structure.of(lm)
+    rec = Recourse.of(st)
+    master = Master(st, 0.0 if (lm.c[lm.col_key >= 0] >= 0).all() else -np.inf)
+    F = st.first_cols
     stats = BendersStats()
-    cuts: list[tuple[int, float, np.ndarray]] = []
-    pool = ThreadPoolExecutor(threads) if threads > 1 and len(dec.batches) > 1 else None
+    cuts = Cuts()
+    seen: dict[bytes, float] = {}  # every point evaluated, and its total cost
+    pool = ThreadPoolExecutor(threads) if threads > 1 and len(rec.batches) > 1 else None
 
-    def add_cuts(n: np.ndarray) -> np.ndarray:
-        Q, grad, _ = dec.evaluate(n, pool)
-        g = grad.reshape(-1, M)  # (P, M)
-        for m in range(M):
-            coef = np.zeros(nn)
-            coef[m::M] = g[:, m]
-            cuts.append((m, float(Q[m] - coef @ n), coef))
+    def evaluate(z: np.ndarray) -> float:
+        """Add the cuts at z and keep it as the best plan when it is one; its total cost."""
+        nonlocal best
+        Q, grad, _ = rec.evaluate(z, pool)
+        cuts.add(z, Q, grad)
         stats.cuts = len(cuts)
-        return Q
+        value = master.cost(z) + float(Q.sum())
+        seen[z.tobytes()] = value
+        integral = np.array_equal(z[lm.integer[F]], np.rint(z[lm.integer[F]]))
+        if value < best[0] and integral and master.feasible(z):
+            best = (value, z)
+        return value
 
-    def min_y(n: np.ndarray) -> np.ndarray:
-        yb = lm.var_blocks["y"]
-        return (n[yb.coords["p"] * M + yb.coords["m"]] > 0.5).astype(float)
+    def left() -> float:
+        return deadline - time.perf_counter()
 
+    best: tuple[float, np.ndarray | None] = (np.inf, None)
+    lb = -np.inf
+    repeated = False
     try:
-        n0 = lm.lb[dec.n_cols].copy()  # the smallest plan is feasible (checked before the build)
-        Q0 = add_cuts(n0)
-        best = (dec.first_stage_cost(n0, min_y(n0)) + Q0.sum(), n0, min_y(n0))  # objective, n, y
-        lb = -np.inf
-        # phase 1: cuts from the LP relaxation of the master
-        for _ in range(50):
-            relax = dec.master(cuts)
-            relax.integer[:] = False
-            out = solve_model(relax, MASTER_SOLVER, max(1.0, deadline - time.perf_counter()), 0.0)
-            if out.x is None:
+        evaluate(lm.lb[F].copy())  # the smallest plan: a first cut, and a plan where it is feasible
+        # phase 1: cuts from the LP relaxation of the master; its first round always runs (a tiny LP),
+        # so even a run stopped at once reports a proven bound
+        while stats.lp_iterations < RELAXATION_ROUNDS:
+            out = solve_model(master.model(cuts, relax=True), MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS), 0.0)
+            if out.x is None or out.objective is None:
                 break
-            if out.status == "optimal":  # the relaxed master's optimum bounds the true one from below
+            if out.status == Status.OPTIMAL:  # the relaxed master's optimum bounds the true one from below
                 lb = max(lb, out.objective)
-            n = out.x[:nn]
-            Q = add_cuts(n)
+            if left() <= 0:
+                break
+            upper = evaluate(out.x[:F.size])
             stats.lp_iterations += 1
-            upper = dec.first_stage_cost(n, out.x[nn:dec.first.size]) + Q.sum()
             if progress:
                 progress(f"relaxation {stats.lp_iterations}", best[0], lb)
             relaxed_gap = relative_gap(upper, out.objective)
-            if relaxed_gap is not None and relaxed_gap <= gap / 10:
-                break
-            if time.perf_counter() > deadline:
+            if relaxed_gap is not None and relaxed_gap <= gap * RELAXATION_GAP_SHARE:
                 break
         # phase 2: integer master, warm-started from the best plan so far
-        while time.perf_counter() < deadline:
-            out = solve_model(dec.master(cuts), MASTER_SOLVER, max(1.0, deadline - time.perf_counter()), gap / 4,
-                              hint=dec.master_point(best[1], best[2], cuts))
+        while left() > 0:
+            hint = None if best[1] is None else np.r_[best[1], cuts.theta(best[1], st.aggregates)]
+            out = solve_model(master.model(cuts), MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS),
+                              gap * MASTER_GAP_SHARE, hint=hint)
             if out.x is None:
                 break
-            lb = max(lb, out.bound if out.bound is not None else -np.inf)
-            n = np.rint(out.x[:nn])
-            y = min_y(n)
-            Q = add_cuts(n)
+            if out.bound is not None:
+                lb = max(lb, out.bound)
+            z = np.where(lm.integer[F], np.rint(out.x[:F.size]), out.x[:F.size])
+            repeated = z.tobytes() in seen and out.status == Status.OPTIMAL
+            if not repeated:
+                evaluate(z)
             stats.iterations += 1
-            value = dec.first_stage_cost(n, y) + Q.sum()
-            if value < best[0]:
-                best = (value, n, y)
             g = relative_gap(best[0], lb)
             if progress:
                 progress(f"iteration {stats.iterations}", best[0], lb)
-            if g is not None and g <= gap:
+            if g is not None and (g <= gap or (repeated and g <= REPEAT_GAP)):
+                break
+            if repeated:
+                log.warning("the master repeats a plan with gap %.2e left: stopping", g)
                 break
     finally:
         if pool:
             pool.shutdown()
-    value, n, y = best
-    _, _, values = dec.evaluate(n, None, keep_solution=True)
-    values[dec.n_cols] = n
-    values[lm.var_blocks["y"].index] = y
     seconds = time.perf_counter() - start
+    detail = f"{stats.lp_iterations} LP and {stats.iterations} MIP master iterations"
+    version = f"L-shaped: SCIP master, GLOP recourse, OR-tools {ortools_version()}"
+    if best[1] is None:
+        return SolveOutcome(Status.NO_SOLUTION, None, None, lb if np.isfinite(lb) else None, "scip+glop",
+                            version, seconds, detail), stats
+    value, z = best
+    _, _, values = rec.evaluate(z, None, keep_solution=True)
+    assert values is not None
+    values[F] = z
     g = relative_gap(value, lb)
-    status = "optimal" if g is not None and g <= gap + 1e-12 else "feasible"
-    return SolveOutcome(status, values, value, lb if np.isfinite(lb) else None, "scip+glop",
-                        f"L-shaped: SCIP master, GLOP recourse, OR-tools {ortools_version()}", seconds,
-                        f"{stats.lp_iterations} LP and {stats.iterations} MIP master iterations"), stats
+    converged = g is not None and (g <= gap * (1 + 1e-9) or (repeated and g <= REPEAT_GAP))
+    log.info("decomposition: %s, %d cuts, gap %s", detail, stats.cuts, "-" if g is None else f"{g:.2e}")
+    return SolveOutcome(Status.OPTIMAL if converged else Status.FEASIBLE, values, value,
+                        lb if np.isfinite(lb) else None, "scip+glop", version, time.perf_counter() - start,
+                        detail), stats

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Config, ConfigError, Problem
+from .labels import Axes
 
 INF = math.inf
 DAYS_PER_YEAR = 365.0
@@ -70,6 +71,12 @@ class Instance:
             "periods": self.periods,
             "lending_arcs": int(self.arc_from.size),
         }
+
+    @property
+    def axes(self) -> Axes:
+        """Sizes of the labelled dimensions s, p, m, t, a."""
+        return Axes({"s": len(self.scenarios), "p": len(self.participants), "m": len(self.minerals),
+                     "t": self.periods, "a": int(self.arc_from.size)})
 
     @property
     def min_holding(self) -> np.ndarray:

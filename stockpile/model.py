@@ -5,6 +5,19 @@ family of variables or constraints is added by one ``define_*`` function over al
 its indices at once, from numpy index arrays; the matrix is assembled once as
 scipy CSR. No Python loop runs over (scenario, participant, mineral, period).
 
+The model is the single statement of the problem. Each family declares where it is
+defined:
+
+* its **stage**: first stage (decided before the scenario is known) or second
+  stage with its **decomposition key**, the labelled dimensions of one recourse
+  block (today every second-stage family is keyed by (scenario, mineral));
+* for variables, its **cost terms** by kind (acquisition, fixed, holding,
+  shortfall, lending). The objective vector is their sum, and the reported cost
+  breakdown is computed from the same terms, so the two cannot drift apart.
+
+The decomposition (``benders.py``) cuts the model along these declarations, and
+:meth:`Builder.build` refuses a model whose rows cross them.
+
 Two exact reductions keep the model small (both proven in docs/model.md):
 
 * Second-stage variables exist only on *cells* (s, p, m, t) with shortfall
@@ -16,33 +29,86 @@ Two exact reductions keep the model small (both proven in docs/model.md):
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import scipy.sparse as sp
 
 from .instance import Instance
+from .labels import Axes
+
+log = logging.getLogger(__name__)
 
 FEAS_TOL = 1e-9
 
 
+class ModelError(RuntimeError):
+    """A model whose families break the declared structure: a bug in a define_* function."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """First stage (empty key) or second stage keyed by labelled dimensions, e.g. ('s', 'm')."""
+
+    key: tuple[str, ...] = ()
+
+    @property
+    def first(self) -> bool:
+        return not self.key
+
+
+FIRST = Stage()
+PAIR = Stage(("s", "m"))  # second stage: one recourse block per (scenario, mineral)
+
+
+class CostKind(StrEnum):
+    """Kinds of cost a variable block may carry; each is one entry of summary.json's ``costs``."""
+
+    ACQUISITION = "acquisition"
+    FIXED = "fixed"
+    HOLDING = "holding"
+    SHORTFALL = "shortfall"
+    LENDING = "lending"
+
+    @property
+    def summary_key(self) -> str:
+        expected = self in (CostKind.SHORTFALL, CostKind.LENDING)
+        return f"{'expected_' if expected else ''}{self.value}_usd"
+
+
+COST_KEYS = [k.summary_key for k in CostKind]
+
+
 @dataclass
 class Block:
-    """A family of variables or rows: its position and labelled coordinates."""
+    """A family of variables or rows: its position, labelled coordinates and stage."""
 
     name: str
     start: int
     size: int
-    coords: dict[str, np.ndarray] = field(default_factory=dict)
+    coords: dict[str, np.ndarray]
+    stage: Stage
+    costs: dict[CostKind, np.ndarray] = field(default_factory=dict)  # variables only
 
     @property
     def index(self) -> np.ndarray:
         return np.arange(self.start, self.start + self.size)
 
+    def values(self, x: np.ndarray) -> np.ndarray:
+        return x[self.start:self.start + self.size]
+
 
 @dataclass
 class LinearModel:
-    """min c x + offset  s.t.  row_lb <= A x <= row_ub,  lb <= x <= ub,  x_j integer where flagged."""
+    """min c x + offset  s.t.  row_lb <= A x <= row_ub,  lb <= x <= ub,  x_j integer where flagged.
+
+    col_key / row_key: the recourse block of each second-stage column / row (a flat key
+    over ``key_dims``), -1 for the first stage. ``offsets``: constant cost terms per kind
+    and participant (the holding cost of the initial stock).
+    """
 
     c: np.ndarray
     offset: float
@@ -54,6 +120,11 @@ class LinearModel:
     integer: np.ndarray
     var_blocks: dict[str, Block]
     row_blocks: dict[str, Block]
+    axes: Axes | None = None
+    key_dims: tuple[str, ...] = ()
+    col_key: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    row_key: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    offsets: dict[CostKind, np.ndarray] = field(default_factory=dict)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -64,32 +135,79 @@ class LinearModel:
             "nonzeros": int(self.A.nnz),
         }
 
+    @property
+    def first_cols(self) -> np.ndarray:
+        return np.nonzero(self.col_key < 0)[0]
 
-class _Builder:
-    """Collects variables, rows and COO terms, then assembles one CSR matrix."""
+    def cost_breakdown(self, x: np.ndarray, participants: int) -> dict[CostKind, np.ndarray]:
+        """Each cost kind per participant (who pays: the block's ``p``) for a solution x.
 
-    def __init__(self) -> None:
+        Summed over kinds and participants this is c x + offset exactly: the same terms
+        the objective vector was built from.
+        """
+        out = {kind: self.offsets.get(kind, np.zeros(participants)).astype(float).copy() for kind in CostKind}
+        for block in self.var_blocks.values():
+            xb = block.values(x)
+            for kind, coef in block.costs.items():
+                out[kind] += np.bincount(block.coords["p"], coef * xb, participants)
+        return out
+
+
+class Builder:
+    """Collects variable and row families with their stage and cost terms, then assembles one CSR matrix.
+
+    The extension point of the model: a ``define_*`` function adds its family with
+    :meth:`add_vars` or :meth:`add_rows` and its coefficients with :meth:`add_terms`;
+    :meth:`build` checks the declared structure before anything is solved.
+    """
+
+    def __init__(self, axes: Axes) -> None:
+        self.axes = axes
         self.n_vars = 0
         self.n_rows = 0
-        self.cols: dict[str, list[np.ndarray]] = {"c": [], "lb": [], "ub": [], "int": []}
+        self.cols: dict[str, list[np.ndarray]] = {"lb": [], "ub": [], "int": []}
         self.rows: dict[str, list[np.ndarray]] = {"lb": [], "ub": []}
         self.terms: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.var_blocks: dict[str, Block] = {}
         self.row_blocks: dict[str, Block] = {}
+        self.offsets: dict[CostKind, np.ndarray] = {}
 
-    def add_vars(self, name: str, coords: dict[str, np.ndarray], *, lb, ub, cost, integer=False) -> np.ndarray:
-        size = len(next(iter(coords.values())))
-        block = Block(name, self.n_vars, size, coords)
+    @staticmethod
+    def _size(name: str, coords: Mapping[str, np.ndarray]) -> int:
+        sizes = {len(v) for v in coords.values()}
+        if len(sizes) != 1:
+            raise ModelError(f"family {name}: coordinates of different lengths {sorted(sizes)}")
+        return sizes.pop()
+
+    def _check_stage(self, name: str, coords: Mapping[str, np.ndarray], stage: Stage) -> None:
+        missing = [d for d in stage.key if d not in coords]
+        if missing:
+            raise ModelError(f"family {name}: second-stage key {stage.key} needs coordinates {missing}")
+        if name in self.var_blocks or name in self.row_blocks:
+            raise ModelError(f"family {name} is defined twice")
+
+    def add_vars(self, name: str, coords: dict[str, np.ndarray], stage: Stage, *, lb, ub,
+                 costs: Mapping[CostKind, np.ndarray | float] | None = None, integer: bool = False) -> np.ndarray:
+        """Add a variable family; costs by kind (their sum is the objective coefficient)."""
+        self._check_stage(name, coords, stage)
+        size = self._size(name, coords)
+        if "p" not in coords and costs:
+            raise ModelError(f"family {name}: a cost needs the participant who pays (coordinate p)")
+        if integer and not stage.first:
+            raise ModelError(f"family {name}: integer variables must be first stage (the recourse is an LP)")
+        block = Block(name, self.n_vars, size, coords, stage,
+                      {k: np.broadcast_to(np.asarray(v, dtype=float), (size,)).copy() for k, v in (costs or {}).items()})
         self.var_blocks[name] = block
-        for key, value in (("c", cost), ("lb", lb), ("ub", ub)):
+        for key, value in (("lb", lb), ("ub", ub)):
             self.cols[key].append(np.broadcast_to(np.asarray(value, dtype=float), (size,)))
         self.cols["int"].append(np.full(size, bool(integer)))
         self.n_vars += size
         return block.index
 
-    def add_rows(self, name: str, coords: dict[str, np.ndarray], *, lb, ub) -> np.ndarray:
-        size = len(next(iter(coords.values())))
-        block = Block(name, self.n_rows, size, coords)
+    def add_rows(self, name: str, coords: dict[str, np.ndarray], stage: Stage, *, lb, ub) -> np.ndarray:
+        self._check_stage(name, coords, stage)
+        size = self._size(name, coords)
+        block = Block(name, self.n_rows, size, coords, stage)
         self.row_blocks[name] = block
         self.rows["lb"].append(np.broadcast_to(np.asarray(lb, dtype=float), (size,)))
         self.rows["ub"].append(np.broadcast_to(np.asarray(ub, dtype=float), (size,)))
@@ -100,7 +218,25 @@ class _Builder:
         vals = np.broadcast_to(np.asarray(vals, dtype=float), rows.shape)
         self.terms.append((rows, cols, vals))
 
-    def build(self, offset: float) -> LinearModel:
+    def add_offset(self, kind: CostKind, per_participant: np.ndarray) -> None:
+        """A constant cost (it does not depend on any decision), per participant."""
+        self.offsets[kind] = self.offsets.get(kind, 0.0) + np.asarray(per_participant, dtype=float)
+
+    def _keys(self, blocks: dict[str, Block], n: int) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Recourse-block key of every element (-1: first stage); every family must share one key."""
+        keys = {b.stage.key for b in blocks.values() if not b.stage.first}
+        keys |= {b.stage.key for b in (self.var_blocks | self.row_blocks).values() if not b.stage.first}
+        if len(keys) > 1:
+            raise ModelError(f"second-stage families declare different keys {sorted(keys)}; the decomposition "
+                             "needs one key for every family")
+        dims = keys.pop() if keys else ()
+        out = np.full(n, -1, dtype=np.int64)
+        for b in blocks.values():
+            if not b.stage.first:
+                out[b.start:b.start + b.size] = self.axes.key(b.coords, dims)
+        return out, dims
+
+    def build(self) -> LinearModel:
         cat = lambda xs, dt=float: np.concatenate(xs) if xs else np.zeros(0, dtype=dt)  # noqa: E731
         rows = cat([t[0] for t in self.terms], np.int64)
         cols = cat([t[1] for t in self.terms], np.int64)
@@ -109,12 +245,35 @@ class _Builder:
         A = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(self.n_rows, self.n_vars))
         A.sum_duplicates()
         A.sort_indices()
+        c = np.zeros(self.n_vars)
+        for block in self.var_blocks.values():
+            for coef in block.costs.values():
+                c[block.start:block.start + block.size] += coef
+        col_key, dims = self._keys(self.var_blocks, self.n_vars)
+        row_key, _ = self._keys(self.row_blocks, self.n_rows)
+        self._check_coupling(A, col_key, row_key)
+        offsets = {k: np.broadcast_to(v, (self.axes.sizes["p"],)).copy() for k, v in self.offsets.items()}
         return LinearModel(
-            c=cat(self.cols["c"]), offset=float(offset), A=A,
+            c=c, offset=float(sum(v.sum() for v in offsets.values())), A=A,
             row_lb=cat(self.rows["lb"]), row_ub=cat(self.rows["ub"]),
             lb=cat(self.cols["lb"]), ub=cat(self.cols["ub"]), integer=cat(self.cols["int"], bool),
-            var_blocks=self.var_blocks, row_blocks=self.row_blocks,
+            var_blocks=self.var_blocks, row_blocks=self.row_blocks, axes=self.axes, key_dims=dims,
+            col_key=col_key, row_key=row_key, offsets=offsets,
         )
+
+    def _check_coupling(self, A: sp.csr_matrix, col_key: np.ndarray, row_key: np.ndarray) -> None:
+        """A first-stage row may hold only first-stage columns; a second-stage row only its own
+        block's columns (and first-stage ones, which couple it to the master). Anything else would
+        be lost by the decomposition, so it is refused here, naming the family."""
+        coo = A.tocoo()
+        ck, rk = col_key[coo.col], row_key[coo.row]
+        bad = (ck >= 0) & (ck != rk)
+        if bad.any():
+            row = int(coo.row[np.argmax(bad)])
+            family = next(b.name for b in self.row_blocks.values() if b.start <= row < b.start + b.size)
+            what = "a first-stage row" if row_key[row] < 0 else "a row of one recourse block"
+            raise ModelError(f"family {family}: {what} holds second-stage columns of another block; "
+                             "declare its stage and key to match the columns it couples")
 
 
 # ----------------------------------------------------------------------------
@@ -175,26 +334,9 @@ def useful_holding(inst: Instance) -> np.ndarray:
     return np.where(usable, np.maximum.reduce([x_total, x_peak, need_share]), 0.0)
 
 
+
 # ----------------------------------------------------------------------------
 # Variables
-
-
-def define_first_stage(b: _Builder, inst: Instance, n_min: np.ndarray, n_max: np.ndarray) -> None:
-    """Lots n_pm (integer) and program binaries y_pm.
-
-    x_pm = initial_t + lot_t * n_pm;  n_min_pm <= n_pm <= N_pm (see lot_bounds).
-    Cost: (price_usd_per_t + holding_cost_usd_per_t_year * holding_years) * lot_t * n_pm
-    + fixed_cost_usd * y_pm; y_pm exists only where fixed_cost_usd > 0 and N_pm > 0.
-    """
-    P, M = inst.consumption.shape
-    p, m = np.divmod(np.arange(P * M), M)
-    unit = inst.price + inst.holding_cost * inst.holding_years
-    b.add_vars("n", {"p": p, "m": m}, lb=n_min.ravel(), ub=n_max.ravel(),
-               cost=(unit * inst.lot)[m], integer=True)
-    has_y = (inst.fixed_cost.ravel() > 0) & (n_max.ravel() > 0)
-    yp, ym = p[has_y], m[has_y]
-    b.add_vars("y", {"p": yp, "m": ym}, lb=(n_min[yp, ym] > 0).astype(float), ub=1.0,
-               cost=inst.fixed_cost[yp, ym], integer=True)
 
 
 @dataclass
@@ -209,6 +351,10 @@ class Cells:
     lend_cell: np.ndarray  # receiving cell of each lending variable
     lend_arc: np.ndarray  # its arc
 
+    @property
+    def coords(self) -> dict[str, np.ndarray]:
+        return {"s": self.s, "p": self.p, "m": self.m, "t": self.t}
+
 
 def find_cells(inst: Instance) -> Cells:
     """Cells with g > 0, and for each lending arc the receiver's cells it may serve."""
@@ -222,48 +368,85 @@ def find_cells(inst: Instance) -> Cells:
     return Cells(s, p, m, t, inst.shortfall[s, p, m, t], cat(cells), cat(arcs))
 
 
-def define_recourse(b: _Builder, inst: Instance, cells: Cells) -> None:
+@dataclass
+class Context:
+    """What every define_* function may read: the instance, its cells and the lot bounds."""
+
+    inst: Instance
+    cells: Cells
+    n_min: np.ndarray
+    n_max: np.ndarray
+
+    def lots(self, b: Builder, p: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Column of the lot variable n_pm for each (p, m)."""
+        return b.var_blocks["n"].start + self.inst.axes.key({"p": p, "m": m}, ("p", "m"))
+
+
+def define_first_stage(b: Builder, ctx: Context) -> None:
+    """Lots n_pm (integer) and program binaries y_pm.
+
+    x_pm = initial_t + lot_t * n_pm;  n_min_pm <= n_pm <= N_pm (see lot_bounds).
+    Cost: price_usd_per_t * lot_t * n_pm (acquisition)
+        + holding_cost_usd_per_t_year * holding_years * (initial_t + lot_t * n_pm) (holding; the
+          initial stock's part is a constant) + fixed_cost_usd * y_pm (fixed);
+    y_pm exists only where fixed_cost_usd > 0 and N_pm > 0.
+    """
+    inst, n_min, n_max = ctx.inst, ctx.n_min, ctx.n_max
+    pm = inst.axes.grid(("p", "m"))
+    p, m = pm["p"], pm["m"]
+    b.add_vars("n", {"p": p, "m": m}, FIRST, lb=n_min.ravel(), ub=n_max.ravel(), integer=True,
+               costs={CostKind.ACQUISITION: (inst.price * inst.lot)[m],
+                      CostKind.HOLDING: (inst.holding_cost * inst.holding_years * inst.lot)[m]})
+    b.add_offset(CostKind.HOLDING, (inst.holding_cost * inst.holding_years * inst.initial).sum(axis=1))
+    has_y = (inst.fixed_cost.ravel() > 0) & (n_max.ravel() > 0)
+    yp, ym = p[has_y], m[has_y]
+    b.add_vars("y", {"p": yp, "m": ym}, FIRST, lb=(n_min[yp, ym] > 0).astype(float), ub=1.0, integer=True,
+               costs={CostKind.FIXED: inst.fixed_cost[yp, ym]})
+
+
+def define_recourse(b: Builder, ctx: Context) -> None:
     """Release r, unmet u on each cell, and lending l on each (arc, receiving cell).
 
-    0 <= r, u <= g;  0 <= l <= g of the receiver.
-    Expected cost: pi_s * shortfall_cost_usd_per_t * u + pi_s * cost_usd_per_t * l.
+    0 <= r, u <= g;  0 <= l <= g of the receiver. Lending is labelled by the receiver's
+    cell (s, p, m, t) and its arc a; the receiver pays its fee.
+    Expected cost: pi_s * shortfall_cost_usd_per_t * u (shortfall) + pi_s * cost_usd_per_t * l (lending).
     """
-    coords = {"s": cells.s, "p": cells.p, "m": cells.m, "t": cells.t}
-    b.add_vars("r", coords, lb=0.0, ub=cells.g, cost=0.0)
-    b.add_vars("u", coords, lb=0.0, ub=cells.g, cost=inst.prob[cells.s] * inst.shortfall_cost[cells.m])
+    inst, cells = ctx.inst, ctx.cells
+    b.add_vars("r", cells.coords, PAIR, lb=0.0, ub=cells.g)
+    b.add_vars("u", cells.coords, PAIR, lb=0.0, ub=cells.g,
+               costs={CostKind.SHORTFALL: inst.prob[cells.s] * inst.shortfall_cost[cells.m]})
     c = cells.lend_cell
-    b.add_vars("l", {"cell": c, "a": cells.lend_arc}, lb=0.0, ub=cells.g[c],
-               cost=inst.prob[cells.s[c]] * inst.arc_cost[cells.lend_arc])
+    b.add_vars("l", {**{k: v[c] for k, v in cells.coords.items()}, "a": cells.lend_arc}, PAIR,
+               lb=0.0, ub=cells.g[c], costs={CostKind.LENDING: inst.prob[cells.s[c]] * inst.arc_cost[cells.lend_arc]})
 
 
 # ----------------------------------------------------------------------------
 # Constraints
 
 
-def define_demand(b: _Builder, cells: Cells) -> None:
+def define_demand(b: Builder, ctx: Context) -> None:
     """Every tonne of shortfall is released, borrowed or unmet.
 
     r_spmt + sum_p' l_{s,p'->p,m,t} + u_spmt = g_spmt   (g from scenarios.*.shocks)
     """
-    n = cells.g.size
-    rows = b.add_rows("demand", {"cell": np.arange(n)}, lb=cells.g, ub=cells.g)
+    cells = ctx.cells
+    rows = b.add_rows("demand", cells.coords, PAIR, lb=cells.g, ub=cells.g)
     r, u, l = (b.var_blocks[k].index for k in "rul")
     b.add_terms(rows, r, 1.0)
     b.add_terms(rows, u, 1.0)
     b.add_terms(rows[cells.lend_cell], l, 1.0)
 
 
-def _outflow_keys(inst: Instance, cells: Cells) -> np.ndarray:
-    """Key (s, p, m, t) of the giver of each outflow variable: own releases, then lending."""
-    P, M, T = len(inst.participants), len(inst.minerals), inst.periods
-    c = cells.lend_cell
-    giver = inst.arc_from[cells.lend_arc]
-    key_r = ((cells.s * P + cells.p) * M + cells.m) * T + cells.t
-    key_l = ((cells.s[c] * P + giver) * M + cells.m[c]) * T + cells.t[c]
-    return np.concatenate([key_r, key_l])
+def _outflows(b: Builder, ctx: Context) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Giver's (s, p, m, t) and column of every outflow variable: own releases, then lending."""
+    inst = ctx.inst
+    r, l = b.var_blocks["r"], b.var_blocks["l"]
+    giver = {**l.coords, "p": inst.arc_from[l.coords["a"]]}
+    coords = {k: np.concatenate([r.coords[k], giver[k]]) for k in "spmt"}
+    return coords, np.concatenate([r.index, l.index])
 
 
-def define_release_limits(b: _Builder, inst: Instance, cells: Cells) -> None:
+def define_release_limits(b: Builder, ctx: Context) -> None:
     """Release-rate cap per period and reserve floor, on the giver's holding x_pm.
 
     rate:  r_spmt + sum_p' l_{s,p->p',m,t} <= release_rate_max_p * x_pm
@@ -272,105 +455,105 @@ def define_release_limits(b: _Builder, inst: Instance, cells: Cells) -> None:
            equivalent to I_spmt >= reserve_floor_p * x_pm for every t since I is non-increasing.
     With x_pm = initial_t + lot_t * n_pm the holding's variable part moves left.
     """
-    P, M, T = len(inst.participants), len(inst.minerals), inst.periods
-    keys = _outflow_keys(inst, cells)
-    outflow_vars = np.concatenate([b.var_blocks["r"].index, b.var_blocks["l"].index])
-    uniq, inv = np.unique(keys, return_inverse=True)
-    spm, t = np.divmod(uniq, T)
-    sp_, m = np.divmod(spm, M)
-    s, p = np.divmod(sp_, P)
-    n_var = b.var_blocks["n"].start + p * M + m
-
+    inst, axes = ctx.inst, ctx.inst.axes
+    coords, outflow_vars = _outflows(b, ctx)
+    spmt, inv = axes.unique(coords, ("s", "p", "m", "t"))
+    s, p, m, t = (spmt[k] for k in "spmt")
     rate = inst.release_rate[p]
     tight = rate < 1.0 - inst.reserve_floor[p] - FEAS_TOL
-    rows = b.add_rows("rate", {"s": s[tight], "p": p[tight], "m": m[tight], "t": t[tight]},
+    rows = b.add_rows("rate", {"s": s[tight], "p": p[tight], "m": m[tight], "t": t[tight]}, PAIR,
                       lb=-np.inf, ub=(rate * inst.initial[p, m])[tight])
-    row_of = np.full(uniq.size, -1)
+    row_of = np.full(s.size, -1)
     row_of[tight] = rows
     sel = row_of[inv] >= 0
     b.add_terms(row_of[inv][sel], outflow_vars[sel], 1.0)
-    b.add_terms(rows, n_var[tight], -(rate * inst.lot[m])[tight])
+    b.add_terms(rows, ctx.lots(b, p[tight], m[tight]), -(rate * inst.lot[m])[tight])
 
-    spm_u, inv2 = np.unique(spm, return_inverse=True)
-    sp2, m2 = np.divmod(spm_u, M)
-    s2, p2 = np.divmod(sp2, P)
+    spm, inv2 = axes.unique(spmt, ("s", "p", "m"))
+    s2, p2, m2 = (spm[k] for k in "spm")
     out = 1.0 - inst.reserve_floor[p2]
-    rows2 = b.add_rows("floor", {"s": s2, "p": p2, "m": m2}, lb=-np.inf, ub=out * inst.initial[p2, m2])
+    rows2 = b.add_rows("floor", spm, PAIR, lb=-np.inf, ub=out * inst.initial[p2, m2])
     b.add_terms(rows2[inv2[inv]], outflow_vars, 1.0)
-    b.add_terms(rows2, b.var_blocks["n"].start + p2 * M + m2, -out * inst.lot[m2])
+    b.add_terms(rows2, ctx.lots(b, p2, m2), -out * inst.lot[m2])
 
 
-def define_lending_caps(b: _Builder, inst: Instance, cells: Cells) -> None:
+def define_lending_caps(b: Builder, ctx: Context) -> None:
     """Total lent on an arc in a scenario is a share of the lender's holding.
 
     sum_t l_{s,p->p',m,t} <= max_share * x_pm   (lending.*.max_share)
     Rows only where max_share < 1 - reserve_floor of the lender (otherwise implied by the floor).
     """
-    A, M = inst.arc_from.size, len(inst.minerals)
-    c, a = cells.lend_cell, cells.lend_arc
-    giver = inst.arc_from[a]
-    need = inst.arc_share[a] < 1.0 - inst.reserve_floor[giver] - FEAS_TOL
-    keys = (cells.s[c] * A + a) * M + cells.m[c]
-    uniq, inv = np.unique(keys[need], return_inverse=True)
-    sa, m = np.divmod(uniq, M)
-    s, arc = np.divmod(sa, A)
+    inst = ctx.inst
+    lb_ = b.var_blocks["l"]
+    a = lb_.coords["a"]
+    need = inst.arc_share[a] < 1.0 - inst.reserve_floor[inst.arc_from[a]] - FEAS_TOL
+    sam, inv = inst.axes.unique({k: v[need] for k, v in lb_.coords.items()}, ("s", "a", "m"))
+    arc, m = sam["a"], sam["m"]
     share, frm = inst.arc_share[arc], inst.arc_from[arc]
-    rows = b.add_rows("lend_cap", {"s": s, "a": arc, "m": m}, lb=-np.inf, ub=share * inst.initial[frm, m])
-    b.add_terms(rows[inv], b.var_blocks["l"].index[need], 1.0)
-    b.add_terms(rows, b.var_blocks["n"].start + frm * M + m, -share * inst.lot[m])
+    rows = b.add_rows("lend_cap", sam, PAIR, lb=-np.inf, ub=share * inst.initial[frm, m])
+    b.add_terms(rows[inv], lb_.index[need], 1.0)
+    b.add_terms(rows, ctx.lots(b, frm, m), -share * inst.lot[m])
 
 
-def define_program(b: _Builder, inst: Instance, n_max: np.ndarray) -> None:
+def define_program(b: Builder, ctx: Context) -> None:
     """A fixed program cost is paid when any lot is bought: n_pm <= N_pm * y_pm."""
-    M = len(inst.minerals)
     yb = b.var_blocks["y"]
     p, m = yb.coords["p"], yb.coords["m"]
-    rows = b.add_rows("program", {"p": p, "m": m}, lb=-np.inf, ub=0.0)
-    b.add_terms(rows, b.var_blocks["n"].start + p * M + m, 1.0)
-    b.add_terms(rows, yb.index, -n_max[p, m])
+    rows = b.add_rows("program", {"p": p, "m": m}, FIRST, lb=-np.inf, ub=0.0)
+    b.add_terms(rows, ctx.lots(b, p, m), 1.0)
+    b.add_terms(rows, yb.index, -ctx.n_max[p, m])
 
 
-def define_budget(b: _Builder, inst: Instance) -> None:
+def _per_participant_rows(b: Builder, name: str, limit: np.ndarray, lhs_const: np.ndarray) -> np.ndarray:
+    """One row per participant with a finite limit; the row of each participant (-1: none)."""
+    (ps,) = np.nonzero(np.isfinite(limit))
+    rows = b.add_rows(name, {"p": ps}, FIRST, lb=-np.inf, ub=limit[ps] - lhs_const[ps])
+    row_of = np.full(limit.size, -1)
+    row_of[ps] = rows
+    return row_of
+
+
+def define_budget(b: Builder, ctx: Context) -> None:
     """sum_m (price_usd_per_t * lot_t * n_pm + fixed_cost_usd * y_pm) <= budget_usd_p."""
-    (ps,) = np.nonzero(np.isfinite(inst.budget))
-    rows = b.add_rows("budget", {"p": ps}, lb=-np.inf, ub=inst.budget[ps])
-    row_of = np.full(len(inst.participants), -1)
-    row_of[ps] = rows
-    nb = b.var_blocks["n"]
-    sel = row_of[nb.coords["p"]] >= 0
-    b.add_terms(row_of[nb.coords["p"]][sel], nb.index[sel], (inst.price * inst.lot)[nb.coords["m"]][sel])
-    yb = b.var_blocks["y"]
-    sel = row_of[yb.coords["p"]] >= 0
-    b.add_terms(row_of[yb.coords["p"]][sel], yb.index[sel],
-                inst.fixed_cost[yb.coords["p"], yb.coords["m"]][sel])
+    inst = ctx.inst
+    row_of = _per_participant_rows(b, "budget", inst.budget, np.zeros(inst.budget.size))
+    for name, coef in (("n", lambda p, m: (inst.price * inst.lot)[m]), ("y", lambda p, m: inst.fixed_cost[p, m])):
+        blk = b.var_blocks[name]
+        p, m = blk.coords["p"], blk.coords["m"]
+        sel = row_of[p] >= 0
+        b.add_terms(row_of[p][sel], blk.index[sel], coef(p, m)[sel])
 
 
-def define_storage(b: _Builder, inst: Instance) -> None:
+def define_storage(b: Builder, ctx: Context) -> None:
     """sum_m x_pm <= storage_capacity_t_p, i.e. sum_m lot_t * n_pm <= capacity - sum_m initial_t."""
-    (ps,) = np.nonzero(np.isfinite(inst.storage))
-    rows = b.add_rows("storage", {"p": ps}, lb=-np.inf, ub=inst.storage[ps] - inst.initial[ps].sum(axis=1))
-    row_of = np.full(len(inst.participants), -1)
-    row_of[ps] = rows
+    inst = ctx.inst
+    row_of = _per_participant_rows(b, "storage", inst.storage, inst.initial.sum(axis=1))
     nb = b.var_blocks["n"]
-    sel = row_of[nb.coords["p"]] >= 0
-    b.add_terms(row_of[nb.coords["p"]][sel], nb.index[sel], inst.lot[nb.coords["m"]][sel])
+    p, m = nb.coords["p"], nb.coords["m"]
+    sel = row_of[p] >= 0
+    b.add_terms(row_of[p][sel], nb.index[sel], inst.lot[m][sel])
+
+
+Family = Callable[[Builder, Context], None]
+
+# The model, family by family, in the order the columns and rows are laid out. A new
+# family is one more define_* here; its stage and cost kinds travel with it.
+FAMILIES: tuple[Family, ...] = (
+    define_first_stage, define_recourse, define_demand, define_release_limits, define_lending_caps,
+    define_program, define_budget, define_storage,
+)
 
 
 def build_model(inst: Instance) -> LinearModel:
     """The extensive form: every scenario's recourse in one MIP."""
     n_min, n_max = lot_bounds(inst)
-    cells = find_cells(inst)
-    b = _Builder()
-    define_first_stage(b, inst, n_min, n_max)
-    define_recourse(b, inst, cells)
-    define_demand(b, cells)
-    define_release_limits(b, inst, cells)
-    define_lending_caps(b, inst, cells)
-    define_program(b, inst, n_max)
-    define_budget(b, inst)
-    define_storage(b, inst)
-    offset = float((inst.holding_cost * inst.holding_years * inst.initial).sum())
-    return b.build(offset)
+    ctx = Context(inst, find_cells(inst), n_min, n_max)
+    b = Builder(inst.axes)
+    for define in FAMILIES:
+        define(b, ctx)
+    lm = b.build()
+    log.debug("model: %s", lm.sizes)
+    return lm
 
 
 def names(lm: LinearModel, inst: Instance) -> tuple[list[str], list[str]]:
@@ -382,15 +565,10 @@ def names(lm: LinearModel, inst: Instance) -> tuple[list[str], list[str]]:
         "a": np.array([f"{_safe(inst.participants[f])}>{_safe(inst.participants[t])}"
                        for f, t in zip(inst.arc_from, inst.arc_to)], dtype=object),
     }
-    cell = lm.var_blocks["r"].coords
 
     def block_names(block: Block) -> list[str]:
-        coords = dict(block.coords)
-        if "cell" in coords:  # lending variables and demand rows are labelled by their cell
-            c = coords.pop("cell")
-            coords = {**{k: cell[k][c] for k in "spmt"}, **coords}
         parts = [label[k][v] if k in label else (v + 1).astype(str).astype(object)
-                 for k, v in coords.items()]
+                 for k, v in block.coords.items()]
         if not parts:
             return []
         joined = parts[0]

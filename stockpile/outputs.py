@@ -2,7 +2,8 @@
 
 Every file is written to a temporary sibling and renamed into place, so a crash
 never leaves a half-written file that a later resume would trust. A run folder
-is complete when its ``summary.json`` exists: it is written last.
+is complete when its ``summary.json`` exists: it is written last, and a run folder is
+replaced as a whole (:func:`write_folder`).
 """
 
 from __future__ import annotations
@@ -10,15 +11,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import yaml
-
-if TYPE_CHECKING:
-    from .results import Result
 
 FLOAT_FORMAT = "%.10g"
 _UMASK = os.umask(0)
@@ -57,7 +56,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
-    atomic_write_text(path, df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
+    atomic_write_bytes(path, csv_bytes(df))
 
 
 def _jsonable(value: Any) -> Any:
@@ -73,20 +72,78 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_json(data: dict, path: Path) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+    atomic_write_bytes(path, json_bytes(data))
 
 
-def write_result(result: "Result", out_dir: Path) -> Path:
-    """The run folder: tables first, summary.json last (its presence marks a finished run)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if result.config:
-        atomic_write_text(out_dir / "config.resolved.yaml",
-                          yaml.safe_dump(result.config, sort_keys=False, allow_unicode=True))
-    write_csv(result.holdings, out_dir / "holdings.csv")
-    write_csv(result.schedule, out_dir / "schedule.csv")
-    write_csv(result.coverage, out_dir / "coverage.csv")
-    write_csv(result.lending, out_dir / "lending.csv")
-    if not result.expected_coverage.empty:
-        write_csv(result.expected_coverage, out_dir / "expected_coverage.csv")
-    write_json(result.summary, out_dir / "summary.json")
+# Every file of a run folder, in the order it is written: summary.json last marks it finished.
+RUN_TABLES = ("holdings.csv", "schedule.csv", "coverage.csv", "lending.csv", "expected_coverage.csv")
+CONFIG_FILE = "config.resolved.yaml"
+FINISHED_FILE = "summary.json"
+RUN_FILES = (CONFIG_FILE, *RUN_TABLES, FINISHED_FILE)
+
+
+class OutputError(OSError):
+    """The output cannot be written where asked (not a run folder, disk full, no permission)."""
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    return df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n").encode("utf-8")
+
+
+def json_bytes(data: dict) -> bytes:
+    return (json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
+def run_files(summary: dict, tables: dict[str, pd.DataFrame], config: dict) -> dict[str, bytes]:
+    """A run folder's files as bytes, by name."""
+    unknown = set(tables) - set(RUN_TABLES)
+    if unknown:
+        raise ValueError(f"not a run-folder table: {sorted(unknown)}")
+    files = {name: csv_bytes(df) for name, df in tables.items()}
+    if config:
+        files[CONFIG_FILE] = yaml.safe_dump(config, sort_keys=False, allow_unicode=True).encode("utf-8")
+    files[FINISHED_FILE] = json_bytes(summary)
+    return files
+
+
+def write_run(out_dir: Path, summary: dict, tables: dict[str, pd.DataFrame], config: dict) -> Path:
+    """The run folder, written as a whole: tables, config, summary.json last."""
+    return write_folder(out_dir, run_files(summary, tables, config))
+
+
+def _replaceable(folder: Path) -> bool:
+    """Only an empty folder or one stockpile wrote (it has a summary or a resolved config) is replaced."""
+    return not any(folder.iterdir()) or (folder / FINISHED_FILE).exists() or (folder / CONFIG_FILE).exists()
+
+
+def write_folder(out_dir: Path, files: dict[str, bytes]) -> Path:
+    """Replace out_dir by a folder holding exactly these files, so nothing of an earlier run
+    (a report, a table that no longer applies) survives next to the new one.
+
+    The files go to a hidden sibling first (summary.json last); the old folder is renamed
+    away and the new one renamed into place, so a crash or a full disk leaves either the
+    old run or the new one, never a mixture that looks finished.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} exists and is not a folder")
+    if out_dir.is_dir() and not _replaceable(out_dir):
+        raise OutputError(f"{out_dir} exists and is not a stockpile run folder; choose another --out "
+                          "(stockpile replaces only its own run folders)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".new"))
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        for name, data in sorted(files.items(), key=lambda kv: kv[0] == FINISHED_FILE):
+            atomic_write_bytes(tmp / name, data)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".old"))
+            os.replace(out_dir, old / "run")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out_dir

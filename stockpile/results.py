@@ -7,17 +7,24 @@ is rebuilt as I_t = x - cumulative(release + lent).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .enums import Status
 from .instance import DAYS_PER_YEAR, Instance
-from .model import LinearModel
+from .model import COST_KEYS, CostKind, LinearModel
+from .outputs import write_run
+
+log = logging.getLogger(__name__)
 
 ZERO = 1e-9
+# the solver's objective and the cost breakdown of the reported plan must agree to this (relative)
+OBJECTIVE_AGREEMENT = 1e-7
 
 HOLDINGS_COLUMNS = ["participant", "mineral", "initial_t", "acquired_t", "lots", "holding_t",
                     "days_of_consumption", "acquisition_usd"]
@@ -26,38 +33,38 @@ SCHEDULE_COLUMNS = ["scenario", "participant", "mineral", "period", "shortfall_t
 COVERAGE_COLUMNS = ["scenario", "participant", "mineral", "disruption_days", "coverage_days",
                     "coverage_share", "unmet_t"]
 LENDING_COLUMNS = ["scenario", "from", "to", "mineral", "period", "lent_t"]
-COST_KEYS = ["acquisition_usd", "fixed_usd", "holding_usd", "expected_shortfall_usd", "expected_lending_usd"]
+EXPECTED_COVERAGE_COLUMNS = ["participant", "mineral", "disruption_probability", "expected_disruption_days",
+                             "expected_coverage_days", "expected_coverage_share"]
+__all__ = ["COST_KEYS", "Plan", "Result", "Summary", "ObjectiveMismatch"]
+
+
+class ObjectiveMismatch(RuntimeError):
+    """The solver's objective and the cost breakdown of its plan disagree: a bug, never a user error."""
 
 
 @dataclass
 class Plan:
-    """First- and second-stage decisions in instance coordinates."""
+    """First- and second-stage decisions in instance coordinates, read through the model's blocks."""
 
+    x: np.ndarray  # the reported solution vector: noise cleaned, integer columns rounded
     lots: np.ndarray  # (P, M) integer
     program: np.ndarray  # (P, M) 0/1
     release: np.ndarray  # per cell
     unmet: np.ndarray  # per cell
     lend: np.ndarray  # per lending variable
     cells: dict[str, np.ndarray]  # s, p, m, t of each cell
-    lend_cell: np.ndarray
-    lend_arc: np.ndarray
+    lending: dict[str, np.ndarray]  # s, p (receiver), m, t, a of each lending variable
 
 
 def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
-    """Cut the solution vector into labelled decisions; lots are rounded to integers."""
-    P, M = len(inst.participants), len(inst.minerals)
+    """Cut the solution vector into labelled decisions; integer columns are rounded."""
+    x = clean(np.where(lm.integer, np.rint(x), x))
     vb = lm.var_blocks
-
-    def part(name: str) -> np.ndarray:
-        return clean(x[vb[name].start:vb[name].start + vb[name].size])
-
-    lots = np.rint(part("n")).reshape(P, M)
-    program = np.zeros((P, M))
-    program[vb["y"].coords["p"], vb["y"].coords["m"]] = np.rint(part("y"))
-    program = np.maximum(program, (lots > 0) & (inst.fixed_cost > 0))
-    r = vb["r"].coords
-    return Plan(lots, program, part("r"), part("u"), part("l"),
-                {k: r[k] for k in "spmt"}, vb["l"].coords["cell"], vb["l"].coords["a"])
+    lots = vb["n"].values(x).reshape(inst.axes.shape(("p", "m")))
+    program = np.zeros_like(lots)
+    program[vb["y"].coords["p"], vb["y"].coords["m"]] = vb["y"].values(x)
+    return Plan(x, lots, program, vb["r"].values(x), vb["u"].values(x), vb["l"].values(x),
+                {k: vb["r"].coords[k] for k in "spmt"}, vb["l"].coords)
 
 
 def clean(values: np.ndarray) -> np.ndarray:
@@ -66,21 +73,12 @@ def clean(values: np.ndarray) -> np.ndarray:
     return out + 0.0  # turns -0.0 into 0.0
 
 
-def participant_costs(inst: Instance, plan: Plan) -> dict[str, dict[str, float]]:
-    """Each participant's share of the objective: its own buying and holding, its own unmet
-    shortfall, and the lending fees of what it borrows (the borrower pays)."""
-    x = inst.initial + inst.lot * plan.lots
-    s, p, m = plan.cells["s"], plan.cells["p"], plan.cells["m"]
-    lc = plan.lend_cell
-    P = len(inst.participants)
-    parts = {
-        "acquisition_usd": (inst.price * inst.lot * plan.lots).sum(axis=1),
-        "fixed_usd": (inst.fixed_cost * plan.program).sum(axis=1),
-        "holding_usd": (inst.holding_cost * inst.holding_years * x).sum(axis=1),
-        "expected_shortfall_usd": np.bincount(p, inst.prob[s] * inst.shortfall_cost[m] * plan.unmet, P),
-        "expected_lending_usd": np.bincount(p[lc], inst.prob[s[lc]] * inst.arc_cost[plan.lend_arc] * plan.lend, P),
-    }
-    return {name: {k: float(v[i]) for k, v in parts.items()} | {"total_usd": float(sum(v[i] for v in parts.values()))}
+def participant_costs(lm: LinearModel, plan: Plan, inst: Instance) -> dict[str, dict[str, float]]:
+    """Each participant's share of the objective, from the model's own cost terms: its buying
+    and holding, its unmet shortfall, and the fees of what it borrows (the borrower pays)."""
+    parts = lm.cost_breakdown(plan.x, len(inst.participants))
+    return {name: {k.summary_key: float(parts[k][i]) for k in CostKind}
+            | {"total_usd": float(sum(parts[k][i] for k in CostKind))}
             for i, name in enumerate(inst.participants)}
 
 
@@ -89,13 +87,22 @@ def costs(by_participant: dict[str, dict[str, float]]) -> dict[str, float]:
     return {k: float(sum(c[k] for c in by_participant.values())) for k in COST_KEYS}
 
 
+def check_objective(solver_objective: float, breakdown_total: float) -> None:
+    """The objective is stated once: what the solver optimised must be what the breakdown reports."""
+    if abs(solver_objective - breakdown_total) > OBJECTIVE_AGREEMENT * max(1.0, abs(solver_objective)):
+        raise ObjectiveMismatch(
+            f"the solver's objective {solver_objective:,.6f} and the cost breakdown of its plan "
+            f"{breakdown_total:,.6f} differ by {breakdown_total - solver_objective:,.6g} "
+            f"(over {OBJECTIVE_AGREEMENT:g} relative)")
+
+
 def holdings_table(inst: Instance, plan: Plan) -> pd.DataFrame:
-    P, M = len(inst.participants), len(inst.minerals)
     acquired = inst.lot * plan.lots
     holding = inst.initial + acquired
     with np.errstate(divide="ignore", invalid="ignore"):
         days = np.where(inst.consumption > 0, holding * DAYS_PER_YEAR / inst.consumption, np.nan)
-    p, m = np.divmod(np.arange(P * M), M)
+    pm = inst.axes.grid(("p", "m"))
+    p, m = pm["p"], pm["m"]
     return pd.DataFrame({
         "participant": np.array(inst.participants, dtype=object)[p],
         "mineral": np.array(inst.minerals, dtype=object)[m],
@@ -124,23 +131,21 @@ class Flows:
 
 def flows(inst: Instance, plan: Plan) -> Flows:
     """Scatter cell and lending values onto the disrupted (scenario, mineral) pairs."""
-    P, M, T = len(inst.participants), len(inst.minerals), inst.periods
-    c = plan.cells
-    keys = c["s"] * M + c["m"]
-    pairs = np.unique(keys)
-    d = np.searchsorted(pairs, keys)
-    shape = (pairs.size, P, T)
+    axes = inst.axes
+    c, lc = plan.cells, plan.lending
+    pairs, d = axes.unique(c, ("s", "m"))
+    keys = axes.key(pairs, ("s", "m"))
+    dl = np.searchsorted(keys, axes.key(lc, ("s", "m")))  # every lending variable sits on a cell
+    shape = (keys.size, len(inst.participants), inst.periods)
     short, rel, lent, bor, unmet = (np.zeros(shape) for _ in range(5))
     short[d, c["p"], c["t"]] = inst.shortfall[c["s"], c["p"], c["m"], c["t"]]
     rel[d, c["p"], c["t"]] = plan.release
     unmet[d, c["p"], c["t"]] = plan.unmet
-    lc = plan.lend_cell
-    np.add.at(bor, (d[lc], c["p"][lc], c["t"][lc]), plan.lend)
-    np.add.at(lent, (d[lc], inst.arc_from[plan.lend_arc], c["t"][lc]), plan.lend)
-    ps, pm = np.divmod(pairs, M)
-    held = (inst.initial + inst.lot * plan.lots)[:, pm].T  # (D, P)
+    np.add.at(bor, (dl, lc["p"], lc["t"]), plan.lend)
+    np.add.at(lent, (dl, inst.arc_from[lc["a"]], lc["t"]), plan.lend)
+    held = (inst.initial + inst.lot * plan.lots)[:, pairs["m"]].T  # (D, P)
     inv = clean(held[:, :, None] - np.cumsum(rel + lent, axis=-1))
-    return Flows(ps, pm, short, rel, lent, bor, unmet, inv)
+    return Flows(pairs["s"], pairs["m"], short, rel, lent, bor, unmet, inv)
 
 
 def schedule_table(inst: Instance, f: Flows) -> pd.DataFrame:
@@ -167,16 +172,14 @@ def schedule_table(inst: Instance, f: Flows) -> pd.DataFrame:
 def lending_table(inst: Instance, plan: Plan) -> pd.DataFrame:
     """Per-arc lending flows (non-zero only): who lent what to whom, when."""
     keep = plan.lend > 0
-    c = plan.lend_cell[keep]
-    a = plan.lend_arc[keep]
-    cells = plan.cells
+    lc = {k: v[keep] for k, v in plan.lending.items()}
     parts = np.array(inst.participants, dtype=object)
     return pd.DataFrame({
-        "scenario": np.array(inst.scenarios, dtype=object)[cells["s"][c]],
-        "from": parts[inst.arc_from[a]],
-        "to": parts[inst.arc_to[a]],
-        "mineral": np.array(inst.minerals, dtype=object)[cells["m"][c]],
-        "period": cells["t"][c] + 1,
+        "scenario": np.array(inst.scenarios, dtype=object)[lc["s"]],
+        "from": parts[inst.arc_from[lc["a"]]],
+        "to": parts[inst.arc_to[lc["a"]]],
+        "mineral": np.array(inst.minerals, dtype=object)[lc["m"]],
+        "period": lc["t"] + 1,
         "lent_t": plan.lend[keep],
     }, columns=LENDING_COLUMNS)
 
@@ -214,9 +217,7 @@ def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
     i.e. the coverage an analyst should expect *given* a disruption of that mineral.
     """
     if coverage.empty:
-        return pd.DataFrame(columns=["participant", "mineral", "disruption_probability",
-                                     "expected_disruption_days", "expected_coverage_days",
-                                     "expected_coverage_share"])
+        return pd.DataFrame(columns=EXPECTED_COVERAGE_COLUMNS)
     prob = pd.Series(inst.prob, index=list(inst.scenarios))
     df = coverage.assign(w=coverage["scenario"].map(prob))
     df = df.assign(wd=df.w * df.disruption_days, wc=df.w * df.coverage_days, ws=df.w * df.coverage_share)
@@ -232,6 +233,42 @@ def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass
+class Summary:
+    """Everything summary.json says about a run, in one typed object (written in this order)."""
+
+    status: Status
+    config_name: str
+    config_hash: str
+    source: str | None
+    overrides: list
+    stockpile_version: str
+    sizes: dict[str, int]
+    solver: str
+    objective_usd: float | None = None
+    best_bound_usd: float | None = None
+    gap: float | None = None
+    solver_objective_usd: float | None = None
+    costs: dict[str, float] | None = None
+    costs_by_participant: dict[str, dict[str, float]] | None = None
+    holding_t_by_participant: dict[str, float] | None = None
+    expected_coverage_days: dict[str, dict[str, float]] | None = None
+    solver_version: str | None = None
+    method: str | None = None
+    build_seconds: float | None = None
+    solve_seconds: float | None = None
+    iterations: dict[str, int] | None = None
+    reasons: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types; keys that do not apply to this run (None where optional) are left out,
+        except the figures every run reports."""
+        always = {"status", "objective_usd", "best_bound_usd", "gap", "solver"}
+        out = {k: v for k, v in asdict(self).items() if v is not None or k in always}
+        out["status"] = str(self.status)
+        return out
+
+
+@dataclass
 class Result:
     """A solved (or unsolvable) config: summary, tables and where they came from."""
 
@@ -239,20 +276,26 @@ class Result:
     holdings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HOLDINGS_COLUMNS))
     schedule: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SCHEDULE_COLUMNS))
     coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))
-    expected_coverage: pd.DataFrame = field(default_factory=pd.DataFrame)
+    expected_coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EXPECTED_COVERAGE_COLUMNS))
     lending: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LENDING_COLUMNS))
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def status(self) -> str:
-        return self.summary["status"]
+    def status(self) -> Status:
+        return Status(self.summary["status"])
 
     @property
     def has_solution(self) -> bool:
-        return self.status in ("optimal", "feasible")
+        return self.status.has_plan
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The run folder's tables by file name (expected coverage only where something is disrupted)."""
+        out = {"holdings.csv": self.holdings, "schedule.csv": self.schedule, "coverage.csv": self.coverage,
+               "lending.csv": self.lending}
+        if not self.expected_coverage.empty:
+            out["expected_coverage.csv"] = self.expected_coverage
+        return out
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write summary.json, the CSV tables and the resolved config, atomically."""
-        from .outputs import write_result
-
-        return write_result(self, Path(out_dir))
+        """Write the run folder as a whole (summary.json last), replacing any earlier run there."""
+        return write_run(Path(out_dir), self.summary, self.tables(), self.config)
