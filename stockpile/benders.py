@@ -249,9 +249,8 @@ class ClosedForm:
             floor_group=group[floor_first], floor_ub=lm.row_ub[floor_rows], floor_F=A[floor_rows][:, F].tocsr(),
         )
 
-    def evaluate(self, z: np.ndarray, n_agg: int, values: np.ndarray | None
-                 ) -> tuple[np.ndarray, sp.csr_matrix]:
-        """Q per aggregate, its subgradient (first-stage columns x aggregates); fills values if given."""
+    def evaluate(self, z: np.ndarray, n_agg: int, values: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+        """Q per aggregate, its subgradient (first-stage columns x aggregates); fills the recourse values."""
         cap = self.r_ub.copy()
         rate_bound = self.rate_ub - self.rate_F @ z
         rate_binds = rate_bound < cap[self.rate_cell]
@@ -270,15 +269,14 @@ class ClosedForm:
         onehot = lambda w, agg, n: sp.csr_matrix((w, (np.arange(n), agg)), shape=(n, n_agg))  # noqa: E731
         grad = (self.floor_F.T @ onehot(w_floor, self.agg[self.floor_group], n_floor)
                 + self.rate_F.T @ onehot(w_rate, self.agg[grp_rate], n_rate))
-        if values is not None:
-            cum = np.cumsum(cap)
-            before = np.r_[0.0, cum][self.starts][self.group]
-            released = np.minimum(cum - before, limit[self.group])
-            prev = np.r_[0.0, released[:-1]]
-            prev[self.starts] = 0.0
-            rel = np.maximum(released - prev, 0.0)
-            values[self.cols_r] = rel
-            values[self.cols_u] = self.g - rel
+        cum = np.cumsum(cap)
+        before = np.r_[0.0, cum][self.starts][self.group]
+        released = np.minimum(cum - before, limit[self.group])
+        prev = np.r_[0.0, released[:-1]]
+        prev[self.starts] = 0.0
+        rel = np.maximum(released - prev, 0.0)
+        values[self.cols_r] = rel
+        values[self.cols_u] = self.g - rel
         return Q, sp.csr_matrix(grad)
 
 
@@ -367,12 +365,13 @@ class Recourse:
                   len(batches))
         return cls(st, closed, batches)
 
-    def evaluate(self, z: np.ndarray, pool: ThreadPoolExecutor | None, keep_solution: bool = False
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Q per aggregate, its subgradient (first-stage columns x aggregates, dense) and, when asked,
-        the second-stage values of every column of the model."""
+    def evaluate(self, z: np.ndarray, pool: ThreadPoolExecutor | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Q per aggregate, its subgradient (first-stage columns x aggregates, dense) and the
+        solution vector of the model at z (first stage z, recourse re-optimised)."""
         st = self.st
-        values = np.zeros(st.lm.c.size) if keep_solution else None
+        values = np.zeros(st.lm.c.size)
+        values[st.first_cols] = z
         Q = np.zeros(st.aggregates)
         grad = np.zeros((st.first_cols.size, st.aggregates))
         if self.closed is not None:
@@ -383,8 +382,7 @@ class Recourse:
         for b, (x, dz) in zip(self.batches, runs):
             Q[b.agg] += b.c @ x
             grad[:, b.agg] += dz
-            if values is not None:
-                values[b.cols] = x
+            values[b.cols] = x
         return Q, grad, values
 
 
@@ -493,14 +491,14 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
     def evaluate(z: np.ndarray) -> float:
         """Add the cuts at z and keep it as the best plan when it is one; its total cost."""
         nonlocal best
-        Q, grad, _ = rec.evaluate(z, pool)
+        Q, grad, values = rec.evaluate(z, pool)
         cuts.add(z, Q, grad)
         stats.cuts = len(cuts)
         value = master.cost(z) + float(Q.sum())
         seen[z.tobytes()] = value
         integral = np.array_equal(z[lm.integer[F]], np.rint(z[lm.integer[F]]))
         if value < best[0] and integral and master.feasible(z):
-            best = (value, z)
+            best = (value, values)  # the plan and its recourse, kept: no re-solve at the end
         return value
 
     def left() -> float:
@@ -530,7 +528,7 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
                 break
         # phase 2: integer master, warm-started from the best plan so far
         while left() > 0:
-            hint = None if best[1] is None else np.r_[best[1], cuts.theta(best[1], st.aggregates)]
+            hint = None if best[1] is None else np.r_[best[1][F], cuts.theta(best[1][F], st.aggregates)]
             out = solve_model(master.model(cuts), MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS),
                               gap * MASTER_GAP_SHARE, hint=hint)
             if out.x is None:
@@ -559,10 +557,7 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
     if best[1] is None:
         return SolveOutcome(Status.NO_SOLUTION, None, None, lb if np.isfinite(lb) else None, "scip+glop",
                             version, seconds, detail), stats
-    value, z = best
-    _, _, values = rec.evaluate(z, None, keep_solution=True)
-    assert values is not None
-    values[F] = z
+    value, values = best
     g = relative_gap(value, lb)
     converged = g is not None and (g <= gap * (1 + 1e-9) or (repeated and g <= REPEAT_GAP))
     log.info("decomposition: %s, %d cuts, gap %s", detail, stats.cuts, "-" if g is None else f"{g:.2e}")
