@@ -2,12 +2,26 @@
 
 >>> from stockpile import load_config, solve
 >>> result = solve(load_config("configs/us_japan.yaml"))
+
+The names below load on first use, so ``stockpile --help`` does not pay for
+pandas, scipy and the solvers.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .api import export_model, solve  # noqa: E402
-from .config import Config, ConfigError, load_config  # noqa: E402
-from .results import Result  # noqa: E402
+import importlib
+from typing import Any
 
+from .version import __version__
+
+_LAZY = {
+    "Config": "config", "ConfigError": "config", "load_config": "config",
+    "solve": "api", "export_model": "api", "Result": "results",
+}
 __all__ = ["Config", "ConfigError", "Result", "export_model", "load_config", "solve", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'stockpile' has no attribute {name!r}")

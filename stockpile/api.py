@@ -14,7 +14,8 @@ from .backends import relative_gap, solve_model
 from .benders import Progress, solve_benders
 from .config import Config
 from .enums import Method, Status
-from .instance import InfeasibleConfig, Instance, build_instance, check_feasible
+from .errors import InfeasibleConfig
+from .instance import Instance, build_instance, check_feasible
 from .model import LinearModel, build_model
 from .results import (
     Result,

@@ -2,30 +2,39 @@
 
 Exit codes: 0 a plan was found (optimal or feasible at a limit); 2 the config or
 an option is wrong; 3 the config's limits admit no plan; 4 no plan within the
-solver's time limit; 1 an unexpected internal error.
+solver's time limit; 5 the output cannot be written; 1 an internal error (a bug:
+``--debug`` shows its traceback); 130 interrupted.
+
+Each command imports what it needs when it runs, so ``stockpile --help`` starts fast.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
-from contextlib import nullcontext
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from . import __version__
-from .config import ConfigError, load_config, parse_set_option
-from .instance import InfeasibleConfig
-from .outputs import money as _money
+from .enums import Method, SolverName, values
+from .errors import ConfigError, InfeasibleConfig, OptionError
+from .fmt import money as _money
+from .version import __version__
 
-EXIT_CONFIG, EXIT_INFEASIBLE, EXIT_NO_SOLUTION = 2, 3, 4
+EXIT_INTERNAL, EXIT_CONFIG, EXIT_INFEASIBLE, EXIT_NO_SOLUTION, EXIT_OUTPUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
 
-err_console = Console(stderr=True, highlight=False)
+log = logging.getLogger(__name__)
+_debug = False  # --debug: tracebacks instead of one-line messages
+
+
+def _err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 class UserError(click.ClickException):
@@ -36,34 +45,53 @@ class UserError(click.ClickException):
         self.exit_code = code
 
     def show(self, file: Any = None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.message}", markup=True, soft_wrap=True)
+        from rich.markup import escape
+
+        _err_console().print(f"[bold red]error:[/] {escape(self.message)}", markup=True, soft_wrap=True)
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Turn the API's user-facing exceptions into clean messages and exit codes."""
+    """Turn the API's user-facing exceptions into clean messages and exit codes; anything else is a
+    bug, reported in one line (with the traceback under --debug)."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (UserError, click.exceptions.Exit, click.exceptions.Abort, click.UsageError):
+            raise
         except ConfigError as exc:
             lines = str(exc).splitlines()
             if len(lines) > 1:
                 lines = [f"{len(lines)} problems in the config:"] + [f"  {line}" for line in lines]
             raise UserError("\n".join(lines)) from None
+        except OptionError as exc:
+            raise UserError(str(exc)) from None
         except InfeasibleConfig as exc:
             raise UserError("the config's limits admit no plan:\n  " + "\n  ".join(exc.reasons),
                             EXIT_INFEASIBLE) from None
-        except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-            raise UserError(f"cannot write {exc.filename}: {exc.strerror}") from None
+        except OSError as exc:
+            if _debug:
+                raise
+            what = exc.strerror or str(exc)
+            where = f" {exc.filename}" if exc.filename else ""
+            raise UserError(f"cannot write the output{where}: {what}", EXIT_OUTPUT) from None
         except KeyboardInterrupt:
-            raise UserError("interrupted", 130) from None
+            raise UserError("interrupted", EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            if _debug:
+                raise
+            log.debug("internal error", exc_info=True)
+            raise UserError(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                            EXIT_INTERNAL) from None
 
     return wrapper
 
 
 def _overrides(sets: tuple[str, ...], **flags: Any) -> list[tuple[str, Any]]:
     """--set overrides in order, then the dedicated flags (highest precedence)."""
+    from .config import parse_set_option
+
     out = [parse_set_option(s) for s in sets]
     keys = {"solver": "solver.name", "method": "solver.method", "time_limit": "solver.time_limit_s",
             "gap": "solver.relative_gap", "threads": "solver.threads"}
@@ -71,11 +99,16 @@ def _overrides(sets: tuple[str, ...], **flags: Any) -> list[tuple[str, Any]]:
     return out
 
 
+def _load(config: str, overrides: list[tuple[str, Any]]) -> Any:
+    from .config import load_config
+
+    return load_config(config, overrides)
+
+
 def solver_options(fn: Callable) -> Callable:
     for opt in reversed([
-        click.option("--solver", type=click.Choice(["highs", "scip"]), help="MIP solver (solver.name)."),
-        click.option("--method", type=click.Choice(["auto", "extensive", "benders"]),
-                     help="Solution method (solver.method)."),
+        click.option("--solver", type=click.Choice(values(SolverName)), help="MIP solver (solver.name)."),
+        click.option("--method", type=click.Choice(values(Method)), help="Solution method (solver.method)."),
         click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
                      help="Seconds (solver.time_limit_s)."),
         click.option("--gap", type=click.FloatRange(0, 1), help="Relative gap (solver.relative_gap)."),
@@ -89,8 +122,14 @@ def solver_options(fn: Callable) -> Callable:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="stockpile")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log each stage (sizes, method, iterations) to stderr.")
+@click.option("--debug", is_flag=True, help="Log everything, and show the traceback of any error.")
+def cli(verbose: bool, debug: bool) -> None:
     """stockpile: how much of each critical mineral allies should hold, release and lend."""
+    global _debug
+    _debug = debug
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
 
 
 @cli.command()
@@ -108,14 +147,14 @@ def solve(config: str, out: str | None, sets: tuple[str, ...], export_model: str
     from .api import export_model as export
     from .api import solve as run
 
-    cfg = load_config(config, _overrides(sets, **flags))
+    cfg = _load(config, _overrides(sets, **flags))
     if export_model:
         path = export(cfg, export_model)
         click.echo(f"model written to {path} (not solved)")
         return
     out_dir = Path(out) if out else Path("runs") / cfg.name
     live = not quiet and sys.stderr.isatty()
-    with err_console.status(f"solving {cfg.name}...", spinner="dots") if live else nullcontext() as status:
+    with _err_console().status(f"solving {cfg.name}...", spinner="dots") if live else nullcontext() as status:
 
         def progress(phase: str, best: float, bound: float) -> None:
             gap = (best - bound) / max(abs(best), 1.0) if bound > -float("inf") else None
@@ -147,10 +186,13 @@ def solve(config: str, out: str | None, sets: tuple[str, ...], export_model: str
 @user_errors
 def validate(config: str, sets: tuple[str, ...]) -> None:
     """Check CONFIG and print its size without solving."""
+    from rich.console import Console
+    from rich.table import Table
+
     from .instance import build_instance, check_feasible
     from .model import build_model
 
-    cfg = load_config(config, _overrides(sets))
+    cfg = _load(config, _overrides(sets))
     inst = build_instance(cfg)
     reasons = check_feasible(inst)
     sizes = dict(inst.sizes)
@@ -171,10 +213,10 @@ def validate(config: str, sets: tuple[str, ...]) -> None:
 def check(run_dir: str) -> None:
     """Verify a run folder's outputs against every rule of the model, independently."""
     from .check import check_run
+    from .outputs import RUN_FILES
 
     path = Path(run_dir)
-    missing = [f for f in ("summary.json", "config.resolved.yaml", "holdings.csv", "schedule.csv",
-                           "lending.csv", "coverage.csv") if not (path / f).is_file()]
+    missing = [f for f in RUN_FILES if f != "expected_coverage.csv" and not (path / f).is_file()]
     if missing:
         raise UserError(f"{run_dir}: not a finished run folder (missing {', '.join(missing)})")
     problems = check_run(path)
@@ -188,15 +230,25 @@ def check(run_dir: str) -> None:
 class CaseProgress:
     """Cases done, failed, running and ETA: a live bar on a terminal, log lines otherwise."""
 
-    def __init__(self, total: int, label: str):
+    def __init__(self, total: int, label: str, workers: int | None):
+        import os
+
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.total, self.done, self.failed, self.running = total, 0, 0, 0
+        self.workers = workers or os.cpu_count() or 1  # cases queued beyond this wait: not running
         self.live = sys.stderr.isatty()
+        err_console = _err_console()
+        self.console = err_console
         self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
                             TextColumn("failed {task.fields[failed]} · running {task.fields[running]}"),
                             TimeRemainingColumn(), console=err_console) if self.live else None
         self.task = self.bar.add_task(label, total=total, failed=0, running=0) if self.bar else None
+
+    @property
+    def shown_running(self) -> int:
+        """Cases a worker is solving: those submitted beyond the workers wait in the queue."""
+        return min(self.running, self.workers)
 
     def __enter__(self) -> "CaseProgress":
         if self.bar:
@@ -209,7 +261,7 @@ class CaseProgress:
 
     def __call__(self, event: str, name: str, summary: dict | None) -> None:
         if event == "restart":
-            err_console.print(f"a worker process died; restarting the pool for the {name} left")
+            self.console.print(f"a worker process died; restarting the pool for the {name} left")
             self.running = 0
             return
         if event == "submitted":
@@ -219,7 +271,7 @@ class CaseProgress:
             self.failed += event == "failed"
             self.running -= event != "cached"
         if self.bar:
-            self.bar.update(self.task, completed=self.done, failed=self.failed, running=self.running)
+            self.bar.update(self.task, completed=self.done, failed=self.failed, running=self.shown_running)
         elif event != "submitted":
             status = (summary or {}).get("status", "error")
             objective = (summary or {}).get("objective_usd")
@@ -267,7 +319,7 @@ def study(study_file: str, out: str | None, workers: int | None, scheduler: str 
         _show_cases(cases, out_dir, finished_summary)
         return
     try:
-        with CaseProgress(len(cases), Path(study_file).stem) as progress:
+        with CaseProgress(len(cases), Path(study_file).stem, workers) as progress:
             df = run_study(cases, out_dir, workers, scheduler, progress)
     except KeyboardInterrupt:
         raise _interrupted(out_dir, len(cases)) from None
@@ -289,12 +341,12 @@ def coalition(config: str, out: str | None, workers: int | None, scheduler: str 
     from .coalition import coalition_cases, coalition_tables, write_coalition_tables
     from .study import run_cases
 
-    cfg = load_config(config, _overrides(sets))
+    cfg = _load(config, _overrides(sets))
     cases = coalition_cases(cfg)
     out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-coalitions"
     results: dict = {}
     try:
-        with CaseProgress(len(cases), "coalitions") as progress:
+        with CaseProgress(len(cases), "coalitions", workers) as progress:
             run_cases(cases, out_dir, results, workers, scheduler, progress)
     except KeyboardInterrupt:
         raise _interrupted(out_dir, len(cases)) from None
@@ -311,6 +363,9 @@ def coalition(config: str, out: str | None, workers: int | None, scheduler: str 
 
 
 def _show_cases(cases: list, out_dir: Path, finished: Callable) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     from .instance import build_instance, check_feasible
     from .model import build_model
 
@@ -328,6 +383,9 @@ def _show_cases(cases: list, out_dir: Path, finished: Callable) -> None:
 
 
 def _show_table(df: Any, cols: list[str], title: str, limit: int = 40) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left")
     for c in cols:
         t.add_column(".".join(c.split(".")[-2:]),
@@ -398,6 +456,9 @@ def schema() -> None:
 
 def show_result(result: Any, out_dir: Path) -> None:
     """Compact terminal view: status and costs, holdings, expected coverage."""
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     s = result.summary
     head = Table(title=f"{s['config_name']}: {s['status']}", show_header=False, title_justify="left")

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import Config, ConfigError, Problem
+from .config import Config
+from .errors import ConfigError, Problem
 from .labels import Axes
 
 INF = math.inf
@@ -202,14 +203,6 @@ def _shortfall(cfg: Config, p_of: dict[str, int], m_of: dict[str, int], q: np.nd
         np.add.at(share, (s[k][:, None], np.arange(P)[None, :], m[k][:, None], t[:, None]), loss[k])
     np.minimum(share, 1.0, out=share)
     return share * q[None, :, :, None]
-
-
-class InfeasibleConfig(ValueError):
-    """The limits of the config admit no plan; the message says which and by how much."""
-
-    def __init__(self, reasons: list[str]):
-        self.reasons = reasons
-        super().__init__("; ".join(reasons))
 
 
 def _fmt(x: float) -> str:

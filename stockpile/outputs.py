@@ -19,19 +19,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from .errors import OutputError
+
 FLOAT_FORMAT = "%.10g"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-
-def money(x: float | None) -> str:
-    """USD for people: $2.63bn, $976.19m, $92.84k; a dash when there is no figure."""
-    if x is None or x != x:
-        return "–"
-    for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
-            return f"${x / div:,.2f}{unit}"
-    return f"${x:,.0f}"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -80,10 +72,6 @@ RUN_TABLES = ("holdings.csv", "schedule.csv", "coverage.csv", "lending.csv", "ex
 CONFIG_FILE = "config.resolved.yaml"
 FINISHED_FILE = "summary.json"
 RUN_FILES = (CONFIG_FILE, *RUN_TABLES, FINISHED_FILE)
-
-
-class OutputError(OSError):
-    """The output cannot be written where asked (not a run folder, disk full, no permission)."""
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:

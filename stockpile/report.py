@@ -21,7 +21,7 @@ import yaml
 
 from .config import for_participant
 from .outputs import atomic_write_text
-from .outputs import money as _money
+from .fmt import money as _money
 
 MAX_SCENARIOS_SHOWN = 30
 WIDTH = 640

@@ -14,10 +14,12 @@ holds the same config hash is finished and is not solved again.
 
 from __future__ import annotations
 
+import difflib
 import io
 import itertools
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -40,11 +42,11 @@ from .config import (
     read_yaml,
     validate,
 )
-from .outputs import atomic_write_bytes, write_csv
-from .results import COST_KEYS
+from .errors import OptionError
+from .model import COST_KEYS
+from .outputs import FINISHED_FILE, atomic_write_bytes, run_files, write_csv, write_folder
 
 CASE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
-FINISHED_FILE = "summary.json"
 
 
 class CaseSpec(StrictModel):
@@ -132,17 +134,13 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
 
 def run_case(payload: dict) -> dict:
     """Solve one case in a worker; return its summary and run-folder files as bytes."""
-    import tempfile
-
     from .api import solve
 
     cfg = validate(payload["config"], f"case {payload['name']}")
     cfg._provenance = payload["provenance"]
     start = time.perf_counter()
     result = solve(cfg)
-    with tempfile.TemporaryDirectory() as tmp:
-        result.write(tmp)
-        files = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+    files = run_files(result.summary, result.tables(), result.config)
     return {"name": payload["name"], "summary": result.summary, "files": files,
             "seconds": time.perf_counter() - start}
 
@@ -152,10 +150,8 @@ def _payload(case: Case) -> dict:
 
 
 def _store(out: Path, answer: dict) -> None:
-    """Write a finished case's folder; summary.json last, so a crash leaves it unfinished."""
-    folder = out / "cases" / answer["name"]
-    for name, data in sorted(answer["files"].items(), key=lambda kv: kv[0] == FINISHED_FILE):
-        atomic_write_bytes(folder / name, data)
+    """Write a finished case's folder as a whole; a crash leaves the earlier folder or none."""
+    write_folder(out / "cases" / answer["name"], answer["files"])
 
 
 def finished_summary(out: Path, case: Case) -> dict | None:
@@ -230,6 +226,7 @@ def run_cases(cases: list[Case], out: Path, results: Results, workers: int | Non
                 progress("cached", case.name, done)
         else:
             todo.append(case)
+    check_scheduler(scheduler)
     workers = workers or os.cpu_count() or 1
     if todo:
         runner = _run_dask if scheduler else _run_local
@@ -288,17 +285,35 @@ def _run_local(todo: list[Case], out: Path, workers: int, _scheduler: str | None
         restarts -= 1
 
 
+SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx|inproc)://[^\s/:]+(:\d{1,5})?/?$")
+SCHEDULER_CONNECT_SECONDS = 10
+
+
+def check_scheduler(scheduler: str | None) -> None:
+    """'local' or a Dask address such as tcp://host:8786; anything else is refused before any work."""
+    if scheduler is None or scheduler == "local" or SCHEDULER_ADDRESS.match(scheduler):
+        return
+    hint = " (did you mean 'local'?)" if difflib.get_close_matches(scheduler, ["local"], cutoff=0.6) else ""
+    raise OptionError(f"--scheduler {scheduler!r}: expected 'local' or a Dask scheduler address like "
+                      f"tcp://host:8786{hint}")
+
+
 def _run_dask(todo: list[Case], out: Path, workers: int, scheduler: str | None, results: dict,
               progress: Progress | None) -> None:
     """A Dask cluster: ``local`` starts a LocalCluster, anything else is a scheduler address."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise ConfigError([Problem(("--scheduler",), "Dask is not installed: pip install 'stockpile[dask]'")]) from None
+        raise OptionError("--scheduler needs Dask, which is not installed: pip install 'stockpile[dask]'") from None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            dashboard_address=None) if scheduler == "local" else None
     try:
-        with Client(cluster if cluster is not None else scheduler) as client:
+        try:
+            client = Client(cluster if cluster is not None else scheduler, timeout=SCHEDULER_CONNECT_SECONDS)
+        except (OSError, TimeoutError) as exc:
+            raise OptionError(f"--scheduler {scheduler}: no Dask scheduler answered within "
+                              f"{SCHEDULER_CONNECT_SECONDS} s ({type(exc).__name__})") from None
+        with client:
             # pure=False with unique keys: identical payloads are still solved, each once
             futures = [client.submit(run_case, _payload(c), pure=False, key=f"case-{c.name}-{c.hash}")
                        for c in todo]

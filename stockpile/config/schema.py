@@ -1,0 +1,217 @@
+"""The config schema: pydantic models with ``extra="forbid"``, so an unknown key is an error.
+
+Every field has a description; ``docs/config.md`` is generated from them (``stockpile schema``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from ..enums import Method, SolverName
+
+TINY = 1e-9
+
+
+def _not_tiny(value: float) -> float:
+    """Numbers below 1e-9 in magnitude sit under every solver tolerance: ask for 0 instead."""
+    if value != 0 and abs(value) < TINY:
+        raise ValueError(f"{value!r} is below {TINY:g} in magnitude, under the solvers' tolerances; write 0")
+    return value
+
+
+# Larger figures (USD, tonnes, days) are typos, and their products would overflow floating point.
+MAX_VALUE = 1e15
+NonNeg = Annotated[float, Field(ge=0, le=MAX_VALUE, allow_inf_nan=False), AfterValidator(_not_tiny)]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), AfterValidator(_not_tiny)]
+# names become folder and column names: start with a letter or digit, so '..' or '/' cannot appear
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")]
+PerParticipant = Union[NonNeg, dict[Name, NonNeg]]
+PerParticipantShare = Union[Share, dict[Name, Share]]
+
+
+class StrictModel(BaseModel):
+    """Base of every schema model: unknown keys are errors, defaults are validated too."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+
+
+class Horizon(StrictModel):
+    """Release periods of the shock horizon, and how long holdings are paid for."""
+
+    periods: int = Field(ge=1, le=10_000, description="Number of release periods T (required).")
+    period_days: float = Field(
+        30.0, gt=0, le=3660, allow_inf_nan=False, description="Days per period (Delta)."
+    )
+    holding_years: float = Field(
+        1.0, ge=0, le=100, allow_inf_nan=False,
+        description="Years over which the holding cost accrues on the whole holding.",
+    )
+
+
+class Participant(StrictModel):
+    """One country's regulatory limits. Each is optional: absent means no limit."""
+
+    budget_usd: NonNeg | None = Field(
+        None, description="Cap on acquisition plus fixed program cost, USD (absent: none)."
+    )
+    storage_capacity_t: NonNeg | None = Field(
+        None, description="Cap on total tonnes held, all minerals, including initial stock."
+    )
+    release_rate_max: Share = Field(
+        1.0,
+        description="Share of the holding that may leave per period (own release plus lending).",
+    )
+    reserve_floor: Share = Field(
+        0.0, description="Share of the holding that must stay in store in every period."
+    )
+
+
+class Mineral(StrictModel):
+    """Market data and per-participant rules for one mineral."""
+
+    price_usd_per_t: NonNeg = Field(description="Acquisition price, USD per tonne (required).")
+    holding_cost_usd_per_t_year: NonNeg = Field(
+        0.0, description="Storage plus capital cost per tonne held per year."
+    )
+    lot_t: float = Field(
+        1.0, gt=0, le=MAX_VALUE, allow_inf_nan=False, description="Acquisitions come in whole lots of this size."
+    )
+    shortfall_cost_usd_per_t: NonNeg = Field(
+        description="Economic loss per tonne of disrupted supply not covered (required)."
+    )
+    consumption_t_per_year: PerParticipant = Field(
+        default_factory=dict,
+        description="Annual consumption per participant (scalar: all; absent participant: 0).",
+    )
+    initial_t: PerParticipant = Field(
+        default_factory=dict, description="Holdings already in store per participant."
+    )
+    fixed_cost_usd: PerParticipant = Field(
+        default_factory=dict,
+        description="Program cost charged when a participant acquires any lot of this mineral.",
+    )
+    max_acquisition_t: PerParticipant | None = Field(
+        None, description="Acquisition ceiling per participant, tonnes (absent: none)."
+    )
+    min_days: PerParticipant = Field(
+        default_factory=dict,
+        description="Holding must cover this many days of the participant's consumption.",
+    )
+
+
+class Lending(StrictModel):
+    """A lending arc: who may lend to whom during a shock, and on what terms."""
+
+    from_: Name = Field(alias="from", description="Lending participant.")
+    to: Name = Field(description="Borrowing participant.")
+    minerals: list[Name] | None = Field(None, description="Minerals that may be lent (absent: all).")
+    max_share: Share = Field(
+        1.0, description="Share of the lender's holding that may be lent over a scenario."
+    )
+    cost_usd_per_t: NonNeg = Field(0.0, description="Cost per tonne lent (transport, fees).")
+
+
+class Shock(StrictModel):
+    """A supply cut on one mineral: a share of each participant's consumption is lost."""
+
+    mineral: Name = Field(description="Mineral cut off.")
+    start: int = Field(ge=1, description="First period of the shock, 1-based.")
+    periods: int = Field(ge=1, description="Length in periods (cut at the horizon).")
+    loss: PerParticipantShare = Field(
+        description="Share of consumption lost per period (scalar: all participants)."
+    )
+
+
+class Scenario(StrictModel):
+    """One supply-shock scenario with its probability."""
+
+    name: Name = Field(description="Unique scenario name.")
+    probability: Share = Field(description="Probability; all scenarios sum to 1 within 1e-6.")
+    shocks: list[Shock] = Field(default_factory=list, description="Shocks in this scenario.")
+
+
+class Solver(StrictModel):
+    """How the model is solved."""
+
+    name: SolverName = Field(
+        SolverName.HIGHS,
+        description="MIP solver of the extensive form: highs (through MathOpt) or scip "
+                    "(single-threaded). The decomposition's master always uses SCIP.",
+    )
+    time_limit_s: float = Field(
+        300.0, gt=0, le=MAX_VALUE, allow_inf_nan=False, description="Wall-clock limit of the solve, seconds."
+    )
+    relative_gap: float = Field(
+        1e-4, ge=0, le=1, allow_inf_nan=False,
+        description="Stop when (objective - bound) / |objective| is at most this.",
+    )
+    threads: int | None = Field(
+        None, ge=1, le=256,
+        description="Threads for the decomposition's recourse batches (absent: every core); "
+                    "MIP solves are serial.",
+    )
+    method: Method = Field(
+        Method.AUTO,
+        description="extensive: one MIP over all scenarios; benders: L-shaped decomposition; "
+                    "auto: picked by instance size (docs/performance.md).",
+    )
+
+
+def for_participant(value: float | dict[str, float] | None, participant: str, default: float | None):
+    """One participant's value of a scalar-or-mapping field (a scalar applies to all; absent: default)."""
+    if value is None:
+        return default
+    if isinstance(value, dict):
+        v = value.get(participant, default)
+        return None if v is None else float(v)
+    return float(value)
+
+
+class Config(StrictModel):
+    """A stockpile study: participants, minerals, lending arcs, scenarios and solver."""
+
+    name: Name = Field(description="Config name; the default output folder is runs/<name>.")
+    horizon: Horizon = Field(description="Release periods and holding years.")
+    participants: dict[Name, Participant] = Field(
+        min_length=1, description="Participants and their limits (a list of names also works)."
+    )
+    minerals: dict[Name, Mineral] = Field(min_length=1, description="Minerals modelled.")
+    lending: list[Lending] = Field(
+        default_factory=list, description="Allowed lending arcs during a shock."
+    )
+    scenarios: list[Scenario] = Field(min_length=1, description="Supply-shock scenarios.")
+    solver: Solver = Field(default_factory=Solver, description="Solver settings.")
+    _provenance: dict = PrivateAttr(default_factory=dict)
+
+    @property
+    def provenance(self) -> dict:
+        """Where the config came from: source file and the overrides applied, in order."""
+        return self._provenance
+
+    @field_validator("participants", mode="before")
+    @classmethod
+    def _names_or_mapping(cls, value: Any) -> Any:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return {v: {} for v in value}
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    def per_participant(self, value: float | dict[str, float] | None, default: float) -> list[float]:
+        """Expand a scalar-or-mapping field to one value per participant, in order."""
+        return [for_participant(value, p, default) for p in self.participants]
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The config with every default filled in, as plain JSON types."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def hash(self) -> str:
+        """Stable digest of the resolved config: identical inputs, identical hash."""
+        text = json.dumps(self.resolved_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+

@@ -1,0 +1,230 @@
+"""Validation: a raw YAML tree -> :class:`Config`, with every problem found in one pass.
+
+pydantic checks each field; :func:`cross_check` checks the references between them
+(participants, minerals, arcs, scenario names, the horizon, probabilities) on the
+raw tree, so a misspelt key and an unknown mineral are reported together. A
+problem in a value that an override set is blamed on the override, not on a line
+of the file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConfigError, Problem, did_you_mean
+from .loader import Document, read_yaml
+from .overrides import apply_overrides
+from .schema import Config
+
+PER_PARTICIPANT_KEYS = ("consumption_t_per_year", "initial_t", "fixed_cost_usd", "max_acquisition_t", "min_days")
+
+
+def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
+    """The schema model that holds the last key of loc, for did-you-mean hints."""
+    ann: Any = root
+    for part in loc[:-1]:
+        ann = _unwrap(ann, part)
+        if ann is None:
+            return None
+    ann = _pick_model(ann)
+    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+
+
+def _pick_model(ann: Any) -> Any:
+    origin = typing.get_origin(ann)
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(ann):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+    return ann
+
+
+def _unwrap(ann: Any, part: Any) -> Any:
+    ann = _pick_model(ann)
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        by_alias = {(f.alias or n): f for n, f in ann.model_fields.items()}
+        f = by_alias.get(part)
+        return f.annotation if f else None
+    origin = typing.get_origin(ann)
+    if origin is dict:
+        return typing.get_args(ann)[1]
+    if origin is list:
+        return typing.get_args(ann)[0]
+    return None
+
+
+def _explain(err: dict, root: type[BaseModel]) -> str:
+    kind, msg, value = err["type"], err["msg"], err.get("input")
+    if kind == "extra_forbidden":
+        model = _model_at(tuple(err["loc"]), root)
+        hint = ""
+        if model is not None:
+            names = [(f.alias or n) for n, f in model.model_fields.items()]
+            hint = did_you_mean(err["loc"][-1], names) or f" (expected one of: {', '.join(names)})"
+        return f"unknown key{hint}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "finite_number":
+        return f"expected a finite number, got {value!r}"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{msg[0].lower() + msg[1:]}, got {shown}"
+
+
+_BRANCH = re.compile(r"^(float|int|str|bool|list|dict|none|union|constrained-\w+|function-\w+|literal)(\[.*\])?$")
+
+
+def _simplify(errors: list[dict]) -> list[dict]:
+    """Fold the branches of scalar-or-mapping fields into one error per key path.
+
+    pydantic reports a failed ``Union[float, dict]`` once per branch, tagging the
+    location with the branch type; the user wrote one value, so keep one message:
+    the mapping branch's when they wrote a mapping, the scalar's otherwise.
+    """
+    out: dict[tuple, dict] = {}
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _BRANCH.match(p)))
+        err = {**err, "loc": loc}
+        kept = out.get(loc)
+        # the mapping branch's "not a dict" yields to any other complaint at the same key
+        if kept is None or (kept["type"] == "dict_type" and err["type"] != "dict_type"):
+            out[loc] = err
+    # a mapping written where the scalar branch failed: drop the scalar branch's complaint
+    for loc in [k for k, e in out.items() if e["type"] in ("float_type", "float_parsing")]:
+        if any(other[: len(loc)] == loc and other != loc for other in out):
+            del out[loc]
+    return list(out.values())
+
+
+def problems_from(exc: ValidationError, doc: Document | None = None,
+                  root: type[BaseModel] | None = None) -> list[Problem]:
+    """pydantic's errors as Problems with key paths (and lines, given the parsed document)."""
+    problems = [Problem(tuple(e["loc"]), _explain(e, root or Config)) for e in _simplify(exc.errors())]
+    if doc is not None:
+        for p in problems:
+            p.line = doc.line_of(p.loc)
+    return problems
+
+
+def cross_check(data: dict) -> list[Problem]:
+    """References between fields, on the raw tree: they are checked even when some field is malformed.
+
+    Unknown participants and minerals, self and duplicate lending arcs, duplicate scenario
+    names, shocks starting past the horizon, probabilities not summing to 1.
+    """
+    problems: list[Problem] = []
+    raw_parts = data.get("participants")
+    parts = set(raw_parts) if isinstance(raw_parts, (dict, list)) and all(isinstance(p, str) for p in raw_parts) \
+        else None
+    minerals = data.get("minerals") if isinstance(data.get("minerals"), dict) else {}
+    mins = set(minerals)
+
+    def known(name: Any, loc: tuple, kind: str, pool: set[str] | None) -> None:
+        if pool is not None and isinstance(name, str) and name not in pool:
+            problems.append(Problem(loc, f"unknown {kind} '{name}'{did_you_mean(name, pool)}"))
+
+    def items(value: Any) -> list:
+        return list(value) if isinstance(value, list) else []
+
+    for m, spec in minerals.items():
+        for key in PER_PARTICIPANT_KEYS:
+            value = spec.get(key) if isinstance(spec, dict) else None
+            if isinstance(value, dict):
+                for p in value:
+                    known(p, ("minerals", m, key, p), "participant", parts)
+    arcs = []
+    for i, arc in enumerate(items(data.get("lending"))):
+        if not isinstance(arc, dict):
+            continue
+        known(arc.get("from"), ("lending", i, "from"), "participant", parts)
+        known(arc.get("to"), ("lending", i, "to"), "participant", parts)
+        if arc.get("from") is not None and arc.get("from") == arc.get("to"):
+            problems.append(Problem(("lending", i), "a participant cannot lend to itself"))
+        for j, m in enumerate(items(arc.get("minerals"))):
+            known(m, ("lending", i, "minerals", j), "mineral", mins)
+        pair = (arc.get("from"), arc.get("to"))
+        if pair in arcs:
+            problems.append(Problem(("lending", i), f"duplicate lending arc {pair[0]} -> {pair[1]}"))
+        arcs.append(pair)
+    horizon = data.get("horizon")
+    T = horizon.get("periods") if isinstance(horizon, dict) else None
+    seen: set[Any] = set()
+    probabilities = []
+    for i, sc in enumerate(items(data.get("scenarios"))):
+        if not isinstance(sc, dict):
+            continue
+        name = sc.get("name")
+        if isinstance(name, str) and name in seen:
+            problems.append(Problem(("scenarios", i, "name"), f"duplicate scenario name '{name}'"))
+        seen.add(name)
+        probabilities.append(sc.get("probability"))
+        for j, shock in enumerate(items(sc.get("shocks"))):
+            if not isinstance(shock, dict):
+                continue
+            loc = ("scenarios", i, "shocks", j)
+            known(shock.get("mineral"), loc + ("mineral",), "mineral", mins)
+            start = shock.get("start")
+            if isinstance(T, int) and isinstance(start, int) and start > T >= 1:
+                problems.append(Problem(loc + ("start",), f"start {start} is outside the horizon (periods 1..{T})"))
+            if isinstance(shock.get("loss"), dict):
+                for p in shock["loss"]:
+                    known(p, loc + ("loss", p), "participant", parts)
+    if probabilities and all(isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p)
+                             for p in probabilities):
+        total = math.fsum(probabilities)
+        if abs(total - 1.0) > 1e-6:
+            problems.append(Problem(("scenarios",), f"probabilities sum to {total:.9g}, expected 1 (within 1e-6)"))
+    return problems
+
+
+def validate(data: Any, source: str | None = None, doc: Document | None = None,
+             origins: dict[tuple, str] | None = None) -> Config:
+    """Validate a raw config tree; raise ConfigError listing every problem found.
+
+    origins: key paths set by overrides, and by which (see apply_overrides).
+    """
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise ConfigError([Problem((), f"expected a mapping of config keys, got {got}")], source)
+    problems: list[Problem] = []
+    cfg = None
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = problems_from(exc)
+    known = {p.loc for p in problems}
+    problems += [p for p in cross_check(data) if p.loc not in known]
+    if not problems:
+        assert cfg is not None
+        return cfg
+    for p in problems:
+        origin = next((o for loc, o in (origins or {}).items() if p.loc[:len(loc)] == loc), None)
+        if origin is not None:
+            p.source = origin
+        elif doc is not None:
+            p.line = doc.line_of(p.loc)
+    problems.sort(key=lambda p: (p.source is not None, p.line if p.line is not None else 0))
+    raise ConfigError(problems, source)
+
+
+def load_config(path: str | Path, overrides: typing.Iterable[tuple[str, Any]] = ()) -> Config:
+    """Read, override and validate a config file: the API's entry point."""
+    doc = read_yaml(path)
+    data = doc.data
+    overrides = list(overrides)
+    origins: dict[tuple, str] = {}
+    if overrides and isinstance(data, dict):
+        data = apply_overrides(data, overrides, origins=origins)
+    cfg = validate(data, doc.source, doc, origins)
+    cfg._provenance = {"source": doc.source, "overrides": [[k, v] for k, v in overrides]}
+    return cfg

@@ -1,0 +1,13 @@
+"""Numbers for people, shared by the terminal and the reports (no heavy imports)."""
+
+from __future__ import annotations
+
+
+def money(x: float | None) -> str:
+    """USD for people: $2.63bn, $976.19m, $92.84k; a dash when there is no figure."""
+    if x is None or x != x:
+        return "–"
+    for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"${x / div:,.2f}{unit}"
+    return f"${x:,.0f}"
