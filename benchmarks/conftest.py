@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sizes import SIZES  # noqa: E402
+from sizes import SIZES
 
 
 def pytest_configure(config):

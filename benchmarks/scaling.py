@@ -37,10 +37,17 @@ def measure(method: str, scenarios: int, rounds: int) -> dict:
         s = result.summary
         runs.append((total, s["build_seconds"], s["solve_seconds"]))
     total, build, solve_s = (statistics.median(r[i] for r in runs) for i in range(3))
-    return {"method": method, "scenarios": scenarios, "variables": s["sizes"]["variables"],
-            "status": s["status"], "gap": s["gap"], "total_seconds": round(total, 3),
-            "build_seconds": round(build, 3), "solve_seconds": round(solve_s, 3),
-            "build_share": round(build / total, 3)}
+    return {
+        "method": method,
+        "scenarios": scenarios,
+        "variables": s["sizes"]["variables"],
+        "status": s["status"],
+        "gap": s["gap"],
+        "total_seconds": round(total, 3),
+        "build_seconds": round(build, 3),
+        "solve_seconds": round(solve_s, 3),
+        "build_share": round(build / total, 3),
+    }
 
 
 def fit(rows: list[dict]) -> float:
@@ -57,8 +64,7 @@ def main() -> None:
             row = measure(method, n, rounds if n <= 1000 else 1)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    exponents = {m: round(fit([r for r in rows if r["method"] == m and r["scenarios"] >= 100]), 2)
-                 for m in SCENARIOS}
+    exponents = {m: round(fit([r for r in rows if r["method"] == m and r["scenarios"] >= 100]), 2) for m in SCENARIOS}
     OUT.write_text(json.dumps({"cores": os.cpu_count(), "rows": rows, "exponents": exponents}, indent=2) + "\n")
     print("fitted exponents (scenarios >= 100):", exponents, file=sys.stderr)
 

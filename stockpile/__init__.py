@@ -15,8 +15,12 @@ from typing import Any
 from .version import __version__
 
 _LAZY = {
-    "Config": "config", "ConfigError": "config", "load_config": "config",
-    "solve": "api", "export_model": "api", "Result": "results",
+    "Config": "config",
+    "ConfigError": "config",
+    "load_config": "config",
+    "solve": "api",
+    "export_model": "api",
+    "Result": "results",
 }
 __all__ = ["Config", "ConfigError", "Result", "export_model", "load_config", "solve", "__version__"]
 

@@ -43,9 +43,17 @@ AUTO_BENDERS_VARIABLES = 2_000
 
 def _summary(cfg: Config, inst: Instance, status: Status, **fields) -> Summary:
     prov = cfg.provenance
-    return Summary(status=status, config_name=cfg.name, config_hash=cfg.hash(), source=prov.get("source"),
-                   overrides=prov.get("overrides", []), stockpile_version=__version__, sizes=inst.sizes,
-                   solver=fields.pop("solver", str(cfg.solver.name)), **fields)
+    return Summary(
+        status=status,
+        config_name=cfg.name,
+        config_hash=cfg.hash(),
+        source=prov.get("source"),
+        overrides=prov.get("overrides", []),
+        stockpile_version=__version__,
+        sizes=inst.sizes,
+        solver=fields.pop("solver", str(cfg.solver.name)),
+        **fields,
+    )
 
 
 def solve(cfg: Config, progress: Progress | None = None) -> Result:
@@ -66,21 +74,37 @@ def solve(cfg: Config, progress: Progress | None = None) -> Result:
     opts = cfg.solver
     gap = max(opts.relative_gap, MIN_RELATIVE_GAP)
     method = choose_method(opts.method, lm)
-    log.info("%s: %s variables, %s rows; solving with the %s method", cfg.name, f"{lm.c.size:,}",
-             f"{lm.A.shape[0]:,}", method)
+    log.info(
+        "%s: %s variables, %s rows; solving with the %s method",
+        cfg.name,
+        f"{lm.c.size:,}",
+        f"{lm.A.shape[0]:,}",
+        method,
+    )
     iterations = None
     if method == Method.BENDERS:
         out, stats = solve_benders(inst, lm, opts.time_limit_s, gap, opts.threads, progress)
         iterations = {"lp_phase": stats.lp_iterations, "mip_phase": stats.iterations, "cuts": stats.cuts}
     else:
         out = solve_model(lm, opts.name, opts.time_limit_s, gap)
-    timing = dict(solver=out.solver, solver_version=out.solver_version, method=str(method),
-                  build_seconds=round(build_seconds, 4), solve_seconds=round(out.seconds, 4),
-                  iterations=iterations)
+    timing = {
+        "solver": out.solver,
+        "solver_version": out.solver_version,
+        "method": str(method),
+        "build_seconds": round(build_seconds, 4),
+        "solve_seconds": round(out.seconds, 4),
+        "iterations": iterations,
+    }
     inst_sizes = {**inst.sizes, **lm.sizes}
     if out.x is None or out.objective is None:
-        summary = _summary(cfg, inst, out.status, best_bound_usd=out.bound,
-                           reasons=[_no_solution_reason(out.status, opts.time_limit_s, out.detail)], **timing)
+        summary = _summary(
+            cfg,
+            inst,
+            out.status,
+            best_bound_usd=out.bound,
+            reasons=[_no_solution_reason(out.status, opts.time_limit_s, out.detail)],
+            **timing,
+        )
         summary.sizes = inst_sizes
         return Result(summary.to_dict(), config=cfg.resolved_dict())
     summary = _summary(cfg, inst, out.status, **timing)
@@ -88,8 +112,9 @@ def solve(cfg: Config, progress: Progress | None = None) -> Result:
     return assemble(cfg, inst, lm, out.x, out.objective, out.bound, summary)
 
 
-def assemble(cfg: Config, inst: Instance, lm: LinearModel, x, solver_objective: float,
-             bound: float | None, summary: Summary) -> Result:
+def assemble(
+    cfg: Config, inst: Instance, lm: LinearModel, x, solver_objective: float, bound: float | None, summary: Summary
+) -> Result:
     """Tables, costs (from the model's objective terms) and the solver's bound and gap for a solution.
 
     Raises ObjectiveMismatch when the solver's objective and the breakdown disagree.
@@ -109,12 +134,22 @@ def assemble(cfg: Config, inst: Instance, lm: LinearModel, x, solver_objective: 
     summary.solver_objective_usd = solver_objective
     summary.costs = cost
     summary.costs_by_participant = by_participant
-    summary.holding_t_by_participant = {p: float(v) for p, v in
-                                        holdings.groupby("participant", sort=False).holding_t.sum().items()}
-    summary.expected_coverage_days = {p: {r.mineral: float(r.expected_coverage_days) for r in g.itertuples()}
-                                      for p, g in expected.groupby("participant", sort=False)}
-    return Result(summary.to_dict(), holdings, schedule_table(inst, f), coverage, expected,
-                  lending_table(inst, plan), cfg.resolved_dict())
+    summary.holding_t_by_participant = {
+        p: float(v) for p, v in holdings.groupby("participant", sort=False).holding_t.sum().items()
+    }
+    summary.expected_coverage_days = {
+        p: {r.mineral: float(r.expected_coverage_days) for r in g.itertuples()}
+        for p, g in expected.groupby("participant", sort=False)
+    }
+    return Result(
+        summary.to_dict(),
+        holdings,
+        schedule_table(inst, f),
+        coverage,
+        expected,
+        lending_table(inst, plan),
+        cfg.resolved_dict(),
+    )
 
 
 def choose_method(method: Method, lm: LinearModel) -> Method:

@@ -77,13 +77,14 @@ def quiet_stdout() -> Iterator[None]:
 
 
 def ortools_version() -> str:
-    import ortools
+    from importlib.metadata import version
 
-    return ortools.__version__
+    return version("ortools")
 
 
-def solve_model(lm: LinearModel, name: SolverName | str, time_limit_s: float, relative_gap: float,
-                hint: np.ndarray | None = None) -> SolveOutcome:
+def solve_model(
+    lm: LinearModel, name: SolverName | str, time_limit_s: float, relative_gap: float, hint: np.ndarray | None = None
+) -> SolveOutcome:
     """Solve with the named backend; honours the time limit and the relative gap.
 
     hint: a feasible solution to start the MIP search from (a warm start).
@@ -99,7 +100,6 @@ def solve_model(lm: LinearModel, name: SolverName | str, time_limit_s: float, re
     if name == SolverName.HIGHS:
         return _solve_mathopt(lm, "highs", time_limit_s, relative_gap, hint)
     return _solve_scip(lm, time_limit_s, relative_gap, hint)
-
 
 
 # ----------------------------------------------------------------------------
@@ -133,8 +133,9 @@ def to_mathopt_proto(lm: LinearModel):
     return proto
 
 
-def _solve_mathopt(lm: LinearModel, name: str, time_limit_s: float, gap: float,
-                   hint: np.ndarray | None = None) -> SolveOutcome:
+def _solve_mathopt(
+    lm: LinearModel, name: str, time_limit_s: float, gap: float, hint: np.ndarray | None = None
+) -> SolveOutcome:
     """HiGHS (MIP) or GLOP (LP) through MathOpt. HiGHS takes no per-solve thread count there."""
     from ortools.math_opt import parameters_pb2, result_pb2
     from ortools.math_opt.core.python import solver
@@ -170,16 +171,16 @@ def _solve_mathopt(lm: LinearModel, name: str, time_limit_s: float, gap: float,
                 None,
             )
     except StatusNotOk as exc:
-        return SolveOutcome(Status.NO_SOLUTION, None, None, None, name, version,
-                            time.perf_counter() - start, f"solver error: {exc}")
+        return SolveOutcome(
+            Status.NO_SOLUTION, None, None, None, name, version, time.perf_counter() - start, f"solver error: {exc}"
+        )
     seconds = time.perf_counter() - start
     term = res.termination
     R = result_pb2
     x = obj = None
     if res.solutions and res.solutions[0].HasField("primal_solution"):
         ps = res.solutions[0].primal_solution
-        if ps.feasibility_status == 1 or term.reason in (R.TERMINATION_REASON_OPTIMAL,
-                                                           R.TERMINATION_REASON_FEASIBLE):
+        if ps.feasibility_status == 1 or term.reason in (R.TERMINATION_REASON_OPTIMAL, R.TERMINATION_REASON_FEASIBLE):
             x = np.zeros(lm.c.size)
             x[np.asarray(ps.variable_values.ids, dtype=np.int64)] = np.asarray(ps.variable_values.values)
             obj = float(ps.objective_value)
@@ -192,8 +193,16 @@ def _solve_mathopt(lm: LinearModel, name: str, time_limit_s: float, gap: float,
         status = Status.INFEASIBLE
     else:
         status = Status.NO_SOLUTION
-    return SolveOutcome(status, x, obj, bound if np.isfinite(bound) else None, name, version, seconds,
-                        term.detail or R.TerminationReasonProto.Name(term.reason))
+    return SolveOutcome(
+        status,
+        x,
+        obj,
+        bound if np.isfinite(bound) else None,
+        name,
+        version,
+        seconds,
+        term.detail or R.TerminationReasonProto.Name(term.reason),
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -205,9 +214,9 @@ def to_model_builder(lm: LinearModel, names: tuple[list[str], list[str]] | None 
     from ortools.linear_solver.python import model_builder_helper as mbh
 
     helper = mbh.ModelBuilderHelper()
-    helper.fill_model_from_sparse_data(lm.lb, lm.ub, lm.c, lm.row_lb, lm.row_ub, lm.A)
-    for j in np.nonzero(lm.integer)[0]:  # integer variables are the few first-stage lots
-        helper.set_var_integrality(int(j), True)
+    helper.fill_model_from_sparse_data(lm.lb, lm.ub, lm.c, lm.row_lb, lm.row_ub, lm.A)  # type: ignore[arg-type]
+    for col in np.nonzero(lm.integer)[0].tolist():  # integer variables are the few first-stage lots
+        helper.set_var_integrality(col, True)
     helper.set_objective_offset(lm.offset)
     if names is not None:
         for j, nm in enumerate(names[0]):
@@ -227,8 +236,7 @@ def _solve_scip(lm: LinearModel, time_limit_s: float, gap: float, hint: np.ndarr
     solver = mbh.ModelSolverHelper("scip")
     solver.set_time_limit_in_seconds(time_limit_s)
     solver.set_solver_specific_parameters(
-        f"limits/gap = {gap!r}\nlimits/absgap = 0\nparallel/maxnthreads = 1\n"
-        "randomization/randomseedshift = 0\n"
+        f"limits/gap = {gap!r}\nlimits/absgap = 0\nparallel/maxnthreads = 1\nrandomization/randomseedshift = 0\n"
     )
     start = time.perf_counter()
     solver.solve(helper)
@@ -240,12 +248,21 @@ def _solve_scip(lm: LinearModel, time_limit_s: float, gap: float, hint: np.ndarr
         x = np.asarray(solver.variable_values(), dtype=float)
         obj = float(solver.objective_value())
         bound = float(solver.best_objective_bound())
-    status = {S.OPTIMAL: Status.OPTIMAL, S.FEASIBLE: Status.FEASIBLE,
-              S.INFEASIBLE: Status.INFEASIBLE}.get(st, Status.NO_SOLUTION)
+    status = {S.OPTIMAL: Status.OPTIMAL, S.FEASIBLE: Status.FEASIBLE, S.INFEASIBLE: Status.INFEASIBLE}.get(
+        st, Status.NO_SOLUTION
+    )
     if status.has_plan and x is None:
         status = Status.NO_SOLUTION
-    return SolveOutcome(status, x, obj, bound, SolverName.SCIP, f"SCIP via OR-tools model_builder {ortools_version()}",
-                        seconds, solver.status_string() or st.name)
+    return SolveOutcome(
+        status,
+        x,
+        obj,
+        bound,
+        SolverName.SCIP,
+        f"SCIP via OR-tools model_builder {ortools_version()}",
+        seconds,
+        solver.status_string() or st.name,
+    )
 
 
 class IncrementalLP:
@@ -262,8 +279,11 @@ class IncrementalLP:
         from ortools.math_opt.python import callback, init_arguments, model_parameters, parameters
 
         self.n, self.m = lm.c.size, lm.A.shape[0]
-        self._solver = solver.new(parameters_pb2.SOLVER_TYPE_GLOP, to_mathopt_proto(lm),
-                                  init_arguments.StreamableSolverInitArguments().to_proto())
+        self._solver = solver.new(
+            parameters_pb2.SOLVER_TYPE_GLOP,
+            to_mathopt_proto(lm),
+            init_arguments.StreamableSolverInitArguments().to_proto(),
+        )
         from ortools.glop import parameters_pb2 as glop_pb2
 
         # warm starts after bound changes keep the basis dual feasible: dual simplex resumes from it
@@ -274,22 +294,27 @@ class IncrementalLP:
         self._model_params = model_parameters.ModelSolveParameters().to_proto()
         self._cb = callback.CallbackRegistration().to_proto()
 
-    def solve(self, lower_rows: np.ndarray, lower: np.ndarray, upper_rows: np.ndarray,
-              upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    def solve(
+        self, lower_rows: np.ndarray, lower: np.ndarray, upper_rows: np.ndarray, upper: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """Set row bounds, re-solve; primal values, row duals (dObj/dbound), objective."""
         from ortools.math_opt import model_update_pb2, result_pb2
 
         update = model_update_pb2.ModelUpdateProto()
-        for rows, values, target in ((lower_rows, lower, update.linear_constraint_updates.lower_bounds),
-                                     (upper_rows, upper, update.linear_constraint_updates.upper_bounds)):
+        for rows, values, target in (
+            (lower_rows, lower, update.linear_constraint_updates.lower_bounds),
+            (upper_rows, upper, update.linear_constraint_updates.upper_bounds),
+        ):
             target.ids.extend(rows)
             target.values.extend(values)
         if not self._solver.update(update):
             raise RuntimeError("GLOP refused an incremental update")
         res = self._solver.solve(self._params, self._model_params, None, self._cb, None, None)
         if res.termination.reason != result_pb2.TERMINATION_REASON_OPTIMAL or not res.solutions:
-            raise RuntimeError(f"recourse LP not solved: {result_pb2.TerminationReasonProto.Name(res.termination.reason)} "
-                               f"{res.termination.detail}")
+            raise RuntimeError(
+                f"recourse LP not solved: {result_pb2.TerminationReasonProto.Name(res.termination.reason)} "
+                f"{res.termination.detail}"
+            )
         sol = res.solutions[0]
         x = np.zeros(self.n)
         pv = sol.primal_solution.variable_values

@@ -73,7 +73,7 @@ def _family_of(blocks: dict, n: int) -> np.ndarray:
     """Family name of every element of a model's column or row blocks."""
     out = np.empty(n, dtype=object)
     for b in blocks.values():
-        out[b.start:b.start + b.size] = b.name
+        out[b.start : b.start + b.size] = b.name
     return out
 
 
@@ -88,7 +88,7 @@ class Structure:
     aggregates: int  # number of thetas
 
     @classmethod
-    def of(cls, lm: LinearModel) -> "Structure":
+    def of(cls, lm: LinearModel) -> Structure:
         agg_dims = tuple(d for d in lm.key_dims if d != "s")
         keys = np.unique(np.r_[lm.col_key[lm.col_key >= 0], lm.row_key[lm.row_key >= 0]])
         n_agg = int(np.prod(lm.axes.shape(agg_dims))) if lm.axes is not None and keys.size else 0
@@ -125,14 +125,16 @@ class ClosedForm:
     floor_F: sp.csr_matrix
 
     @classmethod
-    def select(cls, st: Structure) -> tuple["ClosedForm | None", np.ndarray]:
+    def select(cls, st: Structure) -> tuple[ClosedForm | None, np.ndarray]:
         """The closed form over every block it provably implements, and the keys left to the LP path."""
         lm = st.lm
         col_fam = _family_of(lm.var_blocks, lm.c.size)
         row_fam = _family_of(lm.row_blocks, lm.A.shape[0])
         all_keys = np.unique(np.r_[lm.col_key[lm.col_key >= 0], lm.row_key[lm.row_key >= 0]])
-        other = np.r_[lm.col_key[(lm.col_key >= 0) & ~np.isin(col_fam, list(CLOSED_FORM_COLUMNS))],
-                      lm.row_key[(lm.row_key >= 0) & ~np.isin(row_fam, list(CLOSED_FORM_ROWS))]]
+        other = np.r_[
+            lm.col_key[(lm.col_key >= 0) & ~np.isin(col_fam, list(CLOSED_FORM_COLUMNS))],
+            lm.row_key[(lm.row_key >= 0) & ~np.isin(row_fam, list(CLOSED_FORM_ROWS))],
+        ]
         candidates = np.setdiff1d(all_keys, other)
         if candidates.size and {"r", "u", "demand"} <= set(lm.var_blocks) | set(lm.row_blocks):
             bad = cls._violations(st, candidates)
@@ -168,10 +170,16 @@ class ClosedForm:
         r, u, d = cls._cells(st, keys)
         second = lm.col_key >= 0
         bad_cell = (
-            (lm.col_key[u] != lm.col_key[r]) | (lm.row_key[d] != lm.col_key[r])
-            | (np.asarray(A[d, r]).ravel() != 1.0) | (np.asarray(A[d, u]).ravel() != 1.0)
-            | (np.diff(A.indptr)[d] != 2) | (lm.row_lb[d] != lm.row_ub[d])
-            | (lm.lb[r] != 0) | (lm.lb[u] != 0) | (lm.ub[u] < lm.row_ub[d]) | (lm.c[r] != 0)
+            (lm.col_key[u] != lm.col_key[r])
+            | (lm.row_key[d] != lm.col_key[r])
+            | (np.asarray(A[d, r]).ravel() != 1.0)
+            | (np.asarray(A[d, u]).ravel() != 1.0)
+            | (np.diff(A.indptr)[d] != 2)
+            | (lm.row_lb[d] != lm.row_ub[d])
+            | (lm.lb[r] != 0)
+            | (lm.lb[u] != 0)
+            | (lm.ub[u] < lm.row_ub[d])
+            | (lm.c[r] != 0)
         )
         bad = [lm.col_key[r][bad_cell]]
         # the unmet cost must be the same in every period of an (s, p, m) group: served is allocated by time
@@ -215,7 +223,7 @@ class ClosedForm:
         return np.unique(np.concatenate(bad))
 
     @classmethod
-    def _build(cls, st: Structure, keys: np.ndarray) -> "ClosedForm":
+    def _build(cls, st: Structure, keys: np.ndarray) -> ClosedForm:
         lm = st.lm
         axes = lm.axes
         assert axes is not None
@@ -243,10 +251,20 @@ class ClosedForm:
         rate_rows, rate_cell = rows_of("rate")
         floor_rows, floor_first = rows_of("floor")
         return cls(
-            cols_r=r, cols_u=u, g=lm.row_ub[d], r_ub=lm.ub[r], group=group, starts=starts,
-            cost=lm.c[u][starts], agg=st.aggregate(lm.col_key[r][starts]),
-            rate_cell=rate_cell, rate_ub=lm.row_ub[rate_rows], rate_F=A[rate_rows][:, F].tocsr(),
-            floor_group=group[floor_first], floor_ub=lm.row_ub[floor_rows], floor_F=A[floor_rows][:, F].tocsr(),
+            cols_r=r,
+            cols_u=u,
+            g=lm.row_ub[d],
+            r_ub=lm.ub[r],
+            group=group,
+            starts=starts,
+            cost=lm.c[u][starts],
+            agg=st.aggregate(lm.col_key[r][starts]),
+            rate_cell=rate_cell,
+            rate_ub=lm.row_ub[rate_rows],
+            rate_F=A[rate_rows][:, F].tocsr(),
+            floor_group=group[floor_first],
+            floor_ub=lm.row_ub[floor_rows],
+            floor_F=A[floor_rows][:, F].tocsr(),
         )
 
     def evaluate(self, z: np.ndarray, n_agg: int, values: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
@@ -266,9 +284,10 @@ class ClosedForm:
         grp_rate = self.group[self.rate_cell]
         w_rate = np.where(rate_binds & ~floor_binds[grp_rate], self.cost[grp_rate], 0.0)
         n_rate, n_floor = self.rate_cell.size, self.floor_group.size
-        onehot = lambda w, agg, n: sp.csr_matrix((w, (np.arange(n), agg)), shape=(n, n_agg))  # noqa: E731
-        grad = (self.floor_F.T @ onehot(w_floor, self.agg[self.floor_group], n_floor)
-                + self.rate_F.T @ onehot(w_rate, self.agg[grp_rate], n_rate))
+        onehot = lambda w, agg, n: sp.csr_matrix((w, (np.arange(n), agg)), shape=(n, n_agg))
+        grad = self.floor_F.T @ onehot(w_floor, self.agg[self.floor_group], n_floor) + self.rate_F.T @ onehot(
+            w_rate, self.agg[grp_rate], n_rate
+        )
         cum = np.cumsum(cap)
         before = np.r_[0.0, cum][self.starts][self.group]
         released = np.minimum(cum - before, limit[self.group])
@@ -340,12 +359,33 @@ def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUM
         up = np.nonzero(coupled & np.isfinite(lm.row_ub[b_rows]))[0]
         A_rc = sub[:, b_cols].tocsr()
         A_rc.sort_indices()
-        lp = LinearModel(c=lm.c[b_cols], offset=0.0, A=A_rc, row_lb=lm.row_lb[b_rows], row_ub=lm.row_ub[b_rows],
-                         lb=lm.lb[b_cols], ub=lm.ub[b_cols], integer=np.zeros(b_cols.size, dtype=bool),
-                         var_blocks={}, row_blocks={})
-        out.append(_Batch(IncrementalLP(lp), b_cols, lm.c[b_cols], int(st.aggregate(lm.col_key[b_cols[:1]])[0]),
-                          lo, lm.row_lb[b_rows][lo], A_F[lo], up, lm.row_ub[b_rows][up], A_F[up],
-                          ~np.isin(up, lo)))
+        lp = LinearModel(
+            c=lm.c[b_cols],
+            offset=0.0,
+            A=A_rc,
+            row_lb=lm.row_lb[b_rows],
+            row_ub=lm.row_ub[b_rows],
+            lb=lm.lb[b_cols],
+            ub=lm.ub[b_cols],
+            integer=np.zeros(b_cols.size, dtype=bool),
+            var_blocks={},
+            row_blocks={},
+        )
+        out.append(
+            _Batch(
+                IncrementalLP(lp),
+                b_cols,
+                lm.c[b_cols],
+                int(st.aggregate(lm.col_key[b_cols[:1]])[0]),
+                lo,
+                lm.row_lb[b_rows][lo],
+                A_F[lo],
+                up,
+                lm.row_ub[b_rows][up],
+                A_F[up],
+                ~np.isin(up, lo),
+            )
+        )
     return out
 
 
@@ -358,15 +398,15 @@ class Recourse:
     batches: list[_Batch]
 
     @classmethod
-    def of(cls, st: Structure) -> "Recourse":
+    def of(cls, st: Structure) -> Recourse:
         closed, lp_keys = ClosedForm.select(st)
         batches = lp_batches(st, lp_keys)
-        log.debug("recourse: %s closed-form cells, %d LP batches", 0 if closed is None else closed.cols_r.size,
-                  len(batches))
+        log.debug(
+            "recourse: %s closed-form cells, %d LP batches", 0 if closed is None else closed.cols_r.size, len(batches)
+        )
         return cls(st, closed, batches)
 
-    def evaluate(self, z: np.ndarray, pool: ThreadPoolExecutor | None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def evaluate(self, z: np.ndarray, pool: ThreadPoolExecutor | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Q per aggregate, its subgradient (first-stage columns x aggregates, dense) and the
         solution vector of the model at z (first stage z, recourse re-optimised)."""
         st = self.st
@@ -430,17 +470,24 @@ class Master:
         lm, st = self.st.lm, self.st
         F, G, k = st.first_cols, st.aggregates, len(cuts)
         D = np.array(cuts.d).reshape(k, F.size)
-        cut_rows = sp.hstack([sp.csr_matrix(-D), sp.csr_matrix((np.ones(k), (np.arange(k), cuts.agg)),
-                                                               shape=(k, G))]).tocsr()
+        cut_rows = sp.hstack(
+            [sp.csr_matrix(-D), sp.csr_matrix((np.ones(k), (np.arange(k), cuts.agg)), shape=(k, G))]
+        ).tocsr()
         first = lm.A[st.first_rows][:, F]
         A = sp.vstack([sp.hstack([first, sp.csr_matrix((first.shape[0], G))]), cut_rows]).tocsr()
         A.sort_indices()
         integer = np.r_[lm.integer[F], np.zeros(G, dtype=bool)]
         return LinearModel(
-            c=np.r_[lm.c[F], np.ones(G)], offset=lm.offset, A=A,
-            row_lb=np.r_[lm.row_lb[st.first_rows], cuts.q], row_ub=np.r_[lm.row_ub[st.first_rows], np.full(k, np.inf)],
-            lb=np.r_[lm.lb[F], np.full(G, self.theta_lb)], ub=np.r_[lm.ub[F], np.full(G, np.inf)],
-            integer=np.zeros_like(integer) if relax else integer, var_blocks={}, row_blocks={},
+            c=np.r_[lm.c[F], np.ones(G)],
+            offset=lm.offset,
+            A=A,
+            row_lb=np.r_[lm.row_lb[st.first_rows], cuts.q],
+            row_ub=np.r_[lm.row_ub[st.first_rows], np.full(k, np.inf)],
+            lb=np.r_[lm.lb[F], np.full(G, self.theta_lb)],
+            ub=np.r_[lm.ub[F], np.full(G, np.inf)],
+            integer=np.zeros_like(integer) if relax else integer,
+            var_blocks={},
+            row_blocks={},
         )
 
     def cost(self, z: np.ndarray) -> float:
@@ -468,9 +515,14 @@ class BendersStats:
 Progress = Callable[[str, float, float], None]  # (phase, best plan's cost, lower bound)
 
 
-def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: float,
-                  threads: int | None = None, progress: Progress | None = None
-                  ) -> tuple[SolveOutcome, BendersStats]:
+def solve_benders(
+    inst: Instance,
+    lm: LinearModel,
+    time_limit_s: float,
+    gap: float,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[SolveOutcome, BendersStats]:
     """Run the L-shaped method to the relative gap; returns the full solution vector of lm.
 
     threads: recourse batches solved at once (None: every core). The master MIP goes to
@@ -488,6 +540,8 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
     seen: dict[bytes, float] = {}  # every point evaluated, and its total cost
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(rec.batches) > 1 else None
 
+    best: tuple[float, np.ndarray | None] = (np.inf, None)
+
     def evaluate(z: np.ndarray) -> float:
         """Add the cuts at z and keep it as the best plan when it is one; its total cost."""
         nonlocal best
@@ -504,7 +558,6 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
     def left() -> float:
         return deadline - time.perf_counter()
 
-    best: tuple[float, np.ndarray | None] = (np.inf, None)
     lb = -np.inf
     repeated = False
     try:
@@ -519,7 +572,7 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
                 lb = max(lb, out.objective)
             if left() <= 0:
                 break
-            upper = evaluate(out.x[:F.size])
+            upper = evaluate(out.x[: F.size])
             stats.lp_iterations += 1
             if progress:
                 progress(f"relaxation {stats.lp_iterations}", best[0], lb)
@@ -529,13 +582,14 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
         # phase 2: integer master, warm-started from the best plan so far
         while left() > 0:
             hint = None if best[1] is None else np.r_[best[1][F], cuts.theta(best[1][F], st.aggregates)]
-            out = solve_model(master.model(cuts), MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS),
-                              gap * MASTER_GAP_SHARE, hint=hint)
+            out = solve_model(
+                master.model(cuts), MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS), gap * MASTER_GAP_SHARE, hint=hint
+            )
             if out.x is None:
                 break
             if out.bound is not None:
                 lb = max(lb, out.bound)
-            z = np.where(lm.integer[F], np.rint(out.x[:F.size]), out.x[:F.size])
+            z = np.where(lm.integer[F], np.rint(out.x[: F.size]), out.x[: F.size])
             repeated = z.tobytes() in seen and out.status == Status.OPTIMAL
             if not repeated:
                 evaluate(z)
@@ -555,12 +609,20 @@ def solve_benders(inst: Instance, lm: LinearModel, time_limit_s: float, gap: flo
     detail = f"{stats.lp_iterations} LP and {stats.iterations} MIP master iterations"
     version = f"L-shaped: SCIP master, GLOP recourse, OR-tools {ortools_version()}"
     if best[1] is None:
-        return SolveOutcome(Status.NO_SOLUTION, None, None, lb if np.isfinite(lb) else None, "scip+glop",
-                            version, seconds, detail), stats
+        return SolveOutcome(
+            Status.NO_SOLUTION, None, None, lb if np.isfinite(lb) else None, "scip+glop", version, seconds, detail
+        ), stats
     value, values = best
     g = relative_gap(value, lb)
     converged = g is not None and (g <= gap * (1 + 1e-9) or (repeated and g <= REPEAT_GAP))
     log.info("decomposition: %s, %d cuts, gap %s", detail, stats.cuts, "-" if g is None else f"{g:.2e}")
-    return SolveOutcome(Status.OPTIMAL if converged else Status.FEASIBLE, values, value,
-                        lb if np.isfinite(lb) else None, "scip+glop", version, time.perf_counter() - start,
-                        detail), stats
+    return SolveOutcome(
+        Status.OPTIMAL if converged else Status.FEASIBLE,
+        values,
+        value,
+        lb if np.isfinite(lb) else None,
+        "scip+glop",
+        version,
+        time.perf_counter() - start,
+        detail,
+    ), stats

@@ -68,8 +68,9 @@ def user_errors(fn: Callable) -> Callable:
         except OptionError as exc:
             raise UserError(str(exc)) from None
         except InfeasibleConfig as exc:
-            raise UserError("the config's limits admit no plan:\n  " + "\n  ".join(exc.reasons),
-                            EXIT_INFEASIBLE) from None
+            raise UserError(
+                "the config's limits admit no plan:\n  " + "\n  ".join(exc.reasons), EXIT_INFEASIBLE
+            ) from None
         except OSError as exc:
             if _debug:
                 raise
@@ -82,8 +83,9 @@ def user_errors(fn: Callable) -> Callable:
             if _debug:
                 raise
             log.debug("internal error", exc_info=True)
-            raise UserError(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                            EXIT_INTERNAL) from None
+            raise UserError(
+                f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_INTERNAL
+            ) from None
 
     return wrapper
 
@@ -93,8 +95,13 @@ def _overrides(sets: tuple[str, ...], **flags: Any) -> list[tuple[str, Any]]:
     from .config import parse_set_option
 
     out = [parse_set_option(s) for s in sets]
-    keys = {"solver": "solver.name", "method": "solver.method", "time_limit": "solver.time_limit_s",
-            "gap": "solver.relative_gap", "threads": "solver.threads"}
+    keys = {
+        "solver": "solver.name",
+        "method": "solver.method",
+        "time_limit": "solver.time_limit_s",
+        "gap": "solver.relative_gap",
+        "threads": "solver.threads",
+    }
     out += [(keys[k], v) for k, v in flags.items() if v is not None]
     return out
 
@@ -106,16 +113,24 @@ def _load(config: str, overrides: list[tuple[str, Any]]) -> Any:
 
 
 def solver_options(fn: Callable) -> Callable:
-    for opt in reversed([
-        click.option("--solver", type=click.Choice(values(SolverName)), help="MIP solver (solver.name)."),
-        click.option("--method", type=click.Choice(values(Method)), help="Solution method (solver.method)."),
-        click.option("--time-limit", type=click.FloatRange(min=0, min_open=True),
-                     help="Seconds (solver.time_limit_s)."),
-        click.option("--gap", type=click.FloatRange(0, 1), help="Relative gap (solver.relative_gap)."),
-        click.option("--threads", type=click.IntRange(1, 256), help="Threads (solver.threads)."),
-        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                     help="Dotted override, repeatable: --set participants.US.budget_usd=2e9"),
-    ]):
+    for opt in reversed(
+        [
+            click.option("--solver", type=click.Choice(values(SolverName)), help="MIP solver (solver.name)."),
+            click.option("--method", type=click.Choice(values(Method)), help="Solution method (solver.method)."),
+            click.option(
+                "--time-limit", type=click.FloatRange(min=0, min_open=True), help="Seconds (solver.time_limit_s)."
+            ),
+            click.option("--gap", type=click.FloatRange(0, 1), help="Relative gap (solver.relative_gap)."),
+            click.option("--threads", type=click.IntRange(1, 256), help="Threads (solver.threads)."),
+            click.option(
+                "--set",
+                "sets",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Dotted override, repeatable: --set participants.US.budget_usd=2e9",
+            ),
+        ]
+    ):
         fn = opt(fn)
     return fn
 
@@ -136,13 +151,23 @@ def cli(verbose: bool, debug: bool) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default runs/<name>).")
 @solver_options
-@click.option("--export-model", type=click.Path(dir_okay=False),
-              help="Write the model as MPS (or LP for *.lp) and stop without solving.")
+@click.option(
+    "--export-model",
+    type=click.Path(dir_okay=False),
+    help="Write the model as MPS (or LP for *.lp) and stop without solving.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the output folder.")
 @click.option("--report", "with_report", is_flag=True, help="Also write report.html into the output folder.")
 @user_errors
-def solve(config: str, out: str | None, sets: tuple[str, ...], export_model: str | None, quiet: bool,
-          with_report: bool, **flags: Any) -> None:
+def solve(
+    config: str,
+    out: str | None,
+    sets: tuple[str, ...],
+    export_model: str | None,
+    quiet: bool,
+    with_report: bool,
+    **flags: Any,
+) -> None:
     """Solve CONFIG and write summary.json, holdings, schedule and coverage CSVs."""
     from .api import export_model as export
     from .api import solve as run
@@ -158,8 +183,9 @@ def solve(config: str, out: str | None, sets: tuple[str, ...], export_model: str
 
         def progress(phase: str, best: float, bound: float) -> None:
             gap = (best - bound) / max(abs(best), 1.0) if bound > -float("inf") else None
-            text = f"solving {cfg.name}: {phase}, best plan {_money(best)}" + \
-                (f", bound {_money(bound)}, gap {gap:.1e}" if gap is not None else "")
+            text = f"solving {cfg.name}: {phase}, best plan {_money(best)}" + (
+                f", bound {_money(bound)}, gap {gap:.1e}" if gap is not None else ""
+            )
             if status is not None:
                 status.update(text)
 
@@ -240,9 +266,18 @@ class CaseProgress:
         self.live = sys.stderr.isatty()
         err_console = _err_console()
         self.console = err_console
-        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("failed {task.fields[failed]} · running {task.fields[running]}"),
-                            TimeRemainingColumn(), console=err_console) if self.live else None
+        self.bar = (
+            Progress(
+                TextColumn(label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("failed {task.fields[failed]} · running {task.fields[running]}"),
+                TimeRemainingColumn(),
+                console=err_console,
+            )
+            if self.live
+            else None
+        )
         self.task = self.bar.add_task(label, total=total, failed=0, running=0) if self.bar else None
 
     @property
@@ -250,7 +285,7 @@ class CaseProgress:
         """Cases a worker is solving: those submitted beyond the workers wait in the queue."""
         return min(self.running, self.workers)
 
-    def __enter__(self) -> "CaseProgress":
+    def __enter__(self) -> CaseProgress:
         if self.bar:
             self.bar.start()
         return self
@@ -270,33 +305,44 @@ class CaseProgress:
             self.done += 1
             self.failed += event == "failed"
             self.running -= event != "cached"
-        if self.bar:
+        if self.bar and self.task is not None:
             self.bar.update(self.task, completed=self.done, failed=self.failed, running=self.shown_running)
         elif event != "submitted":
             status = (summary or {}).get("status", "error")
             objective = (summary or {}).get("objective_usd")
             extra = f" {_money(objective)}" if objective is not None else ""
-            click.echo(f"[{self.done}/{self.total}] {name}: {'cached ' if event == 'cached' else ''}"
-                       f"{status}{extra}", err=True)
+            click.echo(
+                f"[{self.done}/{self.total}] {name}: {'cached ' if event == 'cached' else ''}{status}{extra}", err=True
+            )
 
 
 def _interrupted(out_dir: Path, total: int) -> UserError:
     done = sum(1 for p in (out_dir / "cases").glob("*/summary.json"))
-    return UserError(f"interrupted: {done} of {total} cases are finished and kept in {out_dir}; "
-                     "run the same command again to complete the rest", 130)
+    return UserError(
+        f"interrupted: {done} of {total} cases are finished and kept in {out_dir}; "
+        "run the same command again to complete the rest",
+        130,
+    )
 
 
 def runner_options(default_out: str) -> Callable:
     """Options shared by the commands that solve many cases."""
 
     def wrap(fn: Callable) -> Callable:
-        for opt in reversed([
-            click.option("--out", type=click.Path(file_okay=False), help=f"Output folder (default {default_out})."),
-            click.option("--workers", type=click.IntRange(1, 4096), help="Parallel solves (default: every core)."),
-            click.option("--scheduler", metavar="ADDRESS", help="Run on Dask: 'local' or tcp://host:8786."),
-            click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                         help="Dotted override applied to every case, repeatable."),
-        ]):
+        for opt in reversed(
+            [
+                click.option("--out", type=click.Path(file_okay=False), help=f"Output folder (default {default_out})."),
+                click.option("--workers", type=click.IntRange(1, 4096), help="Parallel solves (default: every core)."),
+                click.option("--scheduler", metavar="ADDRESS", help="Run on Dask: 'local' or tcp://host:8786."),
+                click.option(
+                    "--set",
+                    "sets",
+                    multiple=True,
+                    metavar="KEY=VALUE",
+                    help="Dotted override applied to every case, repeatable.",
+                ),
+            ]
+        ):
             fn = opt(fn)
         return fn
 
@@ -308,8 +354,9 @@ def runner_options(default_out: str) -> Callable:
 @runner_options("runs/<study name>")
 @click.option("--dry-run", is_flag=True, help="List the cases and their sizes; solve nothing.")
 @user_errors
-def study(study_file: str, out: str | None, workers: int | None, scheduler: str | None,
-          sets: tuple[str, ...], dry_run: bool) -> None:
+def study(
+    study_file: str, out: str | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...], dry_run: bool
+) -> None:
     """Solve every case of a what-if study in parallel; resumable."""
     from .study import finished_summary, load_study, run_study
 
@@ -323,8 +370,17 @@ def study(study_file: str, out: str | None, workers: int | None, scheduler: str 
             df = run_study(cases, out_dir, workers, scheduler, progress)
     except KeyboardInterrupt:
         raise _interrupted(out_dir, len(cases)) from None
-    _show_table(df, ["case", *[c for c in df.columns if "." in c and not c.startswith(("holding_t.", "coverage_days."))],
-                     "status", "objective_usd", "gap"], "study")
+    _show_table(
+        df,
+        [
+            "case",
+            *[c for c in df.columns if "." in c and not c.startswith(("holding_t.", "coverage_days."))],
+            "status",
+            "objective_usd",
+            "gap",
+        ],
+        "study",
+    )
     click.echo(f"study.csv and {len(cases)} case folders in {out_dir}/")
     failed = df[df.status == "error"]
     if len(failed):
@@ -335,8 +391,7 @@ def study(study_file: str, out: str | None, workers: int | None, scheduler: str 
 @click.argument("config", type=click.Path(dir_okay=False))
 @runner_options("runs/<name>-coalitions")
 @user_errors
-def coalition(config: str, out: str | None, workers: int | None, scheduler: str | None,
-              sets: tuple[str, ...]) -> None:
+def coalition(config: str, out: str | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...]) -> None:
     """Solve every coalition of participants; value of cooperation and Shapley cost shares."""
     from .coalition import coalition_cases, coalition_tables, write_coalition_tables
     from .study import run_cases
@@ -356,9 +411,11 @@ def coalition(config: str, out: str | None, workers: int | None, scheduler: str 
     if not head["complete"]:
         raise UserError("some coalitions have no solution; see coalitions.csv", EXIT_NO_SOLUTION)
     _show_table(shares, list(shares.columns), "cost shares")
-    click.echo(f"value of cooperation: {_money(head['value_of_cooperation_usd'])} "
-               f"(standalone {_money(head['standalone_sum_usd'])}, together {_money(head['grand_usd'])}); "
-               f"Shapley split {'is' if head['in_core'] else 'is NOT'} in the core")
+    click.echo(
+        f"value of cooperation: {_money(head['value_of_cooperation_usd'])} "
+        f"(standalone {_money(head['standalone_sum_usd'])}, together {_money(head['grand_usd'])}); "
+        f"Shapley split {'is' if head['in_core'] else 'is NOT'} in the core"
+    )
     click.echo(f"coalitions.csv, shares.csv and one folder per coalition in {out_dir}/")
 
 
@@ -375,10 +432,14 @@ def _show_cases(cases: list, out_dir: Path, finished: Callable) -> None:
     for case in cases:
         inst = build_instance(case.config)
         sizes = build_model(inst).sizes if not check_feasible(inst) else {}
-        t.add_row(case.name, ", ".join(f"{'.'.join(k.split('.')[-2:])}={v}" for k, v in case.overrides.items()) or "-",
-                  f"{len(inst.scenarios):,}", f"{sizes.get('variables', 0):,}" if sizes else "infeasible",
-                  f"{sizes.get('constraints', 0):,}" if sizes else "-",
-                  "finished" if finished(out_dir, case) else "to solve")
+        t.add_row(
+            case.name,
+            ", ".join(f"{'.'.join(k.split('.')[-2:])}={v}" for k, v in case.overrides.items()) or "-",
+            f"{len(inst.scenarios):,}",
+            f"{sizes.get('variables', 0):,}" if sizes else "infeasible",
+            f"{sizes.get('constraints', 0):,}" if sizes else "-",
+            "finished" if finished(out_dir, case) else "to solve",
+        )
     Console().print(t)
 
 
@@ -388,8 +449,10 @@ def _show_table(df: Any, cols: list[str], title: str, limit: int = 40) -> None:
 
     t = Table(title=title, title_justify="left")
     for c in cols:
-        t.add_column(".".join(c.split(".")[-2:]),
-                     justify="right" if c not in ("case", "coalition", "participant", "status") else "left")
+        t.add_column(
+            ".".join(c.split(".")[-2:]),
+            justify="right" if c not in ("case", "coalition", "participant", "status") else "left",
+        )
     for _, row in df.head(limit).iterrows():
         cells = []
         for c in cols:
@@ -425,8 +488,9 @@ def generate(participants: int, minerals: int, scenarios: int, periods: int, see
     data = make(participants, minerals, scenarios, periods, seed)
     check(data, "generated config")
     atomic_write_text(Path(output), yaml.safe_dump(data, sort_keys=False, width=120))
-    click.echo(f"wrote {output}: {participants} participants, {minerals} minerals, "
-               f"{scenarios} scenarios, {periods} periods")
+    click.echo(
+        f"wrote {output}: {participants} participants, {minerals} minerals, {scenarios} scenarios, {periods} periods"
+    )
 
 
 @cli.command()
@@ -469,8 +533,11 @@ def show_result(result: Any, out_dir: Path) -> None:
             head.add_row(f"  {k.removesuffix('_usd').replace('_', ' ')}", _money(v))
         head.add_row("best bound", _money(s.get("best_bound_usd")))
         head.add_row("gap", "-" if gap is None else f"{gap:.2e}")
-    head.add_row("solver", f"{s.get('solver')} ({s.get('method', '-')}), "
-                           f"build {s.get('build_seconds', 0):.2f} s, solve {s.get('solve_seconds', 0):.2f} s")
+    head.add_row(
+        "solver",
+        f"{s.get('solver')} ({s.get('method', '-')}), "
+        f"build {s.get('build_seconds', 0):.2f} s, solve {s.get('solve_seconds', 0):.2f} s",
+    )
     console.print(head)
     if result.has_solution:
         h = result.holdings[result.holdings.holding_t > 0]
@@ -479,8 +546,9 @@ def show_result(result: Any, out_dir: Path) -> None:
             t.add_column(col, justify="left" if col in ("participant", "mineral") else "right")
         for row in h.itertuples():
             days = "-" if row.days_of_consumption != row.days_of_consumption else f"{row.days_of_consumption:,.0f}"
-            t.add_row(row.participant, row.mineral, f"{row.holding_t:,.1f}", f"{row.acquired_t:,.1f}",
-                      f"{row.lots:,}", days)
+            t.add_row(
+                row.participant, row.mineral, f"{row.holding_t:,.1f}", f"{row.acquired_t:,.1f}", f"{row.lots:,}", days
+            )
         console.print(t)
         ec = result.expected_coverage
         if not ec.empty:
@@ -488,9 +556,14 @@ def show_result(result: Any, out_dir: Path) -> None:
             for col in ("participant", "mineral", "P(hit)", "disrupted days", "covered days", "share"):
                 t.add_column(col, justify="left" if col in ("participant", "mineral") else "right")
             for row in ec.itertuples():
-                t.add_row(row.participant, row.mineral, f"{row.disruption_probability:.2f}",
-                          f"{row.expected_disruption_days:,.1f}", f"{row.expected_coverage_days:,.1f}",
-                          f"{row.expected_coverage_share:.0%}")
+                t.add_row(
+                    row.participant,
+                    row.mineral,
+                    f"{row.disruption_probability:.2f}",
+                    f"{row.expected_disruption_days:,.1f}",
+                    f"{row.expected_coverage_days:,.1f}",
+                    f"{row.expected_coverage_share:.0%}",
+                )
             console.print(t)
     console.print(f"results in {out_dir}/")
 

@@ -34,14 +34,26 @@ def restrict(resolved: dict[str, Any], members: tuple[str, ...]) -> dict[str, An
     out = {**resolved, "name": f"{resolved['name']}-{'_'.join(members)}"}
     out["participants"] = {p: v for p, v in resolved["participants"].items() if p in keep}
     out["minerals"] = {
-        m: {k: ({p: x for p, x in v.items() if p in keep} if k in PER_PARTICIPANT_KEYS and isinstance(v, dict)
-                else v) for k, v in spec.items()}
+        m: {
+            k: ({p: x for p, x in v.items() if p in keep} if k in PER_PARTICIPANT_KEYS and isinstance(v, dict) else v)
+            for k, v in spec.items()
+        }
         for m, spec in resolved["minerals"].items()
     }
     out["lending"] = [a for a in resolved["lending"] if a["from"] in keep and a["to"] in keep]
     out["scenarios"] = [
-        {**sc, "shocks": [{**sh, "loss": {p: x for p, x in sh["loss"].items() if p in keep}
-                           if isinstance(sh["loss"], dict) else sh["loss"]} for sh in sc["shocks"]]}
+        {
+            **sc,
+            "shocks": [
+                {
+                    **sh,
+                    "loss": {p: x for p, x in sh["loss"].items() if p in keep}
+                    if isinstance(sh["loss"], dict)
+                    else sh["loss"],
+                }
+                for sh in sc["shocks"]
+            ],
+        }
         for sc in resolved["scenarios"]
     ]
     return out
@@ -56,8 +68,14 @@ def coalition_cases(cfg: Config) -> list[Case]:
     """One case per coalition (name: members joined by '+'), each with one solver thread."""
     parts = tuple(cfg.participants)
     if len(parts) > MAX_PARTICIPANTS:
-        raise ConfigError([Problem(("participants",), f"{len(parts)} participants: coalition analysis "
-                                                      f"takes at most {MAX_PARTICIPANTS} (2^n - 1 models)")])
+        raise ConfigError(
+            [
+                Problem(
+                    ("participants",),
+                    f"{len(parts)} participants: coalition analysis takes at most {MAX_PARTICIPANTS} (2^n - 1 models)",
+                )
+            ]
+        )
     resolved = cfg.resolved_dict()
     resolved["solver"] = {**resolved["solver"], "threads": 1}
     cases = []
@@ -91,16 +109,21 @@ def in_core(shares: dict[str, float], value: dict[frozenset, float]) -> bool:
     return all(sum(shares[p] for p in S) <= v + CORE_TOLERANCE * max(1.0, abs(v)) for S, v in value.items())
 
 
-def coalition_tables(participants: tuple[str, ...], summaries: dict[str, dict | None]
-                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def coalition_tables(
+    participants: tuple[str, ...], summaries: dict[str, dict | None]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """coalitions.csv and shares.csv rows, and the headline figures."""
     rows = []
     value: dict[frozenset, float] = {}
     for members in coalitions(participants):
         name = "+".join(members)
         s = summaries.get(name) or {}
-        row: dict[str, Any] = {"coalition": name, "size": len(members), "status": s.get("status", "error"),
-                               "objective_usd": s.get("objective_usd")}
+        row: dict[str, Any] = {
+            "coalition": name,
+            "size": len(members),
+            "status": s.get("status", "error"),
+            "objective_usd": s.get("objective_usd"),
+        }
         for p, per in (s.get("expected_coverage_days") or {}).items():
             for m, days in per.items():
                 row[f"coverage_days.{p}.{m}"] = days
@@ -109,21 +132,32 @@ def coalition_tables(participants: tuple[str, ...], summaries: dict[str, dict | 
             value[frozenset(members)] = s["objective_usd"]
     coal = pd.DataFrame(rows)
     if len(value) < len(rows):
-        return coal, pd.DataFrame(columns=["participant", "standalone_usd", "shapley_usd", "spending_usd",
-                                           "in_core"]), {"complete": False}
+        return (
+            coal,
+            pd.DataFrame(columns=["participant", "standalone_usd", "shapley_usd", "spending_usd", "in_core"]),
+            {"complete": False},
+        )
     grand = summaries["+".join(participants)]
+    assert grand is not None, "the grand coalition has a solution (checked by the caller)"
     phi = shapley(value, participants)
     core = in_core(phi, value)
-    shares = pd.DataFrame({
-        "participant": list(participants),
-        "standalone_usd": [value[frozenset([p])] for p in participants],
-        "shapley_usd": [phi[p] for p in participants],
-        "spending_usd": [grand["costs_by_participant"][p]["total_usd"] for p in participants],
-        "in_core": [core] * len(participants),
-    })
+    shares = pd.DataFrame(
+        {
+            "participant": list(participants),
+            "standalone_usd": [value[frozenset([p])] for p in participants],
+            "shapley_usd": [phi[p] for p in participants],
+            "spending_usd": [grand["costs_by_participant"][p]["total_usd"] for p in participants],
+            "in_core": [core] * len(participants),
+        }
+    )
     standalone = sum(value[frozenset([p])] for p in participants)
-    head = {"complete": True, "grand_usd": value[frozenset(participants)], "standalone_sum_usd": standalone,
-            "value_of_cooperation_usd": standalone - value[frozenset(participants)], "in_core": core}
+    head = {
+        "complete": True,
+        "grand_usd": value[frozenset(participants)],
+        "standalone_sum_usd": standalone,
+        "value_of_cooperation_usd": standalone - value[frozenset(participants)],
+        "in_core": core,
+    }
     return coal, shares, head
 
 

@@ -43,8 +43,6 @@ def format_loc(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-
-
 def did_you_mean(word: object, pool: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(str(word), list(pool), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""

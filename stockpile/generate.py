@@ -15,18 +15,37 @@ import numpy as np
 PARTICIPANTS = ["US", "JP", "EU", "KR", "AU", "CA", "IN", "UK"]
 # (name, price USD/t, US-scale consumption t/yr) for the first minerals; the rest are drawn
 MINERALS = [
-    ("cobalt", 37_500, 12_400), ("graphite", 1_300, 52_000), ("lithium", 69_000, 2_000),
-    ("manganese", 1_800, 700_000), ("nickel", 14_000, 110_000), ("rare_earths", 66_000, 7_800),
-    ("gallium", 240_000, 20), ("germanium", 5_000_000, 30), ("antimony", 12_000, 23_000),
-    ("tungsten", 35_000, 10_000), ("vanadium", 30_000, 8_000), ("platinum", 30_000_000, 80),
-    ("palladium", 60_000_000, 90), ("titanium", 10_000, 40_000), ("chromium", 9_000, 400_000),
-    ("niobium", 45_000, 9_000), ("tantalum", 300_000, 1_000), ("indium", 350_000, 150),
-    ("magnesium", 3_000, 100_000), ("bismuth", 7_000, 1_000),
+    ("cobalt", 37_500, 12_400),
+    ("graphite", 1_300, 52_000),
+    ("lithium", 69_000, 2_000),
+    ("manganese", 1_800, 700_000),
+    ("nickel", 14_000, 110_000),
+    ("rare_earths", 66_000, 7_800),
+    ("gallium", 240_000, 20),
+    ("germanium", 5_000_000, 30),
+    ("antimony", 12_000, 23_000),
+    ("tungsten", 35_000, 10_000),
+    ("vanadium", 30_000, 8_000),
+    ("platinum", 30_000_000, 80),
+    ("palladium", 60_000_000, 90),
+    ("titanium", 10_000, 40_000),
+    ("chromium", 9_000, 400_000),
+    ("niobium", 45_000, 9_000),
+    ("tantalum", 300_000, 1_000),
+    ("indium", 350_000, 150),
+    ("magnesium", 3_000, 100_000),
+    ("bismuth", 7_000, 1_000),
 ]
 
 
-def generate(participants: int = 2, minerals: int = 5, scenarios: int = 10, periods: int = 12,
-             seed: int = 0, name: str | None = None) -> dict[str, Any]:
+def generate(
+    participants: int = 2,
+    minerals: int = 5,
+    scenarios: int = 10,
+    periods: int = 12,
+    seed: int = 0,
+    name: str | None = None,
+) -> dict[str, Any]:
     """A valid config as a plain dict (write it with yaml.safe_dump)."""
     if not 1 <= participants <= len(PARTICIPANTS):
         raise ValueError(f"participants must be 1..{len(PARTICIPANTS)}")
@@ -37,10 +56,10 @@ def generate(participants: int = 2, minerals: int = 5, scenarios: int = 10, peri
     scale = {p: (1.0 if i == 0 else float(np.round(rng.uniform(0.3, 1.2), 2))) for i, p in enumerate(parts)}
 
     mins: dict[str, Any] = {}
-    value_per_year = {p: 0.0 for p in parts}
+    value_per_year = dict.fromkeys(parts, 0.0)
     for j in range(minerals):
         if j < len(MINERALS):
-            mname, price, cons = MINERALS[j]
+            mname, price, cons = MINERALS[j][0], float(MINERALS[j][1]), float(MINERALS[j][2])
         else:
             mname = f"mineral_{j + 1}"
             price = float(np.round(np.exp(rng.uniform(np.log(2e3), np.log(5e5))), -2))
@@ -73,26 +92,38 @@ def generate(participants: int = 2, minerals: int = 5, scenarios: int = 10, peri
         }
 
     lending = [
-        {"from": a, "to": b, "max_share": float(np.round(rng.uniform(0.3, 0.6), 2)),
-         "cost_usd_per_t": float(np.round(rng.uniform(100, 500)))}
-        for a in parts for b in parts if a != b
+        {
+            "from": a,
+            "to": b,
+            "max_share": float(np.round(rng.uniform(0.3, 0.6), 2)),
+            "cost_usd_per_t": float(np.round(rng.uniform(100, 500))),
+        }
+        for a in parts
+        for b in parts
+        if a != b
     ]
 
     names = list(mins)
     calm = 0.3 if scenarios > 1 else 1.0
     weights = rng.dirichlet(np.ones(scenarios - 1)) * (1 - calm) if scenarios > 1 else np.zeros(0)
-    scen = [{"name": "calm", "probability": calm}]
+    scen: list[dict[str, Any]] = [{"name": "calm", "probability": calm}]
     for s in range(scenarios - 1):
         shocks = []
         for m in rng.choice(len(names), size=min(len(names), int(rng.integers(1, 5))), replace=False):
             start = int(rng.integers(1, max(1, periods // 2) + 1))
             length = int(rng.integers(min(2, periods), periods + 1))
             hit = {p: float(np.round(rng.uniform(0.2, 1.0), 2)) for p in parts if rng.random() < 0.8}
-            shocks.append({"mineral": names[int(m)], "start": start, "periods": length,
-                           "loss": hit or float(np.round(rng.uniform(0.2, 1.0), 2))})
+            shocks.append(
+                {
+                    "mineral": names[int(m)],
+                    "start": start,
+                    "periods": length,
+                    "loss": hit or float(np.round(rng.uniform(0.2, 1.0), 2)),
+                }
+            )
         scen.append({"name": f"shock_{s + 1:05d}", "probability": float(weights[s]), "shocks": shocks})
     # make the probabilities sum to 1 exactly in floating point
-    scen[-1]["probability"] = float(1.0 - sum(x["probability"] for x in scen[:-1]))
+    scen[-1]["probability"] = float(1.0 - sum(float(x["probability"]) for x in scen[:-1]))
     return {
         "name": name or f"gen-p{participants}-m{minerals}-s{scenarios}-t{periods}-seed{seed}",
         "horizon": {"periods": periods, "period_days": float(np.round(360 / periods, 4)), "holding_years": 5.0},

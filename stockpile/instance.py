@@ -76,8 +76,15 @@ class Instance:
     @property
     def axes(self) -> Axes:
         """Sizes of the labelled dimensions s, p, m, t, a."""
-        return Axes({"s": len(self.scenarios), "p": len(self.participants), "m": len(self.minerals),
-                     "t": self.periods, "a": int(self.arc_from.size)})
+        return Axes(
+            {
+                "s": len(self.scenarios),
+                "p": len(self.participants),
+                "m": len(self.minerals),
+                "t": self.periods,
+                "a": int(self.arc_from.size),
+            }
+        )
 
     @property
     def min_holding(self) -> np.ndarray:
@@ -107,7 +114,7 @@ BYTES_PER_CELL_ARC = 96
 def estimated_bytes(cfg: Config) -> int:
     """Upper estimate of the memory a config's model needs, from its dimensions alone."""
     S, P, M, T = len(cfg.scenarios), len(cfg.participants), len(cfg.minerals), cfg.horizon.periods
-    return S * P * M * T * (BYTES_PER_CELL + BYTES_PER_CELL_ARC * len(cfg.lending) / max(P, 1))
+    return int(S * P * M * T * (BYTES_PER_CELL + BYTES_PER_CELL_ARC * len(cfg.lending) / max(P, 1)))
 
 
 def check_size(cfg: Config) -> None:
@@ -118,11 +125,20 @@ def check_size(cfg: Config) -> None:
         limit = DEFAULT_MAX_MEMORY_GB * 1e9
     need = estimated_bytes(cfg)
     if need > limit:
-        dims = (f"{len(cfg.scenarios):,} scenarios x {len(cfg.participants)} participants x "
-                f"{len(cfg.minerals)} minerals x {cfg.horizon.periods} periods")
-        raise ConfigError([Problem(("scenarios",), f"the model would need about {need / 1e9:,.1f} GB ({dims}); "
-                                                   f"the limit is {limit / 1e9:g} GB: reduce the size or raise "
-                                                   f"{MAX_MEMORY_ENV}")])
+        dims = (
+            f"{len(cfg.scenarios):,} scenarios x {len(cfg.participants)} participants x "
+            f"{len(cfg.minerals)} minerals x {cfg.horizon.periods} periods"
+        )
+        raise ConfigError(
+            [
+                Problem(
+                    ("scenarios",),
+                    f"the model would need about {need / 1e9:,.1f} GB ({dims}); "
+                    f"the limit is {limit / 1e9:g} GB: reduce the size or raise "
+                    f"{MAX_MEMORY_ENV}",
+                )
+            ]
+        )
 
 
 def build_instance(cfg: Config) -> Instance:
@@ -168,9 +184,7 @@ def build_instance(cfg: Config) -> Instance:
         max_acquisition=per_pm("max_acquisition_t", INF),
         min_days=per_pm("min_days", 0.0),
         budget=np.array([INF if q.budget_usd is None else q.budget_usd for q in parts], dtype=float),
-        storage=np.array(
-            [INF if q.storage_capacity_t is None else q.storage_capacity_t for q in parts], dtype=float
-        ),
+        storage=np.array([INF if q.storage_capacity_t is None else q.storage_capacity_t for q in parts], dtype=float),
         release_rate=np.array([q.release_rate_max for q in parts], dtype=float),
         reserve_floor=np.array([q.reserve_floor for q in parts], dtype=float),
         arc_from=np.array([p_of[a.from_] for a in arcs], dtype=np.int64),
@@ -192,8 +206,11 @@ def _shortfall(cfg: Config, p_of: dict[str, int], m_of: dict[str, int], q: np.nd
     """
     S, P, M, T = len(cfg.scenarios), len(p_of), len(m_of), cfg.horizon.periods
     share = np.zeros((S, P, M, T))
-    shocks = [(s, m_of[sh.mineral], sh.start - 1, min(sh.start - 1 + sh.periods, T), cfg.per_participant(sh.loss, 0.0))
-              for s, sc in enumerate(cfg.scenarios) for sh in sc.shocks]
+    shocks = [
+        (s, m_of[sh.mineral], sh.start - 1, min(sh.start - 1 + sh.periods, T), cfg.per_participant(sh.loss, 0.0))
+        for s, sc in enumerate(cfg.scenarios)
+        for sh in sc.shocks
+    ]
     if shocks:
         s, m, start, end = (np.array([x[i] for x in shocks], dtype=np.int64) for i in range(4))
         loss = np.array([x[4] for x in shocks], dtype=float)  # (shocks, P)

@@ -31,15 +31,17 @@ class Axes:
         if not dims:
             n = len(next(iter(coords.values()))) if coords else 0
             return np.zeros(n, dtype=np.int64)
-        return np.ravel_multi_index(tuple(np.asarray(coords[d], dtype=np.intp) for d in dims),
-                                    self.shape(dims)).astype(np.int64)
+        return np.ravel_multi_index(tuple(np.asarray(coords[d], dtype=np.intp) for d in dims), self.shape(dims)).astype(
+            np.int64
+        )
 
     def coords(self, key: np.ndarray, dims: Sequence[str]) -> dict[str, np.ndarray]:
         """The inverse of :meth:`key`: coordinates over dims of each flat key."""
         if not dims:
             return {}
-        return {d: c.astype(np.int64) for d, c in zip(dims, np.unravel_index(np.asarray(key, np.intp),
-                                                                             self.shape(dims)))}
+        return {
+            d: c.astype(np.int64) for d, c in zip(dims, np.unravel_index(np.asarray(key, np.intp), self.shape(dims)))
+        }
 
     def unique(self, coords: Mapping[str, np.ndarray], dims: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Distinct coordinate tuples over dims (sorted by key) and, per element, which one it is."""

@@ -98,7 +98,7 @@ class Block:
         return np.arange(self.start, self.start + self.size)
 
     def values(self, x: np.ndarray) -> np.ndarray:
-        return x[self.start:self.start + self.size]
+        return x[self.start : self.start + self.size]
 
 
 @dataclass
@@ -186,8 +186,17 @@ class Builder:
         if name in self.var_blocks or name in self.row_blocks:
             raise ModelError(f"family {name} is defined twice")
 
-    def add_vars(self, name: str, coords: dict[str, np.ndarray], stage: Stage, *, lb, ub,
-                 costs: Mapping[CostKind, np.ndarray | float] | None = None, integer: bool = False) -> np.ndarray:
+    def add_vars(
+        self,
+        name: str,
+        coords: dict[str, np.ndarray],
+        stage: Stage,
+        *,
+        lb,
+        ub,
+        costs: Mapping[CostKind, np.ndarray | float] | None = None,
+        integer: bool = False,
+    ) -> np.ndarray:
         """Add a variable family; costs by kind (their sum is the objective coefficient)."""
         self._check_stage(name, coords, stage)
         size = self._size(name, coords)
@@ -195,8 +204,14 @@ class Builder:
             raise ModelError(f"family {name}: a cost needs the participant who pays (coordinate p)")
         if integer and not stage.first:
             raise ModelError(f"family {name}: integer variables must be first stage (the recourse is an LP)")
-        block = Block(name, self.n_vars, size, coords, stage,
-                      {k: np.broadcast_to(np.asarray(v, dtype=float), (size,)).copy() for k, v in (costs or {}).items()})
+        block = Block(
+            name,
+            self.n_vars,
+            size,
+            coords,
+            stage,
+            {k: np.broadcast_to(np.asarray(v, dtype=float), (size,)).copy() for k, v in (costs or {}).items()},
+        )
         self.var_blocks[name] = block
         for key, value in (("lb", lb), ("ub", ub)):
             self.cols[key].append(np.broadcast_to(np.asarray(value, dtype=float), (size,)))
@@ -227,17 +242,19 @@ class Builder:
         keys = {b.stage.key for b in blocks.values() if not b.stage.first}
         keys |= {b.stage.key for b in (self.var_blocks | self.row_blocks).values() if not b.stage.first}
         if len(keys) > 1:
-            raise ModelError(f"second-stage families declare different keys {sorted(keys)}; the decomposition "
-                             "needs one key for every family")
+            raise ModelError(
+                f"second-stage families declare different keys {sorted(keys)}; the decomposition "
+                "needs one key for every family"
+            )
         dims = keys.pop() if keys else ()
         out = np.full(n, -1, dtype=np.int64)
         for b in blocks.values():
             if not b.stage.first:
-                out[b.start:b.start + b.size] = self.axes.key(b.coords, dims)
+                out[b.start : b.start + b.size] = self.axes.key(b.coords, dims)
         return out, dims
 
     def build(self) -> LinearModel:
-        cat = lambda xs, dt=float: np.concatenate(xs) if xs else np.zeros(0, dtype=dt)  # noqa: E731
+        cat = lambda xs, dt=float: np.concatenate(xs) if xs else np.zeros(0, dtype=dt)
         rows = cat([t[0] for t in self.terms], np.int64)
         cols = cat([t[1] for t in self.terms], np.int64)
         vals = cat([t[2] for t in self.terms])
@@ -248,17 +265,27 @@ class Builder:
         c = np.zeros(self.n_vars)
         for block in self.var_blocks.values():
             for coef in block.costs.values():
-                c[block.start:block.start + block.size] += coef
+                c[block.start : block.start + block.size] += coef
         col_key, dims = self._keys(self.var_blocks, self.n_vars)
         row_key, _ = self._keys(self.row_blocks, self.n_rows)
         self._check_coupling(A, col_key, row_key)
         offsets = {k: np.broadcast_to(v, (self.axes.sizes["p"],)).copy() for k, v in self.offsets.items()}
         return LinearModel(
-            c=c, offset=float(sum(v.sum() for v in offsets.values())), A=A,
-            row_lb=cat(self.rows["lb"]), row_ub=cat(self.rows["ub"]),
-            lb=cat(self.cols["lb"]), ub=cat(self.cols["ub"]), integer=cat(self.cols["int"], bool),
-            var_blocks=self.var_blocks, row_blocks=self.row_blocks, axes=self.axes, key_dims=dims,
-            col_key=col_key, row_key=row_key, offsets=offsets,
+            c=c,
+            offset=float(sum(v.sum() for v in offsets.values())),
+            A=A,
+            row_lb=cat(self.rows["lb"]),
+            row_ub=cat(self.rows["ub"]),
+            lb=cat(self.cols["lb"]),
+            ub=cat(self.cols["ub"]),
+            integer=cat(self.cols["int"], bool),
+            var_blocks=self.var_blocks,
+            row_blocks=self.row_blocks,
+            axes=self.axes,
+            key_dims=dims,
+            col_key=col_key,
+            row_key=row_key,
+            offsets=offsets,
         )
 
     def _check_coupling(self, A: sp.csr_matrix, col_key: np.ndarray, row_key: np.ndarray) -> None:
@@ -272,8 +299,10 @@ class Builder:
             row = int(coo.row[np.argmax(bad)])
             family = next(b.name for b in self.row_blocks.values() if b.start <= row < b.start + b.size)
             what = "a first-stage row" if row_key[row] < 0 else "a row of one recourse block"
-            raise ModelError(f"family {family}: {what} holds second-stage columns of another block; "
-                             "declare its stage and key to match the columns it couples")
+            raise ModelError(
+                f"family {family}: {what} holds second-stage columns of another block; "
+                "declare its stage and key to match the columns it couples"
+            )
 
 
 # ----------------------------------------------------------------------------
@@ -334,7 +363,6 @@ def useful_holding(inst: Instance) -> np.ndarray:
     return np.where(usable, np.maximum.reduce([x_total, x_peak, need_share]), 0.0)
 
 
-
 # ----------------------------------------------------------------------------
 # Variables
 
@@ -364,7 +392,7 @@ def find_cells(inst: Instance) -> Cells:
         idx = np.nonzero((p == inst.arc_to[a]) & inst.arc_minerals[a][m])[0]
         cells.append(idx)
         arcs.append(np.full(idx.size, a))
-    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64)  # noqa: E731
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64)
     return Cells(s, p, m, t, inst.shortfall[s, p, m, t], cat(cells), cat(arcs))
 
 
@@ -394,14 +422,30 @@ def define_first_stage(b: Builder, ctx: Context) -> None:
     inst, n_min, n_max = ctx.inst, ctx.n_min, ctx.n_max
     pm = inst.axes.grid(("p", "m"))
     p, m = pm["p"], pm["m"]
-    b.add_vars("n", {"p": p, "m": m}, FIRST, lb=n_min.ravel(), ub=n_max.ravel(), integer=True,
-               costs={CostKind.ACQUISITION: (inst.price * inst.lot)[m],
-                      CostKind.HOLDING: (inst.holding_cost * inst.holding_years * inst.lot)[m]})
+    b.add_vars(
+        "n",
+        {"p": p, "m": m},
+        FIRST,
+        lb=n_min.ravel(),
+        ub=n_max.ravel(),
+        integer=True,
+        costs={
+            CostKind.ACQUISITION: (inst.price * inst.lot)[m],
+            CostKind.HOLDING: (inst.holding_cost * inst.holding_years * inst.lot)[m],
+        },
+    )
     b.add_offset(CostKind.HOLDING, (inst.holding_cost * inst.holding_years * inst.initial).sum(axis=1))
     has_y = (inst.fixed_cost.ravel() > 0) & (n_max.ravel() > 0)
     yp, ym = p[has_y], m[has_y]
-    b.add_vars("y", {"p": yp, "m": ym}, FIRST, lb=(n_min[yp, ym] > 0).astype(float), ub=1.0, integer=True,
-               costs={CostKind.FIXED: inst.fixed_cost[yp, ym]})
+    b.add_vars(
+        "y",
+        {"p": yp, "m": ym},
+        FIRST,
+        lb=(n_min[yp, ym] > 0).astype(float),
+        ub=1.0,
+        integer=True,
+        costs={CostKind.FIXED: inst.fixed_cost[yp, ym]},
+    )
 
 
 def define_recourse(b: Builder, ctx: Context) -> None:
@@ -413,11 +457,23 @@ def define_recourse(b: Builder, ctx: Context) -> None:
     """
     inst, cells = ctx.inst, ctx.cells
     b.add_vars("r", cells.coords, PAIR, lb=0.0, ub=cells.g)
-    b.add_vars("u", cells.coords, PAIR, lb=0.0, ub=cells.g,
-               costs={CostKind.SHORTFALL: inst.prob[cells.s] * inst.shortfall_cost[cells.m]})
+    b.add_vars(
+        "u",
+        cells.coords,
+        PAIR,
+        lb=0.0,
+        ub=cells.g,
+        costs={CostKind.SHORTFALL: inst.prob[cells.s] * inst.shortfall_cost[cells.m]},
+    )
     c = cells.lend_cell
-    b.add_vars("l", {**{k: v[c] for k, v in cells.coords.items()}, "a": cells.lend_arc}, PAIR,
-               lb=0.0, ub=cells.g[c], costs={CostKind.LENDING: inst.prob[cells.s[c]] * inst.arc_cost[cells.lend_arc]})
+    b.add_vars(
+        "l",
+        {**{k: v[c] for k, v in cells.coords.items()}, "a": cells.lend_arc},
+        PAIR,
+        lb=0.0,
+        ub=cells.g[c],
+        costs={CostKind.LENDING: inst.prob[cells.s[c]] * inst.arc_cost[cells.lend_arc]},
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -431,19 +487,19 @@ def define_demand(b: Builder, ctx: Context) -> None:
     """
     cells = ctx.cells
     rows = b.add_rows("demand", cells.coords, PAIR, lb=cells.g, ub=cells.g)
-    r, u, l = (b.var_blocks[k].index for k in "rul")
+    r, u, lend = (b.var_blocks[k].index for k in "rul")
     b.add_terms(rows, r, 1.0)
     b.add_terms(rows, u, 1.0)
-    b.add_terms(rows[cells.lend_cell], l, 1.0)
+    b.add_terms(rows[cells.lend_cell], lend, 1.0)
 
 
 def _outflows(b: Builder, ctx: Context) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Giver's (s, p, m, t) and column of every outflow variable: own releases, then lending."""
     inst = ctx.inst
-    r, l = b.var_blocks["r"], b.var_blocks["l"]
-    giver = {**l.coords, "p": inst.arc_from[l.coords["a"]]}
+    r, lend = b.var_blocks["r"], b.var_blocks["l"]
+    giver = {**lend.coords, "p": inst.arc_from[lend.coords["a"]]}
     coords = {k: np.concatenate([r.coords[k], giver[k]]) for k in "spmt"}
-    return coords, np.concatenate([r.index, l.index])
+    return coords, np.concatenate([r.index, lend.index])
 
 
 def define_release_limits(b: Builder, ctx: Context) -> None:
@@ -461,8 +517,13 @@ def define_release_limits(b: Builder, ctx: Context) -> None:
     s, p, m, t = (spmt[k] for k in "spmt")
     rate = inst.release_rate[p]
     tight = rate < 1.0 - inst.reserve_floor[p] - FEAS_TOL
-    rows = b.add_rows("rate", {"s": s[tight], "p": p[tight], "m": m[tight], "t": t[tight]}, PAIR,
-                      lb=-np.inf, ub=(rate * inst.initial[p, m])[tight])
+    rows = b.add_rows(
+        "rate",
+        {"s": s[tight], "p": p[tight], "m": m[tight], "t": t[tight]},
+        PAIR,
+        lb=-np.inf,
+        ub=(rate * inst.initial[p, m])[tight],
+    )
     row_of = np.full(s.size, -1)
     row_of[tight] = rows
     sel = row_of[inv] >= 0
@@ -539,8 +600,14 @@ Family = Callable[[Builder, Context], None]
 # The model, family by family, in the order the columns and rows are laid out. A new
 # family is one more define_* here; its stage and cost kinds travel with it.
 FAMILIES: tuple[Family, ...] = (
-    define_first_stage, define_recourse, define_demand, define_release_limits, define_lending_caps,
-    define_program, define_budget, define_storage,
+    define_first_stage,
+    define_recourse,
+    define_demand,
+    define_release_limits,
+    define_lending_caps,
+    define_program,
+    define_budget,
+    define_storage,
 )
 
 
@@ -562,13 +629,17 @@ def names(lm: LinearModel, inst: Instance) -> tuple[list[str], list[str]]:
         "s": np.array([_safe(x) for x in inst.scenarios], dtype=object),
         "p": np.array([_safe(x) for x in inst.participants], dtype=object),
         "m": np.array([_safe(x) for x in inst.minerals], dtype=object),
-        "a": np.array([f"{_safe(inst.participants[f])}>{_safe(inst.participants[t])}"
-                       for f, t in zip(inst.arc_from, inst.arc_to)], dtype=object),
+        "a": np.array(
+            [
+                f"{_safe(inst.participants[f])}>{_safe(inst.participants[t])}"
+                for f, t in zip(inst.arc_from, inst.arc_to)
+            ],
+            dtype=object,
+        ),
     }
 
     def block_names(block: Block) -> list[str]:
-        parts = [label[k][v] if k in label else (v + 1).astype(str).astype(object)
-                 for k, v in block.coords.items()]
+        parts = [label[k][v] if k in label else (v + 1).astype(str).astype(object) for k, v in block.coords.items()]
         if not parts:
             return []
         joined = parts[0]

@@ -116,8 +116,10 @@ def write_folder(out_dir: Path, files: dict[str, bytes]) -> Path:
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir} exists and is not a folder")
     if out_dir.is_dir() and not _replaceable(out_dir):
-        raise OutputError(f"{out_dir} exists and is not a stockpile run folder; choose another --out "
-                          "(stockpile replaces only its own run folders)")
+        raise OutputError(
+            f"{out_dir} exists and is not a stockpile run folder; choose another --out "
+            "(stockpile replaces only its own run folders)"
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".new"))
     try:

@@ -26,15 +26,46 @@ ZERO = 1e-9
 # the solver's objective and the cost breakdown of the reported plan must agree to this (relative)
 OBJECTIVE_AGREEMENT = 1e-7
 
-HOLDINGS_COLUMNS = ["participant", "mineral", "initial_t", "acquired_t", "lots", "holding_t",
-                    "days_of_consumption", "acquisition_usd"]
-SCHEDULE_COLUMNS = ["scenario", "participant", "mineral", "period", "shortfall_t", "release_t",
-                    "lent_t", "borrowed_t", "unmet_t", "inventory_t"]
-COVERAGE_COLUMNS = ["scenario", "participant", "mineral", "disruption_days", "coverage_days",
-                    "coverage_share", "unmet_t"]
+HOLDINGS_COLUMNS = [
+    "participant",
+    "mineral",
+    "initial_t",
+    "acquired_t",
+    "lots",
+    "holding_t",
+    "days_of_consumption",
+    "acquisition_usd",
+]
+SCHEDULE_COLUMNS = [
+    "scenario",
+    "participant",
+    "mineral",
+    "period",
+    "shortfall_t",
+    "release_t",
+    "lent_t",
+    "borrowed_t",
+    "unmet_t",
+    "inventory_t",
+]
+COVERAGE_COLUMNS = [
+    "scenario",
+    "participant",
+    "mineral",
+    "disruption_days",
+    "coverage_days",
+    "coverage_share",
+    "unmet_t",
+]
 LENDING_COLUMNS = ["scenario", "from", "to", "mineral", "period", "lent_t"]
-EXPECTED_COVERAGE_COLUMNS = ["participant", "mineral", "disruption_probability", "expected_disruption_days",
-                             "expected_coverage_days", "expected_coverage_share"]
+EXPECTED_COVERAGE_COLUMNS = [
+    "participant",
+    "mineral",
+    "disruption_probability",
+    "expected_disruption_days",
+    "expected_coverage_days",
+    "expected_coverage_share",
+]
 __all__ = ["COST_KEYS", "Plan", "Result", "Summary", "ObjectiveMismatch"]
 
 
@@ -63,8 +94,16 @@ def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
     lots = vb["n"].values(x).reshape(inst.axes.shape(("p", "m")))
     program = np.zeros_like(lots)
     program[vb["y"].coords["p"], vb["y"].coords["m"]] = vb["y"].values(x)
-    return Plan(x, lots, program, vb["r"].values(x), vb["u"].values(x), vb["l"].values(x),
-                {k: vb["r"].coords[k] for k in "spmt"}, vb["l"].coords)
+    return Plan(
+        x,
+        lots,
+        program,
+        vb["r"].values(x),
+        vb["u"].values(x),
+        vb["l"].values(x),
+        {k: vb["r"].coords[k] for k in "spmt"},
+        vb["l"].coords,
+    )
 
 
 def clean(values: np.ndarray) -> np.ndarray:
@@ -77,9 +116,11 @@ def participant_costs(lm: LinearModel, plan: Plan, inst: Instance) -> dict[str, 
     """Each participant's share of the objective, from the model's own cost terms: its buying
     and holding, its unmet shortfall, and the fees of what it borrows (the borrower pays)."""
     parts = lm.cost_breakdown(plan.x, len(inst.participants))
-    return {name: {k.summary_key: float(parts[k][i]) for k in CostKind}
-            | {"total_usd": float(sum(parts[k][i] for k in CostKind))}
-            for i, name in enumerate(inst.participants)}
+    return {
+        name: {k.summary_key: float(parts[k][i]) for k in CostKind}
+        | {"total_usd": float(sum(parts[k][i] for k in CostKind))}
+        for i, name in enumerate(inst.participants)
+    }
 
 
 def costs(by_participant: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -93,7 +134,8 @@ def check_objective(solver_objective: float, breakdown_total: float) -> None:
         raise ObjectiveMismatch(
             f"the solver's objective {solver_objective:,.6f} and the cost breakdown of its plan "
             f"{breakdown_total:,.6f} differ by {breakdown_total - solver_objective:,.6g} "
-            f"(over {OBJECTIVE_AGREEMENT:g} relative)")
+            f"(over {OBJECTIVE_AGREEMENT:g} relative)"
+        )
 
 
 def holdings_table(inst: Instance, plan: Plan) -> pd.DataFrame:
@@ -103,16 +145,19 @@ def holdings_table(inst: Instance, plan: Plan) -> pd.DataFrame:
         days = np.where(inst.consumption > 0, holding * DAYS_PER_YEAR / inst.consumption, np.nan)
     pm = inst.axes.grid(("p", "m"))
     p, m = pm["p"], pm["m"]
-    return pd.DataFrame({
-        "participant": np.array(inst.participants, dtype=object)[p],
-        "mineral": np.array(inst.minerals, dtype=object)[m],
-        "initial_t": inst.initial.ravel(),
-        "acquired_t": acquired.ravel(),
-        "lots": plan.lots.ravel().astype(np.int64),
-        "holding_t": holding.ravel(),
-        "days_of_consumption": days.ravel(),
-        "acquisition_usd": (acquired * inst.price).ravel(),
-    }, columns=HOLDINGS_COLUMNS)
+    return pd.DataFrame(
+        {
+            "participant": np.array(inst.participants, dtype=object)[p],
+            "mineral": np.array(inst.minerals, dtype=object)[m],
+            "initial_t": inst.initial.ravel(),
+            "acquired_t": acquired.ravel(),
+            "lots": plan.lots.ravel().astype(np.int64),
+            "holding_t": holding.ravel(),
+            "days_of_consumption": days.ravel(),
+            "acquisition_usd": (acquired * inst.price).ravel(),
+        },
+        columns=HOLDINGS_COLUMNS,
+    )
 
 
 @dataclass
@@ -155,18 +200,21 @@ def schedule_table(inst: Instance, f: Flows) -> pd.DataFrame:
     """
     D, P, T = f.shortfall.shape
     d, p, t = (a.ravel() for a in np.meshgrid(np.arange(D), np.arange(P), np.arange(T), indexing="ij"))
-    return pd.DataFrame({
-        "scenario": np.array(inst.scenarios, dtype=object)[f.pairs_s[d]],
-        "participant": np.array(inst.participants, dtype=object)[p],
-        "mineral": np.array(inst.minerals, dtype=object)[f.pairs_m[d]],
-        "period": t + 1,
-        "shortfall_t": f.shortfall.ravel(),
-        "release_t": f.release.ravel(),
-        "lent_t": f.lent.ravel(),
-        "borrowed_t": f.borrowed.ravel(),
-        "unmet_t": f.unmet.ravel(),
-        "inventory_t": f.inventory.ravel(),
-    }, columns=SCHEDULE_COLUMNS)
+    return pd.DataFrame(
+        {
+            "scenario": np.array(inst.scenarios, dtype=object)[f.pairs_s[d]],
+            "participant": np.array(inst.participants, dtype=object)[p],
+            "mineral": np.array(inst.minerals, dtype=object)[f.pairs_m[d]],
+            "period": t + 1,
+            "shortfall_t": f.shortfall.ravel(),
+            "release_t": f.release.ravel(),
+            "lent_t": f.lent.ravel(),
+            "borrowed_t": f.borrowed.ravel(),
+            "unmet_t": f.unmet.ravel(),
+            "inventory_t": f.inventory.ravel(),
+        },
+        columns=SCHEDULE_COLUMNS,
+    )
 
 
 def lending_table(inst: Instance, plan: Plan) -> pd.DataFrame:
@@ -174,14 +222,17 @@ def lending_table(inst: Instance, plan: Plan) -> pd.DataFrame:
     keep = plan.lend > 0
     lc = {k: v[keep] for k, v in plan.lending.items()}
     parts = np.array(inst.participants, dtype=object)
-    return pd.DataFrame({
-        "scenario": np.array(inst.scenarios, dtype=object)[lc["s"]],
-        "from": parts[inst.arc_from[lc["a"]]],
-        "to": parts[inst.arc_to[lc["a"]]],
-        "mineral": np.array(inst.minerals, dtype=object)[lc["m"]],
-        "period": lc["t"] + 1,
-        "lent_t": plan.lend[keep],
-    }, columns=LENDING_COLUMNS)
+    return pd.DataFrame(
+        {
+            "scenario": np.array(inst.scenarios, dtype=object)[lc["s"]],
+            "from": parts[inst.arc_from[lc["a"]]],
+            "to": parts[inst.arc_to[lc["a"]]],
+            "mineral": np.array(inst.minerals, dtype=object)[lc["m"]],
+            "period": lc["t"] + 1,
+            "lent_t": plan.lend[keep],
+        },
+        columns=LENDING_COLUMNS,
+    )
 
 
 def coverage_table(inst: Instance, f: Flows) -> pd.DataFrame:
@@ -199,15 +250,18 @@ def coverage_table(inst: Instance, f: Flows) -> pd.DataFrame:
         share = np.where(total > 0, covered.sum(axis=-1) / np.where(total > 0, total, 1.0), np.nan)
     delta = inst.period_days
     d, p = np.nonzero(total > 0)
-    return pd.DataFrame({
-        "scenario": np.array(inst.scenarios, dtype=object)[f.pairs_s[d]],
-        "participant": np.array(inst.participants, dtype=object)[p],
-        "mineral": np.array(inst.minerals, dtype=object)[f.pairs_m[d]],
-        "disruption_days": delta * hit.sum(axis=-1)[d, p],
-        "coverage_days": clean(delta * frac.sum(axis=-1)[d, p]),
-        "coverage_share": clean(share[d, p]),
-        "unmet_t": clean(f.unmet.sum(axis=-1)[d, p]),
-    }, columns=COVERAGE_COLUMNS)
+    return pd.DataFrame(
+        {
+            "scenario": np.array(inst.scenarios, dtype=object)[f.pairs_s[d]],
+            "participant": np.array(inst.participants, dtype=object)[p],
+            "mineral": np.array(inst.minerals, dtype=object)[f.pairs_m[d]],
+            "disruption_days": delta * hit.sum(axis=-1)[d, p],
+            "coverage_days": clean(delta * frac.sum(axis=-1)[d, p]),
+            "coverage_share": clean(share[d, p]),
+            "unmet_t": clean(f.unmet.sum(axis=-1)[d, p]),
+        },
+        columns=COVERAGE_COLUMNS,
+    )
 
 
 def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
@@ -222,14 +276,16 @@ def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
     df = coverage.assign(w=coverage["scenario"].map(prob))
     df = df.assign(wd=df.w * df.disruption_days, wc=df.w * df.coverage_days, ws=df.w * df.coverage_share)
     g = df.groupby(["participant", "mineral"], sort=False)[["w", "wd", "wc", "ws"]].sum().reset_index()
-    return pd.DataFrame({
-        "participant": g.participant,
-        "mineral": g.mineral,
-        "disruption_probability": g.w,
-        "expected_disruption_days": g.wd / g.w,
-        "expected_coverage_days": g.wc / g.w,
-        "expected_coverage_share": g.ws / g.w,
-    })
+    return pd.DataFrame(
+        {
+            "participant": g.participant,
+            "mineral": g.mineral,
+            "disruption_probability": g.w,
+            "expected_disruption_days": g.wd / g.w,
+            "expected_coverage_days": g.wc / g.w,
+            "expected_coverage_share": g.ws / g.w,
+        }
+    )
 
 
 @dataclass
@@ -290,8 +346,12 @@ class Result:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The run folder's tables by file name (expected coverage only where something is disrupted)."""
-        out = {"holdings.csv": self.holdings, "schedule.csv": self.schedule, "coverage.csv": self.coverage,
-               "lending.csv": self.lending}
+        out = {
+            "holdings.csv": self.holdings,
+            "schedule.csv": self.schedule,
+            "coverage.csv": self.coverage,
+            "lending.csv": self.lending,
+        }
         if not self.expected_coverage.empty:
             out["expected_coverage.csv"] = self.expected_coverage
         return out

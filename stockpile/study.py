@@ -54,16 +54,18 @@ class CaseSpec(StrictModel):
 
     name: str = Field(pattern=CASE_NAME, description="Case name, also its folder name.")
     set: dict[str, Any] = Field(default_factory=dict, description="Dotted-key overrides.")
-    set_file: str | None = Field(None, description="YAML fragment deep-merged onto the base, "
-                                                   "path relative to the study file.")
+    set_file: str | None = Field(
+        None, description="YAML fragment deep-merged onto the base, path relative to the study file."
+    )
 
 
 class StudySpec(StrictModel):
     """A study: base config, sweep and extra cases."""
 
     base: str = Field(description="Base config, path relative to the study file.")
-    sweep: dict[str, list[Any]] = Field(default_factory=dict,
-                                        description="Dotted key -> values; cases are their cartesian product.")
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Dotted key -> values; cases are their cartesian product."
+    )
     cases: list[CaseSpec] = Field(default_factory=list, description="Extra named cases.")
 
 
@@ -90,7 +92,7 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
         spec = StudySpec.model_validate(doc.data)
     except ValidationError as exc:
         raise ConfigError(problems_from(exc, doc, StudySpec), str(path)) from None
-    base_path = (path.parent / spec.base)
+    base_path = path.parent / spec.base
     base = read_yaml(base_path)
     if not isinstance(base.data, dict):
         raise ConfigError([Problem(("base",), f"{base_path} is not a config mapping")], str(path))
@@ -120,10 +122,15 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
             data = apply_overrides(raw, list(sets.items()) + extra, source=f"case {name}")
             cfg = validate(data, f"{path} case {name}")
         except ConfigError as exc:
-            raise ConfigError(exc.problems, exc.source if exc.source and "case" in exc.source
-                              else f"{path} case {name}") from None
-        cfg._provenance = {"source": str(base_path), "study": str(path), "case": name,
-                           "overrides": [[k, v] for k, v in sets.items()]}
+            raise ConfigError(
+                exc.problems, exc.source if exc.source and "case" in exc.source else f"{path} case {name}"
+            ) from None
+        cfg._provenance = {
+            "source": str(base_path),
+            "study": str(path),
+            "case": name,
+            "overrides": [[k, v] for k, v in sets.items()],
+        }
         out.append(Case(name, sets, cfg))
     return out
 
@@ -141,8 +148,7 @@ def run_case(payload: dict) -> dict:
     start = time.perf_counter()
     result = solve(cfg)
     files = run_files(result.summary, result.tables(), result.config)
-    return {"name": payload["name"], "summary": result.summary, "files": files,
-            "seconds": time.perf_counter() - start}
+    return {"name": payload["name"], "summary": result.summary, "files": files, "seconds": time.perf_counter() - start}
 
 
 def _payload(case: Case) -> dict:
@@ -213,8 +219,14 @@ Progress = Callable[[str, str, dict | None], None]  # (event, case name, summary
 Results = dict[str, tuple[dict | None, str | None]]  # case name -> (summary, error)
 
 
-def run_cases(cases: list[Case], out: Path, results: Results, workers: int | None = None,
-              scheduler: str | None = None, progress: Progress | None = None) -> None:
+def run_cases(
+    cases: list[Case],
+    out: Path,
+    results: Results,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+) -> None:
     """Solve every unfinished case, filling results as cases finish (so an interrupt keeps them)."""
     out.mkdir(parents=True, exist_ok=True)
     todo = []
@@ -246,8 +258,15 @@ def _fail(name: str, error: str, results: dict, progress: Progress | None) -> No
         progress("failed", name, None)
 
 
-def _run_local(todo: list[Case], out: Path, workers: int, _scheduler: str | None, results: dict,
-               progress: Progress | None, restarts: int = 2) -> None:
+def _run_local(
+    todo: list[Case],
+    out: Path,
+    workers: int,
+    _scheduler: str | None,
+    results: dict,
+    progress: Progress | None,
+    restarts: int = 2,
+) -> None:
     """A local process pool; a pool broken by a killed worker is restarted for the cases left."""
     import multiprocessing as mp
 
@@ -294,29 +313,35 @@ def check_scheduler(scheduler: str | None) -> None:
     if scheduler is None or scheduler == "local" or SCHEDULER_ADDRESS.match(scheduler):
         return
     hint = " (did you mean 'local'?)" if difflib.get_close_matches(scheduler, ["local"], cutoff=0.6) else ""
-    raise OptionError(f"--scheduler {scheduler!r}: expected 'local' or a Dask scheduler address like "
-                      f"tcp://host:8786{hint}")
+    raise OptionError(
+        f"--scheduler {scheduler!r}: expected 'local' or a Dask scheduler address like tcp://host:8786{hint}"
+    )
 
 
-def _run_dask(todo: list[Case], out: Path, workers: int, scheduler: str | None, results: dict,
-              progress: Progress | None) -> None:
+def _run_dask(
+    todo: list[Case], out: Path, workers: int, scheduler: str | None, results: dict, progress: Progress | None
+) -> None:
     """A Dask cluster: ``local`` starts a LocalCluster, anything else is a scheduler address."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise OptionError("--scheduler needs Dask, which is not installed: pip install 'stockpile[dask]'") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None) if scheduler == "local" else None
+    cluster = (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        if scheduler == "local"
+        else None
+    )
     try:
         try:
             client = Client(cluster if cluster is not None else scheduler, timeout=SCHEDULER_CONNECT_SECONDS)
         except (OSError, TimeoutError) as exc:
-            raise OptionError(f"--scheduler {scheduler}: no Dask scheduler answered within "
-                              f"{SCHEDULER_CONNECT_SECONDS} s ({type(exc).__name__})") from None
+            raise OptionError(
+                f"--scheduler {scheduler}: no Dask scheduler answered within "
+                f"{SCHEDULER_CONNECT_SECONDS} s ({type(exc).__name__})"
+            ) from None
         with client:
             # pure=False with unique keys: identical payloads are still solved, each once
-            futures = [client.submit(run_case, _payload(c), pure=False, key=f"case-{c.name}-{c.hash}")
-                       for c in todo]
+            futures = [client.submit(run_case, _payload(c), pure=False, key=f"case-{c.name}-{c.hash}") for c in todo]
             names = {f.key: c.name for f, c in zip(futures, todo)}
             if progress:
                 for c in todo:
@@ -331,8 +356,13 @@ def _run_dask(todo: list[Case], out: Path, workers: int, scheduler: str | None, 
             cluster.close()
 
 
-def run_study(cases: list[Case], out: Path, workers: int | None = None, scheduler: str | None = None,
-              progress: Progress | None = None) -> pd.DataFrame:
+def run_study(
+    cases: list[Case],
+    out: Path,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
     """Run a study and write study.csv (and study.parquet with pyarrow); interrupted runs keep
     every finished case and rewrite the table before leaving."""
     results: Results = {}
@@ -343,4 +373,3 @@ def run_study(cases: list[Case], out: Path, workers: int | None = None, schedule
         if rows:
             write_table(out, rows)
     return pd.DataFrame(rows)
-

@@ -26,8 +26,11 @@ def _shortfall(cfg, sc, parts, mins, T):
     g = np.minimum(g, 1.0)
     for i, p in enumerate(parts):
         for j, m in enumerate(mins):
-            g[i, j] *= _pp(cfg["minerals"][m].get("consumption_t_per_year"), p, 0.0) * \
-                cfg["horizon"].get("period_days", 30) / 365.0
+            g[i, j] *= (
+                _pp(cfg["minerals"][m].get("consumption_t_per_year"), p, 0.0)
+                * cfg["horizon"].get("period_days", 30)
+                / 365.0
+            )
     return g
 
 
@@ -38,9 +41,16 @@ def recourse(cfg, sc, x):
     g = _shortfall(cfg, sc, parts, mins, T)
     arcs = []
     for a in cfg.get("lending", []):
-        for m in (a.get("minerals") or mins):
-            arcs.append((parts.index(a["from"]), parts.index(a["to"]), mins.index(m),
-                         a.get("max_share", 1.0), a.get("cost_usd_per_t", 0.0)))
+        for m in a.get("minerals") or mins:
+            arcs.append(
+                (
+                    parts.index(a["from"]),
+                    parts.index(a["to"]),
+                    mins.index(m),
+                    a.get("max_share", 1.0),
+                    a.get("cost_usd_per_t", 0.0),
+                )
+            )
     var = {}
 
     def v(*key):
@@ -99,8 +109,9 @@ def recourse(cfg, sc, x):
             row[var["l", k, t]] = 1
         A_ub.append(row)
         b_ub.append(a[3] * x[a[0]][a[2]])
-    res = linprog(c, A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=b_eq,
-                  bounds=[(0, None)] * n, method="highs")
+    res = linprog(
+        c, A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=b_eq, bounds=[(0, None)] * n, method="highs"
+    )
     assert res.status == 0, res.message
     return res.fun
 
@@ -119,8 +130,13 @@ def brute_force(cfg):
     best = None
     for lots in itertools.product(*ranges):
         n = np.array(lots, float).reshape(len(parts), len(mins))
-        x = [[_pp(cfg["minerals"][m].get("initial_t"), p, 0.0) + cfg["minerals"][m].get("lot_t", 1.0) * n[i, j]
-              for j, m in enumerate(mins)] for i, p in enumerate(parts)]
+        x = [
+            [
+                _pp(cfg["minerals"][m].get("initial_t"), p, 0.0) + cfg["minerals"][m].get("lot_t", 1.0) * n[i, j]
+                for j, m in enumerate(mins)
+            ]
+            for i, p in enumerate(parts)
+        ]
         ok, first = True, 0.0
         for i, p in enumerate(parts):
             lim = cfg["participants"][p] or {}
@@ -132,8 +148,11 @@ def brute_force(cfg):
                     ok = False
                 fixed = _pp(mc.get("fixed_cost_usd"), p, 0.0) if n[i, j] > 0 else 0.0
                 spend += mc["price_usd_per_t"] * mc.get("lot_t", 1.0) * n[i, j] + fixed
-                first += mc["price_usd_per_t"] * mc.get("lot_t", 1.0) * n[i, j] + fixed + \
-                    mc.get("holding_cost_usd_per_t_year", 0.0) * years * x[i][j]
+                first += (
+                    mc["price_usd_per_t"] * mc.get("lot_t", 1.0) * n[i, j]
+                    + fixed
+                    + mc.get("holding_cost_usd_per_t_year", 0.0) * years * x[i][j]
+                )
             if lim.get("budget_usd") is not None and spend > lim["budget_usd"] + 1e-9:
                 ok = False
             if lim.get("storage_capacity_t") is not None and sum(x[i]) > lim["storage_capacity_t"] + 1e-9:
@@ -187,8 +206,12 @@ def random_config(seed: int) -> dict:
     if P == 2:
         for a, b in (("US", "JP"), ("JP", "US")):
             if rng.random() < 0.7:
-                arc = {"from": a, "to": b, "max_share": float(np.round(rng.uniform(0.2, 1.0), 2)),
-                       "cost_usd_per_t": float(rng.integers(0, 30))}
+                arc = {
+                    "from": a,
+                    "to": b,
+                    "max_share": float(np.round(rng.uniform(0.2, 1.0), 2)),
+                    "cost_usd_per_t": float(rng.integers(0, 30)),
+                }
                 if M == 2 and rng.random() < 0.4:
                     arc["minerals"] = [mins[int(rng.integers(0, 2))]]
                 lending.append(arc)
@@ -197,13 +220,32 @@ def random_config(seed: int) -> dict:
     for s in range(S):
         shocks = []
         for _ in range(int(rng.integers(0, 3))):
-            loss = float(np.round(rng.uniform(0.1, 1.0), 2)) if rng.random() < 0.5 else \
-                {p: float(np.round(rng.uniform(0.0, 1.0), 2)) for p in parts}
-            shocks.append({"mineral": mins[int(rng.integers(0, M))], "start": int(rng.integers(1, T + 1)),
-                           "periods": int(rng.integers(1, T + 1)), "loss": loss})
-        scenarios.append({"name": f"s{s}", "probability": float(probs[s]) if s < S - 1
-                          else float(1 - probs[:-1].sum()), "shocks": shocks})
-    return {"name": f"rand{seed}", "horizon": {"periods": T, "period_days": 73,
-                                                "holding_years": float(rng.choice([0.5, 1, 2]))},
-            "participants": participants, "minerals": minerals, "lending": lending,
-            "scenarios": scenarios, "solver": {"relative_gap": 1e-9}}
+            loss = (
+                float(np.round(rng.uniform(0.1, 1.0), 2))
+                if rng.random() < 0.5
+                else {p: float(np.round(rng.uniform(0.0, 1.0), 2)) for p in parts}
+            )
+            shocks.append(
+                {
+                    "mineral": mins[int(rng.integers(0, M))],
+                    "start": int(rng.integers(1, T + 1)),
+                    "periods": int(rng.integers(1, T + 1)),
+                    "loss": loss,
+                }
+            )
+        scenarios.append(
+            {
+                "name": f"s{s}",
+                "probability": float(probs[s]) if s < S - 1 else float(1 - probs[:-1].sum()),
+                "shocks": shocks,
+            }
+        )
+    return {
+        "name": f"rand{seed}",
+        "horizon": {"periods": T, "period_days": 73, "holding_years": float(rng.choice([0.5, 1, 2]))},
+        "participants": participants,
+        "minerals": minerals,
+        "lending": lending,
+        "scenarios": scenarios,
+        "solver": {"relative_gap": 1e-9},
+    }

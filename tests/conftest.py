@@ -57,8 +57,9 @@ def one_mineral(**over) -> dict:
         "name": "t",
         "horizon": {"periods": 1, "period_days": 365},
         "participants": {"US": {}},
-        "minerals": {"cobalt": {"price_usd_per_t": 100, "shortfall_cost_usd_per_t": 400,
-                                "consumption_t_per_year": {"US": 1000}}},
+        "minerals": {
+            "cobalt": {"price_usd_per_t": 100, "shortfall_cost_usd_per_t": 400, "consumption_t_per_year": {"US": 1000}}
+        },
         "scenarios": [{"name": "calm", "probability": 1.0}],
         "solver": {"relative_gap": 1e-9},
     }

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from bruteforce import brute_force, random_config
 from conftest import checked_solve, solve_dict
+
 from stockpile import load_config
 from stockpile.config import validate
 from stockpile.generate import generate
@@ -43,6 +43,7 @@ def test_benders_on_default_config(tmp_path, default_config):
     ben = checked_solve(load_config(default_config, [("solver.method", "benders"), ("solver.relative_gap", 1e-7)]))
     assert ben.summary["objective_usd"] == pytest.approx(ext.summary["objective_usd"], rel=1e-6)
     from stockpile.check import check_run
+
     assert check_run(ben.write(tmp_path / "ben")) == []
 
 
@@ -75,6 +76,8 @@ def test_generated_configs_are_valid_and_reproducible():
 def test_extensive_solvers_agree_on_generated(seed):
     data = generate(2, 5, 10, 12, seed=seed)
     data["solver"].update(method="extensive", relative_gap=1e-7)
-    objs = [checked_solve(validate({**data, "solver": {**data["solver"], "name": s}})).summary["objective_usd"]
-            for s in ("highs", "scip")]
+    objs = [
+        checked_solve(validate({**data, "solver": {**data["solver"], "name": s}})).summary["objective_usd"]
+        for s in ("highs", "scip")
+    ]
     assert objs[0] == pytest.approx(objs[1], rel=2e-7)

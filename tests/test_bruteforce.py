@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from bruteforce import brute_force, random_config
 from conftest import solve_dict
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import write_config
+
 from stockpile.cli import cli
 
 
@@ -24,12 +24,22 @@ def small() -> dict:
         "name": "small",
         "horizon": {"periods": 3},
         "participants": {"US": {"budget_usd": 1e6}, "JP": None},
-        "minerals": {"cobalt": {"price_usd_per_t": 100, "shortfall_cost_usd_per_t": 900,
-                                "consumption_t_per_year": {"US": 900, "JP": 500}}},
+        "minerals": {
+            "cobalt": {
+                "price_usd_per_t": 100,
+                "shortfall_cost_usd_per_t": 900,
+                "consumption_t_per_year": {"US": 900, "JP": 500},
+            }
+        },
         "lending": [{"from": "JP", "to": "US"}],
-        "scenarios": [{"name": "calm", "probability": 0.5},
-                      {"name": "ban", "probability": 0.5,
-                       "shocks": [{"mineral": "cobalt", "start": 1, "periods": 2, "loss": 0.5}]}],
+        "scenarios": [
+            {"name": "calm", "probability": 0.5},
+            {
+                "name": "ban",
+                "probability": 0.5,
+                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 2, "loss": 0.5}],
+            },
+        ],
     }
 
 
@@ -50,14 +60,34 @@ def mutate(path: str, value):
 BAD = [
     ("participants.US.budgte_usd", 5, "participants.US.budgte_usd: unknown key (did you mean 'budget_usd'?)"),
     ("minerals.cobalt.price_usd_per_t", "cheap", "minerals.cobalt.price_usd_per_t: input should be a valid number"),
-    ("minerals.cobalt.price_usd_per_t", -3, "minerals.cobalt.price_usd_per_t: input should be greater than or equal to 0"),
-    ("minerals.cobalt.shortfall_cost_usd_per_t", float("nan"), "minerals.cobalt.shortfall_cost_usd_per_t: expected a finite number"),
+    (
+        "minerals.cobalt.price_usd_per_t",
+        -3,
+        "minerals.cobalt.price_usd_per_t: input should be greater than or equal to 0",
+    ),
+    (
+        "minerals.cobalt.shortfall_cost_usd_per_t",
+        float("nan"),
+        "minerals.cobalt.shortfall_cost_usd_per_t: expected a finite number",
+    ),
     ("participants.US.budget_usd", float("inf"), "participants.US.budget_usd: expected a finite number"),
-    ("minerals.cobalt.consumption_t_per_year", {"US": -5}, "minerals.cobalt.consumption_t_per_year.US: input should be greater than or equal to 0"),
+    (
+        "minerals.cobalt.consumption_t_per_year",
+        {"US": -5},
+        "minerals.cobalt.consumption_t_per_year.US: input should be greater than or equal to 0",
+    ),
     ("scenarios.1.shocks.0.loss", 1.5, "scenarios.1.shocks.0.loss: input should be less than or equal to 1"),
-    ("scenarios.1.shocks.0.loss", {"US": -0.1}, "scenarios.1.shocks.0.loss.US: input should be greater than or equal to 0"),
+    (
+        "scenarios.1.shocks.0.loss",
+        {"US": -0.1},
+        "scenarios.1.shocks.0.loss.US: input should be greater than or equal to 0",
+    ),
     ("scenarios.1.probability", 0.4, "scenarios: probabilities sum to 0.9, expected 1"),
-    ("scenarios.1.shocks.0.mineral", "cobalx", "scenarios.1.shocks.0.mineral: unknown mineral 'cobalx' (did you mean 'cobalt'?)"),
+    (
+        "scenarios.1.shocks.0.mineral",
+        "cobalx",
+        "scenarios.1.shocks.0.mineral: unknown mineral 'cobalx' (did you mean 'cobalt'?)",
+    ),
     ("lending.0.to", "USA", "lending.0.to: unknown participant 'USA' (did you mean 'US'?)"),
     ("lending.0.from", "EU", "lending.0.from: unknown participant 'EU'"),
     ("scenarios.1.shocks.0.start", 7, "scenarios.1.shocks.0.start: start 7 is outside the horizon (periods 1..3)"),
@@ -112,6 +142,7 @@ def test_scientific_notation_reads_as_number(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(data).replace("1000000.0", "1.5e9"))
     from stockpile import load_config
+
     assert load_config(path).participants["US"].budget_usd == 1.5e9
 
 
@@ -133,8 +164,18 @@ def test_bad_override(tmp_path):
 def test_override_by_scenario_name_and_index(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", small())
     out = tmp_path / "o"
-    code, text = run("solve", cfg, "--out", out, "--set", "scenarios.ban.shocks.0.periods=3",
-                     "--set", "participants.US.budget_usd=2e6", "--gap", "0")
+    code, text = run(
+        "solve",
+        cfg,
+        "--out",
+        out,
+        "--set",
+        "scenarios.ban.shocks.0.periods=3",
+        "--set",
+        "participants.US.budget_usd=2e6",
+        "--gap",
+        "0",
+    )
     assert code == 0, text
     resolved = yaml.safe_load((out / "config.resolved.yaml").read_text())
     assert resolved["scenarios"][1]["shocks"][0]["periods"] == 3
@@ -173,8 +214,7 @@ def test_solve_writes_outputs_and_validate_prints_sizes(tmp_path):
     out = tmp_path / "run"
     code, text = run("solve", cfg, "--out", out)
     assert code == 0, text
-    for name in ("summary.json", "holdings.csv", "schedule.csv", "coverage.csv", "lending.csv",
-                 "config.resolved.yaml"):
+    for name in ("summary.json", "holdings.csv", "schedule.csv", "coverage.csv", "lending.csv", "config.resolved.yaml"):
         assert (out / name).is_file()
     assert "total cost" in text and "holdings" in text
     summary = json.loads((out / "summary.json").read_text())

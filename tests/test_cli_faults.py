@@ -11,7 +11,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import ROOT, write_config
 from test_cli import run, small
 
@@ -128,8 +127,11 @@ def test_internal_error_is_one_line_unless_debug(cfg, monkeypatch):
 
 
 def test_verbose_logs_the_stages(cfg, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "stockpile", "--verbose", "solve", str(cfg), "--out",
-                           str(tmp_path / "o"), "--quiet"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stockpile", "--verbose", "solve", str(cfg), "--out", str(tmp_path / "o"), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0
     assert "INFO stockpile.api" in proc.stderr and "solving with the extensive method" in proc.stderr
 
@@ -144,7 +146,9 @@ def test_progress_counts_only_cases_a_worker_runs():
 
 
 def test_help_does_not_load_the_solver_stack():
-    code = ("import sys, stockpile.cli; heavy = {'pandas', 'scipy', 'ortools', 'pydantic', 'numpy'}; "
-            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    code = (
+        "import sys, stockpile.cli; heavy = {'pandas', 'scipy', 'ortools', 'pydantic', 'numpy'}; "
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.stdout.strip() == "[]", proc.stdout

@@ -8,8 +8,8 @@ import math
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
 from conftest import assert_runs_verify, write_config
+
 from stockpile.cli import cli
 from stockpile.coalition import in_core, shapley
 
@@ -21,12 +21,22 @@ def pooling(n: int, k: float) -> dict:
         "name": "pool",
         "horizon": {"periods": 1, "period_days": 365},
         "participants": names,
-        "minerals": {"cobalt": {"price_usd_per_t": 100, "shortfall_cost_usd_per_t": 1000,
-                                "consumption_t_per_year": {p: 1000 * (i + 1) for i, p in enumerate(names)}}},
+        "minerals": {
+            "cobalt": {
+                "price_usd_per_t": 100,
+                "shortfall_cost_usd_per_t": 1000,
+                "consumption_t_per_year": {p: 1000 * (i + 1) for i, p in enumerate(names)},
+            }
+        },
         "lending": [{"from": a, "to": b, "cost_usd_per_t": k} for a in names for b in names if a != b],
-        "scenarios": [{"name": f"{p}_hit", "probability": 1 / n,
-                       "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {p: 0.1}}]}
-                      for p in names],
+        "scenarios": [
+            {
+                "name": f"{p}_hit",
+                "probability": 1 / n,
+                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {p: 0.1}}],
+            }
+            for p in names
+        ],
         "solver": {"relative_gap": 1e-9},
     }
 
@@ -55,7 +65,7 @@ def test_two_participant_value_of_cooperation(tmp_path):
 
 def permutation_shapley(v: dict[frozenset, float], players: list[str]) -> dict[str, float]:
     """Average marginal cost over every order of arrival: a second, independent formula."""
-    total = {p: 0.0 for p in players}
+    total = dict.fromkeys(players, 0.0)
     for order in itertools.permutations(players):
         seen: frozenset = frozenset()
         for p in order:

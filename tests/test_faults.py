@@ -27,15 +27,21 @@ def study(tmp_path) -> Path:
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     path = tmp_path / "study.yaml"
     budgets = [float(base["participants"]["US"]["budget_usd"]) * f for f in (0.5, 0.75, 1.0, 1.5)]
-    path.write_text(yaml.safe_dump({"base": "base.yaml", "sweep": {
-        "participants.US.budget_usd": budgets, "horizon.holding_years": [3.0, 6.0]}}))
+    path.write_text(
+        yaml.safe_dump(
+            {"base": "base.yaml", "sweep": {"participants.US.budget_usd": budgets, "horizon.holding_years": [3.0, 6.0]}}
+        )
+    )
     return path
 
 
 def _start(study: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "stockpile", "study", str(study), "--out", str(out),
-                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "stockpile", "study", str(study), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def _finished(out: Path) -> list[Path]:
@@ -80,8 +86,12 @@ def _assert_resume_completes(study: Path, out: Path) -> None:
     done = {p: p.stat().st_mtime_ns for p in _finished(out)}
     assert 1 <= len(done) < N_CASES
     _assert_no_corrupt_files(out)
-    rerun = subprocess.run([sys.executable, "-m", "stockpile", "study", str(study), "--out", str(out),
-                            "--workers", "2"], capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "stockpile", "study", str(study), "--out", str(out), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert rerun.returncode == 0, rerun.stderr
     for p, mtime in done.items():
         assert p.stat().st_mtime_ns == mtime, f"{p} was solved again"

@@ -13,20 +13,30 @@ import os
 
 import yaml
 from click.testing import CliRunner
+from conftest import solve_dict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import solve_dict
 from stockpile.cli import cli
 
-settings.register_profile("default", max_examples=30, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-settings.register_profile("long", max_examples=1000, deadline=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile(
+    "default",
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "long",
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 PARTS = ["US", "JP", "EU"]
 MINS = ["cobalt", "gallium", "nickel"]
+
+
 def floats(lo: float, hi: float):
     """Floats in [lo, hi], with values under 1e-9 (which configs refuse) drawn as 0."""
     return st.floats(min_value=lo, max_value=hi, allow_nan=False).map(lambda v: 0.0 if abs(v) < 1e-9 else v)
@@ -66,22 +76,45 @@ def configs(draw) -> dict:
         }
         if draw(st.booleans()):
             minerals[m]["max_acquisition_t"] = {p: draw(floats(0, 1e5)) for p in parts}
-    lending = [{"from": a, "to": b, "max_share": draw(share), "cost_usd_per_t": draw(floats(0, 1e3)),
-                "minerals": draw(st.lists(st.sampled_from(mins), min_size=1, unique=True))}
-               for a in parts for b in parts if a != b and draw(st.booleans())]
+    lending = [
+        {
+            "from": a,
+            "to": b,
+            "max_share": draw(share),
+            "cost_usd_per_t": draw(floats(0, 1e3)),
+            "minerals": draw(st.lists(st.sampled_from(mins), min_size=1, unique=True)),
+        }
+        for a in parts
+        for b in parts
+        if a != b and draw(st.booleans())
+    ]
     weights = [draw(floats(0.01, 1.0)) for _ in range(S)]
     scenarios = []
     for s in range(S):
-        shocks = [{"mineral": draw(st.sampled_from(mins)), "start": draw(st.integers(1, T)),
-                   "periods": draw(st.integers(1, T + 2)),
-                   "loss": draw(st.one_of(share, st.fixed_dictionaries({p: share for p in parts})))}
-                  for _ in range(draw(st.integers(0, 3)))]
+        shocks = [
+            {
+                "mineral": draw(st.sampled_from(mins)),
+                "start": draw(st.integers(1, T)),
+                "periods": draw(st.integers(1, T + 2)),
+                "loss": draw(st.one_of(share, st.fixed_dictionaries(dict.fromkeys(parts, share)))),
+            }
+            for _ in range(draw(st.integers(0, 3)))
+        ]
         scenarios.append({"name": f"s{s}", "probability": weights[s] / sum(weights), "shocks": shocks})
     scenarios[-1]["probability"] = 1.0 - math.fsum(x["probability"] for x in scenarios[:-1])
-    return {"name": "fuzz", "horizon": {"periods": T, "period_days": draw(st.sampled_from([7, 30, 91.25])),
-                                        "holding_years": draw(floats(0, 10))},
-            "participants": participants, "minerals": minerals, "lending": lending, "scenarios": scenarios,
-            "solver": {"method": draw(st.sampled_from(["extensive", "benders"])), "relative_gap": 1e-6}}
+    return {
+        "name": "fuzz",
+        "horizon": {
+            "periods": T,
+            "period_days": draw(st.sampled_from([7, 30, 91.25])),
+            "holding_years": draw(floats(0, 10)),
+        },
+        "participants": participants,
+        "minerals": minerals,
+        "lending": lending,
+        "scenarios": scenarios,
+        "solver": {"method": draw(st.sampled_from(["extensive", "benders"])), "relative_gap": 1e-6},
+    }
 
 
 @given(configs())
@@ -94,18 +127,49 @@ def test_random_valid_configs_solve_and_verify(tmp_path_factory, data):
 
 
 BASE = {
-    "name": "base", "horizon": {"periods": 2},
+    "name": "base",
+    "horizon": {"periods": 2},
     "participants": {"US": {"budget_usd": 1e6}, "JP": {}},
-    "minerals": {"cobalt": {"price_usd_per_t": 10, "shortfall_cost_usd_per_t": 90,
-                            "consumption_t_per_year": {"US": 100, "JP": 50}, "min_days": {"JP": 10}}},
+    "minerals": {
+        "cobalt": {
+            "price_usd_per_t": 10,
+            "shortfall_cost_usd_per_t": 90,
+            "consumption_t_per_year": {"US": 100, "JP": 50},
+            "min_days": {"JP": 10},
+        }
+    },
     "lending": [{"from": "JP", "to": "US", "max_share": 0.5}],
-    "scenarios": [{"name": "calm", "probability": 0.5},
-                  {"name": "ban", "probability": 0.5,
-                   "shocks": [{"mineral": "cobalt", "start": 1, "periods": 2, "loss": {"US": 0.5}}]}],
+    "scenarios": [
+        {"name": "calm", "probability": 0.5},
+        {
+            "name": "ban",
+            "probability": 0.5,
+            "shocks": [{"mineral": "cobalt", "start": 1, "periods": 2, "loss": {"US": 0.5}}],
+        },
+    ],
     "solver": {"name": "highs"},
 }
-BAD_VALUES = st.sampled_from(["abc", -1, -1e308, float("nan"), float("inf"), float("-inf"), None, [], {},
-                              10**15, "ZZ", True, [1, 2], {"x": 1}, 1e308, "", "../x"])
+BAD_VALUES = st.sampled_from(
+    [
+        "abc",
+        -1,
+        -1e308,
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        None,
+        [],
+        {},
+        10**15,
+        "ZZ",
+        True,
+        [1, 2],
+        {"x": 1},
+        1e308,
+        "",
+        "../x",
+    ]
+)
 
 
 def _paths(node, prefix=()):

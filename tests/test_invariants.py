@@ -7,8 +7,8 @@ import os
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, checked_solve
+
 from stockpile import export_model, load_config
 from stockpile.check import check_run
 
@@ -28,8 +28,12 @@ def test_default_config_solves_and_verifies(tmp_path, default_config, solver):
 
 
 def test_default_config_solvers_agree(default_config):
-    objs = [checked_solve(load_config(default_config, [("solver.name", s), ("solver.relative_gap", 1e-7)]))
-            .summary["objective_usd"] for s in ("highs", "scip")]
+    objs = [
+        checked_solve(load_config(default_config, [("solver.name", s), ("solver.relative_gap", 1e-7)])).summary[
+            "objective_usd"
+        ]
+        for s in ("highs", "scip")
+    ]
     assert objs[0] == pytest.approx(objs[1], rel=1e-6)
 
 
@@ -73,5 +77,6 @@ def test_lending_reduces_cost(tmp_path, default_config):
 def test_config_reference_is_current():
     from stockpile.docs import config_reference
 
-    assert (ROOT / "docs" / "config.md").read_text().strip() == config_reference().strip(), \
+    assert (ROOT / "docs" / "config.md").read_text().strip() == config_reference().strip(), (
         "docs/config.md is stale: run `stockpile schema > docs/config.md`"
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, solve_dict
+
 from stockpile import load_config
 from stockpile import model as mdl
 from stockpile.api import solve
@@ -92,15 +92,25 @@ def test_release_limits_count_lending_and_skip_implied_rows(inst):
     lm = build_model(inst)
     names = {v: k for k, v in enumerate(mdl.names(lm, inst)[0])}
     row, i = _row(lm, "floor", s=1, p=1, m=0)  # JP gives to US: its floor counts what it lends
-    assert row == {names["n(JP,cobalt)"]: -10.0, names["r(ban,JP,cobalt,1)"]: 1, names["r(ban,JP,cobalt,2)"]: 1,
-                   names["l(ban,US,cobalt,1,JP>US)"]: 1, names["l(ban,US,cobalt,2,JP>US)"]: 1}
+    assert row == {
+        names["n(JP,cobalt)"]: -10.0,
+        names["r(ban,JP,cobalt,1)"]: 1,
+        names["r(ban,JP,cobalt,2)"]: 1,
+        names["l(ban,US,cobalt,1,JP>US)"]: 1,
+        names["l(ban,US,cobalt,2,JP>US)"]: 1,
+    }
     assert lm.row_ub[i] == 0.0
     row, i = _row(lm, "rate", s=1, p=0, m=0, t=1)  # US: 0.3 x (20 + 10 n)
     assert row == {names["n(US,cobalt)"]: -3.0, names["r(ban,US,cobalt,2)"]: 1}
     assert lm.row_ub[i] == pytest.approx(6.0)
     # a rate of at least 1 - floor is implied by the floor row: no rate rows then
-    loose = build_model(build_instance(load_config(FORMULATION, [("participants.US.release_rate_max", 0.9),
-                                                                 ("participants.JP.release_rate_max", 1.0)])))
+    loose = build_model(
+        build_instance(
+            load_config(
+                FORMULATION, [("participants.US.release_rate_max", 0.9), ("participants.JP.release_rate_max", 1.0)]
+            )
+        )
+    )
     assert "rate" in loose.row_blocks and loose.row_blocks["rate"].size == 0
 
 
@@ -193,9 +203,13 @@ def test_row_coupling_two_recourse_blocks_is_refused(monkeypatch):
 
     def bad(b: Builder, ctx: Context) -> None:  # one row per scenario over every mineral's releases
         r = b.var_blocks["r"]
-        rows = b.add_rows("scenario_cap", {"s": np.arange(len(ctx.inst.scenarios)),
-                                           "m": np.zeros(len(ctx.inst.scenarios), np.int64)},
-                          PAIR, lb=-np.inf, ub=1.0)
+        rows = b.add_rows(
+            "scenario_cap",
+            {"s": np.arange(len(ctx.inst.scenarios)), "m": np.zeros(len(ctx.inst.scenarios), np.int64)},
+            PAIR,
+            lb=-np.inf,
+            ub=1.0,
+        )
         b.add_terms(rows[r.coords["s"]], r.index, 1.0)
 
     monkeypatch.setattr(mdl, "FAMILIES", mdl.FAMILIES + (bad,))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import one_mineral, solve_dict
 
 
@@ -22,11 +21,16 @@ def test_newsvendor_critical_fractile(tmp_path, seed, c, b):
     losses = np.round(rng.uniform(0, 1, 8), 3)
     probs = rng.dirichlet(np.ones(8))
     probs[-1] = 1 - probs[:-1].sum()
-    cfg = one_mineral(scenarios=[
-        {"name": f"s{i}", "probability": float(pr),
-         "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": float(lo)}]}
-        for i, (lo, pr) in enumerate(zip(losses, probs))
-    ])
+    cfg = one_mineral(
+        scenarios=[
+            {
+                "name": f"s{i}",
+                "probability": float(pr),
+                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": float(lo)}],
+            }
+            for i, (lo, pr) in enumerate(zip(losses, probs))
+        ]
+    )
     cfg["minerals"]["cobalt"].update(price_usd_per_t=c, shortfall_cost_usd_per_t=b, lot_t=0.001)
     x_star, cost_star = newsvendor_optimum(losses * 1000, probs, c, b)
     res = solve_dict(tmp_path, cfg)
@@ -42,20 +46,33 @@ def test_pooling_gain_matches_hand_computation(tmp_path):
         "name": "pool",
         "horizon": {"periods": 1, "period_days": 365},
         "participants": ["US", "JP"],
-        "minerals": {"cobalt": {"price_usd_per_t": c, "shortfall_cost_usd_per_t": b,
-                                "consumption_t_per_year": 1000}},
+        "minerals": {"cobalt": {"price_usd_per_t": c, "shortfall_cost_usd_per_t": b, "consumption_t_per_year": 1000}},
         "scenarios": [
-            {"name": "us_hit", "probability": 0.5,
-             "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {"US": 0.1}}]},
-            {"name": "jp_hit", "probability": 0.5,
-             "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {"JP": 0.1}}]},
+            {
+                "name": "us_hit",
+                "probability": 0.5,
+                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {"US": 0.1}}],
+            },
+            {
+                "name": "jp_hit",
+                "probability": 0.5,
+                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {"JP": 0.1}}],
+            },
         ],
         "solver": {"relative_gap": 1e-9},
     }
     alone = solve_dict(tmp_path, base, "alone")
-    pooled = solve_dict(tmp_path, {**base, "lending": [
-        {"from": "US", "to": "JP", "cost_usd_per_t": k}, {"from": "JP", "to": "US", "cost_usd_per_t": k}]},
-        "pooled")
+    pooled = solve_dict(
+        tmp_path,
+        {
+            **base,
+            "lending": [
+                {"from": "US", "to": "JP", "cost_usd_per_t": k},
+                {"from": "JP", "to": "US", "cost_usd_per_t": k},
+            ],
+        },
+        "pooled",
+    )
     assert alone.summary["objective_usd"] == pytest.approx(2 * 100 * c)
     assert pooled.summary["objective_usd"] == pytest.approx(100 * c + 0.5 * 100 * k)
     gain = alone.summary["objective_usd"] - pooled.summary["objective_usd"]
@@ -66,9 +83,16 @@ def test_pooling_gain_matches_hand_computation(tmp_path):
 
 @pytest.mark.parametrize("fixed", [0.0, 2000.0])
 def test_budget_binds(tmp_path, fixed):
-    cfg = one_mineral(participants={"US": {"budget_usd": 35_000}}, scenarios=[
-        {"name": "ban", "probability": 1.0,
-         "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": 1.0}]}])
+    cfg = one_mineral(
+        participants={"US": {"budget_usd": 35_000}},
+        scenarios=[
+            {
+                "name": "ban",
+                "probability": 1.0,
+                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": 1.0}],
+            }
+        ],
+    )
     cfg["minerals"]["cobalt"].update(lot_t=10, shortfall_cost_usd_per_t=1000, fixed_cost_usd=fixed)
     lots = int((35_000 - fixed) // (100 * 10))
     res = solve_dict(tmp_path, cfg)
@@ -81,11 +105,19 @@ def test_budget_binds(tmp_path, fixed):
 def test_release_rate_and_floor_closed_form(tmp_path):
     """Served = min(sum_t min(g_t, rate x), (1 - floor) x) for a fixed holding."""
     g = [50.0, 120.0, 80.0, 30.0]
-    cfg = one_mineral(horizon={"periods": 4, "period_days": 365},
-                      participants={"US": {"release_rate_max": 0.3, "reserve_floor": 0.4}},
-                      scenarios=[{"name": "s", "probability": 1.0, "shocks": [
-                          {"mineral": "cobalt", "start": t + 1, "periods": 1, "loss": v / 1000}
-                          for t, v in enumerate(g)]}])
+    cfg = one_mineral(
+        horizon={"periods": 4, "period_days": 365},
+        participants={"US": {"release_rate_max": 0.3, "reserve_floor": 0.4}},
+        scenarios=[
+            {
+                "name": "s",
+                "probability": 1.0,
+                "shocks": [
+                    {"mineral": "cobalt", "start": t + 1, "periods": 1, "loss": v / 1000} for t, v in enumerate(g)
+                ],
+            }
+        ],
+    )
     cfg["minerals"]["cobalt"].update(initial_t=300, max_acquisition_t=0, shortfall_cost_usd_per_t=10)
     res = solve_dict(tmp_path, cfg)
     x, rate, floor = 300.0, 0.3, 0.4

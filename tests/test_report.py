@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import ROOT, checked_solve
+
 from stockpile import load_config
 from stockpile.cli import cli
 from stockpile.report import build_report, write_report
@@ -24,9 +24,21 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("report")
     out = {"solve": checked_solve(load_config(ROOT / "configs" / "us_japan.yaml")).write(tmp / "solve")}
     study = tmp / "study.yaml"
-    study.write_text(yaml.safe_dump({"base": str(ROOT / "configs" / "us_japan.yaml"), "sweep": {
-        "participants.JP.budget_usd": [6e8, 9e8], "scenarios.drc_cobalt_suspension.shocks.0.periods": [4, 8]}}))
-    for kind, args in (("study", ["study", str(study)]), ("coalition", ["coalition", str(ROOT / "configs" / "us_japan.yaml")])):
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "base": str(ROOT / "configs" / "us_japan.yaml"),
+                "sweep": {
+                    "participants.JP.budget_usd": [6e8, 9e8],
+                    "scenarios.drc_cobalt_suspension.shocks.0.periods": [4, 8],
+                },
+            }
+        )
+    )
+    for kind, args in (
+        ("study", ["study", str(study)]),
+        ("coalition", ["coalition", str(ROOT / "configs" / "us_japan.yaml")]),
+    ):
         result = CliRunner().invoke(cli, [*args, "--out", str(tmp / kind), "--workers", "2"])
         assert result.exit_code == 0, result.output
         out[kind] = tmp / kind
@@ -51,7 +63,8 @@ def test_solve_report_numbers_match_the_files(runs):
     assert shown.tonnes.sum() == pytest.approx(hold.holding_t.sum())
     days = _data(charts[1])
     assert days.set_index(["participant", "mineral"]).days_of_consumption.to_dict() == pytest.approx(
-        hold.dropna(subset=["days_of_consumption"]).set_index(["participant", "mineral"]).days_of_consumption.to_dict())
+        hold.dropna(subset=["days_of_consumption"]).set_index(["participant", "mineral"]).days_of_consumption.to_dict()
+    )
     heat = _data(charts[2])
     assert len(heat) == len(cov) and heat.coverage_days.sum() == pytest.approx(cov.coverage_days.sum())
     costs = _data(charts[4])
@@ -95,9 +108,19 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--virtual-time-budget=20000", "--enable-logging=stderr", "--v=0"]
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=20000",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 
 
 @pytest.mark.parametrize("kind", ["solve", "study", "coalition"])
@@ -112,13 +135,19 @@ def test_every_chart_renders_in_a_real_browser(runs, kind, tmp_path):
     assert charts > 0
     assert f'data-rendered="{charts}"' in dom.stdout, "not every chart rendered"
     assert "data-error" not in dom.stdout
-    errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and
-              ("Error" in line or "Uncaught" in line) and "WARN" not in line]
+    errors = [
+        line
+        for line in dom.stderr.splitlines()
+        if "CONSOLE" in line and ("Error" in line or "Uncaught" in line) and "WARN" not in line
+    ]
     assert not errors, errors
     for i in range(1, charts + 1):
         block = re.search(rf'<div class="chart[^"]*" id="chart{i}".*?</svg>', dom.stdout, re.S)
         assert block and "<path" in block.group(0), f"chart {i} is empty"
     shot = tmp_path / f"{kind}.png"
-    subprocess.run([browser, *flags, "--window-size=1200,2000", f"--screenshot={shot}", page.as_uri()],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [browser, *flags, "--window-size=1200,2000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.stat().st_size > 20_000

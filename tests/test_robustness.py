@@ -6,8 +6,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT, checked_solve, write_config
+
 from stockpile import load_config
 from stockpile.cli import cli
 from stockpile.config import ConfigError, parse_yaml
@@ -57,8 +57,14 @@ def test_scaling_units_scales_the_plan_exactly(tmp_path, price, qty):
 def test_outputs_are_byte_identical_but_for_timings(tmp_path):
     a = checked_solve(load_config(DEFAULT)).write(tmp_path / "a")
     b = checked_solve(load_config(DEFAULT)).write(tmp_path / "b")
-    for name in ("holdings.csv", "schedule.csv", "coverage.csv", "lending.csv", "expected_coverage.csv",
-                 "config.resolved.yaml"):
+    for name in (
+        "holdings.csv",
+        "schedule.csv",
+        "coverage.csv",
+        "lending.csv",
+        "expected_coverage.csv",
+        "config.resolved.yaml",
+    ):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
     for s in (sa, sb):
@@ -118,9 +124,13 @@ def test_config_too_large_for_memory_is_refused_up_front(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["..", "../etc", "a/b", ".hidden", ""])
 def test_names_cannot_escape_output_folders(tmp_path, name):
-    data = {"name": "x", "horizon": {"periods": 1}, "participants": {name: {}},
-            "minerals": {"m": {"price_usd_per_t": 1, "shortfall_cost_usd_per_t": 2}},
-            "scenarios": [{"name": "s", "probability": 1}]}
+    data = {
+        "name": "x",
+        "horizon": {"periods": 1},
+        "participants": {name: {}},
+        "minerals": {"m": {"price_usd_per_t": 1, "shortfall_cost_usd_per_t": 2}},
+        "scenarios": [{"name": "s", "probability": 1}],
+    }
     code, out = run("validate", write_config(tmp_path / "c.yaml", data))
     assert code == 2 and "participants" in out
     data["participants"] = {"US": {}}

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import assert_runs_verify, write_config
+
 from stockpile.cli import cli
 from stockpile.config import ConfigError
 from stockpile.study import load_study, run_study
@@ -21,17 +21,29 @@ def base() -> dict:
         "horizon": {"periods": 3, "period_days": 30},
         "participants": {"US": {"budget_usd": 2e6, "release_rate_max": 0.5}, "JP": {"budget_usd": 2e6}},
         "minerals": {
-            "cobalt": {"price_usd_per_t": 1000, "shortfall_cost_usd_per_t": 9000, "lot_t": 10,
-                       "consumption_t_per_year": {"US": 12000, "JP": 6000}},
-            "gallium": {"price_usd_per_t": 5000, "shortfall_cost_usd_per_t": 90000,
-                        "consumption_t_per_year": {"US": 200, "JP": 300}},
+            "cobalt": {
+                "price_usd_per_t": 1000,
+                "shortfall_cost_usd_per_t": 9000,
+                "lot_t": 10,
+                "consumption_t_per_year": {"US": 12000, "JP": 6000},
+            },
+            "gallium": {
+                "price_usd_per_t": 5000,
+                "shortfall_cost_usd_per_t": 90000,
+                "consumption_t_per_year": {"US": 200, "JP": 300},
+            },
         },
         "lending": [{"from": "JP", "to": "US", "max_share": 0.5}],
         "scenarios": [
             {"name": "calm", "probability": 0.6},
-            {"name": "ban", "probability": 0.4, "shocks": [
-                {"mineral": "cobalt", "start": 1, "periods": 2, "loss": 0.6},
-                {"mineral": "gallium", "start": 2, "periods": 2, "loss": {"US": 1.0}}]},
+            {
+                "name": "ban",
+                "probability": 0.4,
+                "shocks": [
+                    {"mineral": "cobalt", "start": 1, "periods": 2, "loss": 0.6},
+                    {"mineral": "gallium", "start": 2, "periods": 2, "loss": {"US": 1.0}},
+                ],
+            },
         ],
     }
 
@@ -39,14 +51,17 @@ def base() -> dict:
 @pytest.fixture
 def study_file(tmp_path):
     write_config(tmp_path / "base.yaml", base())
-    (tmp_path / "frag.yaml").write_text(yaml.safe_dump({"participants": {"KR": {"budget_usd": 1e6}},
-                                                        "lending": []}))
+    (tmp_path / "frag.yaml").write_text(yaml.safe_dump({"participants": {"KR": {"budget_usd": 1e6}}, "lending": []}))
     path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump({
-        "base": "base.yaml",
-        "sweep": {"participants.US.budget_usd": [2e5, 1e6, 4e6], "scenarios.ban.shocks.0.periods": [1, 3]},
-        "cases": [{"name": "no_lending", "set": {"lending": []}}, {"name": "korea", "set_file": "frag.yaml"}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "base": "base.yaml",
+                "sweep": {"participants.US.budget_usd": [2e5, 1e6, 4e6], "scenarios.ban.shocks.0.periods": [1, 3]},
+                "cases": [{"name": "no_lending", "set": {"lending": []}}, {"name": "korea", "set_file": "frag.yaml"}],
+            }
+        )
+    )
     return path
 
 
@@ -89,9 +104,19 @@ def test_study_runs_resumes_and_frontier_is_monotone(tmp_path, study_file):
     events: list[tuple[str, str]] = []
     df = run_study(load_study(study_file), out, workers=2, progress=lambda e, n, s: events.append((e, n)))
     assert len(df) == 8 and set(df.status) == {"optimal"}
-    for col in ("case", "participants.US.budget_usd", "scenarios.ban.shocks.0.periods", "status",
-                "objective_usd", "acquisition_usd", "expected_shortfall_usd", "holding_t.US",
-                "coverage_days.US.cobalt", "gap", "solve_seconds"):
+    for col in (
+        "case",
+        "participants.US.budget_usd",
+        "scenarios.ban.shocks.0.periods",
+        "status",
+        "objective_usd",
+        "acquisition_usd",
+        "expected_shortfall_usd",
+        "holding_t.US",
+        "coverage_days.US.cobalt",
+        "gap",
+        "solve_seconds",
+    ):
         assert col in df.columns, col
     table = pd.read_csv(out / "study.csv")
     assert list(table.case) == list(df.case)
@@ -136,5 +161,6 @@ def test_study_cli(tmp_path, study_file):
 @pytest.mark.parametrize("name", ["budget_sweep", "shock_length"])
 def test_bundled_studies_load(name):
     from conftest import ROOT
+
     cases = load_study(ROOT / "configs" / "studies" / f"{name}.yaml")
     assert len(cases) >= 8 and len({c.hash for c in cases}) == len(cases)

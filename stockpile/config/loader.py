@@ -18,13 +18,12 @@ DEFAULT_MAX_CONFIG_MB = 16
 MAX_EXPANDED_NODES = 2_000_000
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present: ~10x faster
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # libyaml's parser when present: ~10x faster
     """SafeLoader that reads 1.5e9 as a float (YAML 1.2); duplicate keys are refused separately."""
 
 
 _Loader.yaml_implicit_resolvers = {
-    k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    k: [r for r in v if r[0] != "tag:yaml.org,2002:float"] for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
@@ -65,8 +64,9 @@ def _check_duplicates(node: yaml.Node, path: tuple, problems: list[Problem], see
         for k, v in node.value:
             name = k.value if isinstance(k, yaml.ScalarNode) else str(k)
             if name in keys:
-                problems.append(Problem(path + (name,), f"duplicate key (first at line {keys[name]})",
-                                        k.start_mark.line + 1))
+                problems.append(
+                    Problem(path + (name,), f"duplicate key (first at line {keys[name]})", k.start_mark.line + 1)
+                )
             keys.setdefault(name, k.start_mark.line + 1)
             _check_duplicates(v, path + (name,), problems, seen)
     elif isinstance(node, yaml.SequenceNode):
@@ -122,8 +122,16 @@ def max_config_bytes() -> int:
 def _check_size(nbytes: int, source: str | None) -> None:
     limit = max_config_bytes()
     if nbytes > limit:
-        raise ConfigError([Problem((), f"file is {nbytes / 2**20:.1f} MiB, over the {limit / 2**20:.0f} MiB "
-                                       f"limit (raise it with {MAX_CONFIG_BYTES_ENV})")], source)
+        raise ConfigError(
+            [
+                Problem(
+                    (),
+                    f"file is {nbytes / 2**20:.1f} MiB, over the {limit / 2**20:.0f} MiB "
+                    f"limit (raise it with {MAX_CONFIG_BYTES_ENV})",
+                )
+            ],
+            source,
+        )
 
 
 def parse_yaml(text: str, source: str | None = None) -> Document:
@@ -134,8 +142,10 @@ def parse_yaml(text: str, source: str | None = None) -> Document:
         node = loader.get_single_node()
         if node is not None:
             if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
-                raise ConfigError([Problem((), "YAML aliases expand to more than "
-                                               f"{MAX_EXPANDED_NODES:,} nodes; refusing to load")], source)
+                raise ConfigError(
+                    [Problem((), f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes; refusing to load")],
+                    source,
+                )
             dups: list[Problem] = []
             _check_duplicates(node, (), dups, set())
             if dups:
@@ -171,5 +181,3 @@ def read_yaml(path: str | Path) -> Document:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem((), f"cannot read file: {exc}")], source) from None
     return parse_yaml(text, source)
-
-

@@ -34,14 +34,16 @@ def _step(container: Any, part: str, loc: tuple) -> tuple[Any, str | int]:
         if re.fullmatch(r"-?\d+", part):
             idx = int(part)
             if not -len(container) <= idx < len(container):
-                raise ConfigError([Problem(loc + (part,), f"index {idx} is out of range "
-                                                          f"(the list has {len(container)} items)")])
+                raise ConfigError(
+                    [Problem(loc + (part,), f"index {idx} is out of range (the list has {len(container)} items)")]
+                )
             return container, idx % len(container)
         names = [item.get("name") for item in container if isinstance(item, dict)]
         if part in names:
             return container, names.index(part)
-        raise ConfigError([Problem(loc + (part,), f"no item named '{part}'"
-                                                  f"{did_you_mean(part, [n for n in names if n])}")])
+        raise ConfigError(
+            [Problem(loc + (part,), f"no item named '{part}'{did_you_mean(part, [n for n in names if n])}")]
+        )
     raise ConfigError([Problem(loc, f"cannot descend into a {type(container).__name__} with '{part}'")])
 
 
@@ -78,16 +80,17 @@ def deep_merge(base: dict, fragment: dict) -> dict:
 def parse_set_option(text: str) -> tuple[str, Any]:
     """Split a ``KEY=VALUE`` command-line override."""
     if "=" not in text:
-        raise ConfigError([Problem((text,), "expected KEY=VALUE, e.g. participants.US.budget_usd=2e9")],
-                          "--set")
+        raise ConfigError([Problem((text,), "expected KEY=VALUE, e.g. participants.US.budget_usd=2e9")], "--set")
     key, raw = text.split("=", 1)
     return key.strip(), parse_value(raw)
 
 
-
-
-def apply_overrides(data: dict, overrides: typing.Iterable[tuple[str, Any]], source: str = "--set",
-                    origins: dict[tuple, str] | None = None) -> dict:
+def apply_overrides(
+    data: dict,
+    overrides: typing.Iterable[tuple[str, Any]],
+    source: str = "--set",
+    origins: dict[tuple, str] | None = None,
+) -> dict:
     """Apply dotted-key overrides in order to a copy of a raw config tree.
 
     origins, when given, collects the key path each override set and where it came from

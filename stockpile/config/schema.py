@@ -43,11 +43,12 @@ class Horizon(StrictModel):
     """Release periods of the shock horizon, and how long holdings are paid for."""
 
     periods: int = Field(ge=1, le=10_000, description="Number of release periods T (required).")
-    period_days: float = Field(
-        30.0, gt=0, le=3660, allow_inf_nan=False, description="Days per period (Delta)."
-    )
+    period_days: float = Field(30.0, gt=0, le=3660, allow_inf_nan=False, description="Days per period (Delta).")
     holding_years: float = Field(
-        1.0, ge=0, le=100, allow_inf_nan=False,
+        1.0,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
         description="Years over which the holding cost accrues on the whole holding.",
     )
 
@@ -65,18 +66,14 @@ class Participant(StrictModel):
         1.0,
         description="Share of the holding that may leave per period (own release plus lending).",
     )
-    reserve_floor: Share = Field(
-        0.0, description="Share of the holding that must stay in store in every period."
-    )
+    reserve_floor: Share = Field(0.0, description="Share of the holding that must stay in store in every period.")
 
 
 class Mineral(StrictModel):
     """Market data and per-participant rules for one mineral."""
 
     price_usd_per_t: NonNeg = Field(description="Acquisition price, USD per tonne (required).")
-    holding_cost_usd_per_t_year: NonNeg = Field(
-        0.0, description="Storage plus capital cost per tonne held per year."
-    )
+    holding_cost_usd_per_t_year: NonNeg = Field(0.0, description="Storage plus capital cost per tonne held per year.")
     lot_t: float = Field(
         1.0, gt=0, le=MAX_VALUE, allow_inf_nan=False, description="Acquisitions come in whole lots of this size."
     )
@@ -87,9 +84,7 @@ class Mineral(StrictModel):
         default_factory=dict,
         description="Annual consumption per participant (scalar: all; absent participant: 0).",
     )
-    initial_t: PerParticipant = Field(
-        default_factory=dict, description="Holdings already in store per participant."
-    )
+    initial_t: PerParticipant = Field(default_factory=dict, description="Holdings already in store per participant.")
     fixed_cost_usd: PerParticipant = Field(
         default_factory=dict,
         description="Program cost charged when a participant acquires any lot of this mineral.",
@@ -109,9 +104,7 @@ class Lending(StrictModel):
     from_: Name = Field(alias="from", description="Lending participant.")
     to: Name = Field(description="Borrowing participant.")
     minerals: list[Name] | None = Field(None, description="Minerals that may be lent (absent: all).")
-    max_share: Share = Field(
-        1.0, description="Share of the lender's holding that may be lent over a scenario."
-    )
+    max_share: Share = Field(1.0, description="Share of the lender's holding that may be lent over a scenario.")
     cost_usd_per_t: NonNeg = Field(0.0, description="Cost per tonne lent (transport, fees).")
 
 
@@ -121,9 +114,7 @@ class Shock(StrictModel):
     mineral: Name = Field(description="Mineral cut off.")
     start: int = Field(ge=1, description="First period of the shock, 1-based.")
     periods: int = Field(ge=1, description="Length in periods (cut at the horizon).")
-    loss: PerParticipantShare = Field(
-        description="Share of consumption lost per period (scalar: all participants)."
-    )
+    loss: PerParticipantShare = Field(description="Share of consumption lost per period (scalar: all participants).")
 
 
 class Scenario(StrictModel):
@@ -140,24 +131,28 @@ class Solver(StrictModel):
     name: SolverName = Field(
         SolverName.HIGHS,
         description="MIP solver of the extensive form: highs (through MathOpt) or scip "
-                    "(single-threaded). The decomposition's master always uses SCIP.",
+        "(single-threaded). The decomposition's master always uses SCIP.",
     )
     time_limit_s: float = Field(
         300.0, gt=0, le=MAX_VALUE, allow_inf_nan=False, description="Wall-clock limit of the solve, seconds."
     )
     relative_gap: float = Field(
-        1e-4, ge=0, le=1, allow_inf_nan=False,
+        1e-4,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
         description="Stop when (objective - bound) / |objective| is at most this.",
     )
     threads: int | None = Field(
-        None, ge=1, le=256,
-        description="Threads for the decomposition's recourse batches (absent: every core); "
-                    "MIP solves are serial.",
+        None,
+        ge=1,
+        le=256,
+        description="Threads for the decomposition's recourse batches (absent: every core); MIP solves are serial.",
     )
     method: Method = Field(
         Method.AUTO,
         description="extensive: one MIP over all scenarios; benders: L-shaped decomposition; "
-                    "auto: picked by instance size (docs/performance.md).",
+        "auto: picked by instance size (docs/performance.md).",
     )
 
 
@@ -180,11 +175,9 @@ class Config(StrictModel):
         min_length=1, description="Participants and their limits (a list of names also works)."
     )
     minerals: dict[Name, Mineral] = Field(min_length=1, description="Minerals modelled.")
-    lending: list[Lending] = Field(
-        default_factory=list, description="Allowed lending arcs during a shock."
-    )
+    lending: list[Lending] = Field(default_factory=list, description="Allowed lending arcs during a shock.")
     scenarios: list[Scenario] = Field(min_length=1, description="Supply-shock scenarios.")
-    solver: Solver = Field(default_factory=Solver, description="Solver settings.")
+    solver: Solver = Field(default_factory=lambda: Solver(), description="Solver settings.")
     _provenance: dict = PrivateAttr(default_factory=dict)
 
     @property
@@ -213,5 +206,3 @@ class Config(StrictModel):
         """Stable digest of the resolved config: identical inputs, identical hash."""
         text = json.dumps(self.resolved_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-

@@ -84,7 +84,7 @@ def _explain(err: dict, root: type[BaseModel]) -> str:
 _BRANCH = re.compile(r"^(float|int|str|bool|list|dict|none|union|constrained-\w+|function-\w+|literal)(\[.*\])?$")
 
 
-def _simplify(errors: list[dict]) -> list[dict]:
+def _simplify(errors: list[Any]) -> list[dict]:
     """Fold the branches of scalar-or-mapping fields into one error per key path.
 
     pydantic reports a failed ``Union[float, dict]`` once per branch, tagging the
@@ -106,8 +106,9 @@ def _simplify(errors: list[dict]) -> list[dict]:
     return list(out.values())
 
 
-def problems_from(exc: ValidationError, doc: Document | None = None,
-                  root: type[BaseModel] | None = None) -> list[Problem]:
+def problems_from(
+    exc: ValidationError, doc: Document | None = None, root: type[BaseModel] | None = None
+) -> list[Problem]:
     """pydantic's errors as Problems with key paths (and lines, given the parsed document)."""
     problems = [Problem(tuple(e["loc"]), _explain(e, root or Config)) for e in _simplify(exc.errors())]
     if doc is not None:
@@ -124,9 +125,11 @@ def cross_check(data: dict) -> list[Problem]:
     """
     problems: list[Problem] = []
     raw_parts = data.get("participants")
-    parts = set(raw_parts) if isinstance(raw_parts, (dict, list)) and all(isinstance(p, str) for p in raw_parts) \
-        else None
-    minerals = data.get("minerals") if isinstance(data.get("minerals"), dict) else {}
+    parts: set[str] | None = None
+    if isinstance(raw_parts, (dict, list)) and all(isinstance(p, str) for p in raw_parts):
+        parts = set(raw_parts)
+    raw_minerals = data.get("minerals")
+    minerals: dict = raw_minerals if isinstance(raw_minerals, dict) else {}
     mins = set(minerals)
 
     def known(name: Any, loc: tuple, kind: str, pool: set[str] | None) -> None:
@@ -158,15 +161,16 @@ def cross_check(data: dict) -> list[Problem]:
         arcs.append(pair)
     horizon = data.get("horizon")
     T = horizon.get("periods") if isinstance(horizon, dict) else None
-    seen: set[Any] = set()
+    seen: set[str] = set()
     probabilities = []
     for i, sc in enumerate(items(data.get("scenarios"))):
         if not isinstance(sc, dict):
             continue
         name = sc.get("name")
-        if isinstance(name, str) and name in seen:
-            problems.append(Problem(("scenarios", i, "name"), f"duplicate scenario name '{name}'"))
-        seen.add(name)
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(Problem(("scenarios", i, "name"), f"duplicate scenario name '{name}'"))
+            seen.add(name)
         probabilities.append(sc.get("probability"))
         for j, shock in enumerate(items(sc.get("shocks"))):
             if not isinstance(shock, dict):
@@ -179,16 +183,19 @@ def cross_check(data: dict) -> list[Problem]:
             if isinstance(shock.get("loss"), dict):
                 for p in shock["loss"]:
                     known(p, loc + ("loss", p), "participant", parts)
-    if probabilities and all(isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p)
-                             for p in probabilities):
-        total = math.fsum(probabilities)
+    numbers: list[float] = [float(p) for p in probabilities if isinstance(p, (int, float))]
+    if probabilities and all(
+        isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p) for p in probabilities
+    ):
+        total = math.fsum(numbers)
         if abs(total - 1.0) > 1e-6:
             problems.append(Problem(("scenarios",), f"probabilities sum to {total:.9g}, expected 1 (within 1e-6)"))
     return problems
 
 
-def validate(data: Any, source: str | None = None, doc: Document | None = None,
-             origins: dict[tuple, str] | None = None) -> Config:
+def validate(
+    data: Any, source: str | None = None, doc: Document | None = None, origins: dict[tuple, str] | None = None
+) -> Config:
     """Validate a raw config tree; raise ConfigError listing every problem found.
 
     origins: key paths set by overrides, and by which (see apply_overrides).
@@ -208,7 +215,7 @@ def validate(data: Any, source: str | None = None, doc: Document | None = None,
         assert cfg is not None
         return cfg
     for p in problems:
-        origin = next((o for loc, o in (origins or {}).items() if p.loc[:len(loc)] == loc), None)
+        origin = next((o for loc, o in (origins or {}).items() if p.loc[: len(loc)] == loc), None)
         if origin is not None:
             p.source = origin
         elif doc is not None:
