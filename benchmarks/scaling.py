@@ -1,6 +1,7 @@
 """How solve time grows with scenarios, per method; fits the exponent b of time = a * S^b.
 
-    python benchmarks/scaling.py            # writes benchmarks/baseline/scaling.json, prints a table
+    python benchmarks/scaling.py                     # writes benchmarks/results/scaling-<time>.json
+    python benchmarks/scaling.py --update-baseline   # overwrites benchmarks/baseline/scaling.json
 
 Instances: 2 participants, 10 minerals, 24 periods, seed 7, scenarios as listed; the
 extensive form stops at sizes where it still finishes within its time limit.
@@ -22,7 +23,8 @@ from stockpile.config import validate
 from stockpile.generate import generate
 
 SCENARIOS = {"benders": [100, 300, 1000, 3000, 10000], "extensive": [25, 50, 100, 200, 400]}
-OUT = Path(__file__).parent / "baseline" / "scaling.json"
+BASELINE = Path(__file__).parent / "baseline" / "scaling.json"
+RESULTS = Path(__file__).parent / "results"
 
 
 def measure(method: str, scenarios: int, rounds: int) -> dict:
@@ -57,6 +59,8 @@ def fit(rows: list[dict]) -> float:
 
 
 def main() -> None:
+    update = "--update-baseline" in sys.argv[1:]
+    out = BASELINE if update else RESULTS / f"scaling-{time.strftime('%Y%m%d-%H%M%S')}.json"
     rounds = int(os.environ.get("ROUNDS", "3"))
     rows = []
     for method, sizes in SCENARIOS.items():
@@ -65,8 +69,9 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     exponents = {m: round(fit([r for r in rows if r["method"] == m and r["scenarios"] >= 100]), 2) for m in SCENARIOS}
-    OUT.write_text(json.dumps({"cores": os.cpu_count(), "rows": rows, "exponents": exponents}, indent=2) + "\n")
-    print("fitted exponents (scenarios >= 100):", exponents, file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"cores": os.cpu_count(), "rows": rows, "exponents": exponents}, indent=2) + "\n")
+    print(f"fitted exponents (scenarios >= 100): {exponents}; written to {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

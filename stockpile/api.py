@@ -29,6 +29,7 @@ from .results import (
     lending_table,
     participant_costs,
     plan_from_solution,
+    reporting_shift,
     schedule_table,
 )
 from .version import __version__
@@ -123,7 +124,7 @@ def assemble(
     by_participant = participant_costs(lm, plan, inst)
     cost = costs(by_participant)
     objective = sum(cost.values())
-    check_objective(solver_objective, objective)
+    check_objective(solver_objective, objective, reporting_shift(lm, x, plan))
     f = flows(inst, plan)
     coverage = coverage_table(inst, f)
     holdings = holdings_table(inst, plan)

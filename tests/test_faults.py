@@ -18,6 +18,7 @@ import yaml
 from stockpile.generate import generate
 
 N_CASES = 8
+pytestmark = pytest.mark.slow  # kills real processes
 
 
 @pytest.fixture

@@ -123,6 +123,7 @@ CHROME_FLAGS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["solve", "study", "coalition"])
 def test_every_chart_renders_in_a_real_browser(runs, kind, tmp_path):
     browser = _chromium()

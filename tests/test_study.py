@@ -140,6 +140,7 @@ def test_study_runs_resumes_and_frontier_is_monotone(tmp_path, study_file):
     assert [n for e, n in events if e == "done"] == ["korea"]
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_matches_process_pool(tmp_path, study_file):
     pytest.importorskip("distributed")
     cases = load_study(study_file)[:4]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -29,8 +29,8 @@ NonNeg = Annotated[float, Field(ge=0, le=MAX_VALUE, allow_inf_nan=False), AfterV
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), AfterValidator(_not_tiny)]
 # names become folder and column names: start with a letter or digit, so '..' or '/' cannot appear
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")]
-PerParticipant = Union[NonNeg, dict[Name, NonNeg]]
-PerParticipantShare = Union[Share, dict[Name, Share]]
+PerParticipant = NonNeg | dict[Name, NonNeg]
+PerParticipantShare = Share | dict[Name, Share]
 
 
 class StrictModel(BaseModel):
