@@ -292,11 +292,11 @@ class Builder:
         """A first-stage row may hold only first-stage columns; a second-stage row only its own
         block's columns (and first-stage ones, which couple it to the master). Anything else would
         be lost by the decomposition, so it is refused here, naming the family."""
-        coo = A.tocoo()
-        ck, rk = col_key[coo.col], row_key[coo.row]
+        ck = col_key[A.indices]
+        rk = np.repeat(row_key, np.diff(A.indptr))
         bad = (ck >= 0) & (ck != rk)
         if bad.any():
-            row = int(coo.row[np.argmax(bad)])
+            row = int(np.searchsorted(A.indptr, np.argmax(bad), side="right") - 1)
             family = next(b.name for b in self.row_blocks.values() if b.start <= row < b.start + b.size)
             what = "a first-stage row" if row_key[row] < 0 else "a row of one recourse block"
             raise ModelError(
