@@ -5,6 +5,7 @@ from conftest import sized
 from sizes import EXTENSIVE_SIZES, ROUNDS, config
 
 from stockpile import solve
+from stockpile.enums import SolverName
 
 
 def _run(benchmark, cfg, size):
@@ -30,5 +31,5 @@ def test_benders(benchmark, size):
 @pytest.mark.parametrize("solver", ["highs", "scip"])
 def test_extensive(benchmark, size, solver):
     cfg = config(size, "extensive").model_copy(deep=True)
-    cfg.solver.name = solver
+    cfg.solver.name = SolverName(solver)
     _run(benchmark, cfg, size)
