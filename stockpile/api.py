@@ -42,7 +42,7 @@ MIN_RELATIVE_GAP = 1e-9
 AUTO_BENDERS_VARIABLES = 2_000
 
 
-def _summary(cfg: Config, inst: Instance, status: Status, **fields) -> Summary:
+def _summary(cfg: Config, sizes: dict[str, int], status: Status, solver: str, **fields) -> Summary:
     prov = cfg.provenance
     return Summary(
         status=status,
@@ -51,8 +51,8 @@ def _summary(cfg: Config, inst: Instance, status: Status, **fields) -> Summary:
         source=prov.get("source"),
         overrides=prov.get("overrides", []),
         stockpile_version=__version__,
-        sizes=inst.sizes,
-        solver=fields.pop("solver", str(cfg.solver.name)),
+        sizes=sizes,
+        solver=solver,
         **fields,
     )
 
@@ -69,7 +69,8 @@ def solve(cfg: Config, progress: Progress | None = None) -> Result:
     reasons = check_feasible(inst)
     if reasons:
         log.info("%s: the limits admit no plan", cfg.name)
-        return Result(_summary(cfg, inst, Status.INFEASIBLE, reasons=reasons).to_dict(), config=cfg.resolved_dict())
+        summary = _summary(cfg, inst.sizes, Status.INFEASIBLE, str(cfg.solver.name), reasons=reasons)
+        return Result(summary.to_dict(), config=cfg.resolved_dict())
     lm = build_model(inst)
     build_seconds = time.perf_counter() - t0
     opts = cfg.solver
@@ -84,32 +85,25 @@ def solve(cfg: Config, progress: Progress | None = None) -> Result:
     )
     iterations = None
     if method == Method.BENDERS:
-        out, stats = solve_benders(inst, lm, opts.time_limit_s, gap, opts.threads, progress)
+        out, stats = solve_benders(lm, opts.time_limit_s, gap, opts.threads, progress)
         iterations = {"lp_phase": stats.lp_iterations, "mip_phase": stats.iterations, "cuts": stats.cuts}
     else:
         out = solve_model(lm, opts.name, opts.time_limit_s, gap)
     timing = {
-        "solver": out.solver,
         "solver_version": out.solver_version,
         "method": str(method),
         "build_seconds": round(build_seconds, 4),
         "solve_seconds": round(out.seconds, 4),
         "iterations": iterations,
     }
-    inst_sizes = {**inst.sizes, **lm.sizes}
+    sizes = {**inst.sizes, **lm.sizes}
     if out.x is None or out.objective is None:
+        reason = _no_solution_reason(out.status, opts.time_limit_s, out.detail)
         summary = _summary(
-            cfg,
-            inst,
-            out.status,
-            best_bound_usd=out.bound,
-            reasons=[_no_solution_reason(out.status, opts.time_limit_s, out.detail)],
-            **timing,
+            cfg, sizes, out.status, str(out.solver), best_bound_usd=out.bound, reasons=[reason], **timing
         )
-        summary.sizes = inst_sizes
         return Result(summary.to_dict(), config=cfg.resolved_dict())
-    summary = _summary(cfg, inst, out.status, **timing)
-    summary.sizes = inst_sizes
+    summary = _summary(cfg, sizes, out.status, str(out.solver), **timing)
     return assemble(cfg, inst, lm, out.x, out.objective, out.bound, summary)
 
 

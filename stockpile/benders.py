@@ -45,7 +45,6 @@ import scipy.sparse as sp
 
 from .backends import IncrementalLP, SolveOutcome, ortools_version, relative_gap, solve_model
 from .enums import SolverName, Status
-from .instance import Instance
 from .model import LinearModel
 
 log = logging.getLogger(__name__)
@@ -84,6 +83,8 @@ class Structure:
     lm: LinearModel
     first_cols: np.ndarray
     first_rows: np.ndarray
+    A_first: sp.csr_matrix  # first-stage rows over first-stage columns
+    keys: np.ndarray  # every recourse block's key, sorted
     agg_dims: tuple[str, ...]
     aggregates: int  # number of thetas
 
@@ -92,7 +93,9 @@ class Structure:
         agg_dims = tuple(d for d in lm.key_dims if d != "s")
         keys = np.unique(np.r_[lm.col_key[lm.col_key >= 0], lm.row_key[lm.row_key >= 0]])
         n_agg = int(np.prod(lm.axes.shape(agg_dims))) if lm.axes is not None and keys.size else 0
-        return cls(lm, np.nonzero(lm.col_key < 0)[0], np.nonzero(lm.row_key < 0)[0], agg_dims, n_agg)
+        first_cols, first_rows = lm.first_cols, np.nonzero(lm.row_key < 0)[0]
+        A_first = lm.A[first_rows][:, first_cols].tocsr()
+        return cls(lm, first_cols, first_rows, A_first, keys, agg_dims, n_agg)
 
     def aggregate(self, keys: np.ndarray) -> np.ndarray:
         """Theta of each recourse-block key."""
@@ -130,12 +133,11 @@ class ClosedForm:
         lm = st.lm
         col_fam = _family_of(lm.var_blocks, lm.c.size)
         row_fam = _family_of(lm.row_blocks, lm.A.shape[0])
-        all_keys = np.unique(np.r_[lm.col_key[lm.col_key >= 0], lm.row_key[lm.row_key >= 0]])
         other = np.r_[
             lm.col_key[(lm.col_key >= 0) & ~np.isin(col_fam, list(CLOSED_FORM_COLUMNS))],
             lm.row_key[(lm.row_key >= 0) & ~np.isin(row_fam, list(CLOSED_FORM_ROWS))],
         ]
-        candidates = np.setdiff1d(all_keys, other)
+        candidates = np.setdiff1d(st.keys, other)
         if candidates.size and {"r", "u", "demand"} <= set(lm.var_blocks) | set(lm.row_blocks):
             bad = cls._violations(st, candidates)
             if bad.size:
@@ -143,7 +145,7 @@ class ClosedForm:
             candidates = np.setdiff1d(candidates, bad)
         else:
             candidates = np.zeros(0, np.int64)
-        lp_keys = np.setdiff1d(all_keys, candidates)
+        lp_keys = np.setdiff1d(st.keys, candidates)
         return (cls._build(st, candidates) if candidates.size else None), lp_keys
 
     @staticmethod
@@ -193,9 +195,9 @@ class ClosedForm:
         # bounded above only, and no other second-stage column
         cell_grp = np.full(lm.c.size, -1)
         cell_grp[r] = grp
-        grp_size = np.bincount(np.unique(grp, return_inverse=True)[1])[np.unique(grp, return_inverse=True)[1]]
+        _, grp_of, grp_count = np.unique(grp, return_inverse=True, return_counts=True)
         size_of = np.zeros(lm.c.size, np.int64)
-        size_of[r] = grp_size
+        size_of[r] = grp_count[grp_of]
         for name in ("rate", "floor"):
             if name not in lm.row_blocks:
                 continue
@@ -440,10 +442,9 @@ class Cuts:
 
     def add(self, z: np.ndarray, Q: np.ndarray, grad: np.ndarray) -> None:
         """One cut per aggregate at z: theta_g >= Q_g(z) + d_g . (z' - z)."""
-        for g in range(Q.size):
-            self.agg.append(g)
-            self.q.append(float(Q[g] - grad[:, g] @ z))
-            self.d.append(grad[:, g].copy())
+        self.agg.extend(range(Q.size))
+        self.q.extend((Q - grad.T @ z).tolist())
+        self.d.extend(grad.T.copy())
 
     def __len__(self) -> int:
         return len(self.agg)
@@ -473,7 +474,7 @@ class Master:
         cut_rows = sp.hstack(
             [sp.csr_matrix(-D), sp.csr_matrix((np.ones(k), (np.arange(k), cuts.agg)), shape=(k, G))]
         ).tocsr()
-        first = lm.A[st.first_rows][:, F]
+        first = st.A_first
         A = sp.vstack([sp.hstack([first, sp.csr_matrix((first.shape[0], G))]), cut_rows]).tocsr()
         A.sort_indices()
         integer = np.r_[lm.integer[F], np.zeros(G, dtype=bool)]
@@ -496,7 +497,7 @@ class Master:
 
     def feasible(self, z: np.ndarray, tol: float = 1e-9) -> bool:
         lm, st = self.st.lm, self.st
-        act = lm.A[st.first_rows][:, st.first_cols] @ z
+        act = st.A_first @ z
         scale = tol * np.maximum(1.0, np.abs(act))
         return bool(np.all(act >= lm.row_lb[st.first_rows] - scale) and np.all(act <= lm.row_ub[st.first_rows] + scale))
 
@@ -516,7 +517,6 @@ Progress = Callable[[str, float, float], None]  # (phase, best plan's cost, lowe
 
 
 def solve_benders(
-    inst: Instance,
     lm: LinearModel,
     time_limit_s: float,
     gap: float,
@@ -537,7 +537,7 @@ def solve_benders(
     F = st.first_cols
     stats = BendersStats()
     cuts = Cuts()
-    seen: dict[bytes, float] = {}  # every point evaluated, and its total cost
+    seen: set[bytes] = set()  # every point evaluated
     pool = ThreadPoolExecutor(threads) if threads > 1 and len(rec.batches) > 1 else None
 
     best: tuple[float, np.ndarray | None] = (np.inf, None)
@@ -549,7 +549,7 @@ def solve_benders(
         cuts.add(z, Q, grad)
         stats.cuts = len(cuts)
         value = master.cost(z) + float(Q.sum())
-        seen[z.tobytes()] = value
+        seen.add(z.tobytes())
         integral = np.array_equal(z[lm.integer[F]], np.rint(z[lm.integer[F]]))
         if value < best[0] and integral and master.feasible(z):
             best = (value, values)  # the plan and its recourse, kept: no re-solve at the end
@@ -605,12 +605,18 @@ def solve_benders(
     finally:
         if pool:
             pool.shutdown()
-    seconds = time.perf_counter() - start
     detail = f"{stats.lp_iterations} LP and {stats.iterations} MIP master iterations"
     version = f"L-shaped: SCIP master, GLOP recourse, OR-tools {ortools_version()}"
     if best[1] is None:
         return SolveOutcome(
-            Status.NO_SOLUTION, None, None, lb if np.isfinite(lb) else None, "scip+glop", version, seconds, detail
+            Status.NO_SOLUTION,
+            None,
+            None,
+            lb if np.isfinite(lb) else None,
+            "scip+glop",
+            version,
+            time.perf_counter() - start,
+            detail,
         ), stats
     value, values = best
     g = relative_gap(value, lb)

@@ -256,16 +256,13 @@ def check(run_dir: str) -> None:
 class CaseProgress:
     """Cases done, failed, running and ETA: a live bar on a terminal, log lines otherwise."""
 
-    def __init__(self, total: int, label: str, workers: int | None):
-        import os
-
+    def __init__(self, total: int, label: str, workers: int):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.total, self.done, self.failed, self.running = total, 0, 0, 0
-        self.workers = workers or os.cpu_count() or 1  # cases queued beyond this wait: not running
+        self.workers = workers  # cases queued beyond this wait: not running
         self.live = sys.stderr.isatty()
-        err_console = _err_console()
-        self.console = err_console
+        self.console = _err_console()
         self.bar = (
             Progress(
                 TextColumn(label),
@@ -273,7 +270,7 @@ class CaseProgress:
                 MofNCompleteColumn(),
                 TextColumn("failed {task.fields[failed]} · running {task.fields[running]}"),
                 TimeRemainingColumn(),
-                console=err_console,
+                console=self.console,
             )
             if self.live
             else None
@@ -358,7 +355,7 @@ def study(
     study_file: str, out: str | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...], dry_run: bool
 ) -> None:
     """Solve every case of a what-if study in parallel; resumable."""
-    from .study import finished_summary, load_study, run_study
+    from .study import finished_summary, load_study, resolve_workers, run_study
 
     cases = load_study(study_file, _overrides(sets))
     out_dir = Path(out) if out else Path("runs") / Path(study_file).stem
@@ -366,7 +363,7 @@ def study(
         _show_cases(cases, out_dir, finished_summary)
         return
     try:
-        with CaseProgress(len(cases), Path(study_file).stem, workers) as progress:
+        with CaseProgress(len(cases), Path(study_file).stem, resolve_workers(workers)) as progress:
             df = run_study(cases, out_dir, workers, scheduler, progress)
     except KeyboardInterrupt:
         raise _interrupted(out_dir, len(cases)) from None
@@ -394,14 +391,14 @@ def study(
 def coalition(config: str, out: str | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...]) -> None:
     """Solve every coalition of participants; value of cooperation and Shapley cost shares."""
     from .coalition import coalition_cases, coalition_tables, write_coalition_tables
-    from .study import run_cases
+    from .study import resolve_workers, run_cases
 
     cfg = _load(config, _overrides(sets))
     cases = coalition_cases(cfg)
     out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-coalitions"
     results: dict = {}
     try:
-        with CaseProgress(len(cases), "coalitions", workers) as progress:
+        with CaseProgress(len(cases), "coalitions", resolve_workers(workers)) as progress:
             run_cases(cases, out_dir, results, workers, scheduler, progress)
     except KeyboardInterrupt:
         raise _interrupted(out_dir, len(cases)) from None

@@ -20,11 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Config, ConfigError, Problem, validate
+from .config import PER_PARTICIPANT_KEYS, Config, ConfigError, Problem, validate
 from .study import Case
 
 MAX_PARTICIPANTS = 4
-PER_PARTICIPANT_KEYS = ("consumption_t_per_year", "initial_t", "fixed_cost_usd", "max_acquisition_t", "min_days")
 CORE_TOLERANCE = 1e-6
 
 

@@ -145,7 +145,7 @@ class LinearModel:
         Summed over kinds and participants this is c x + offset exactly: the same terms
         the objective vector was built from.
         """
-        out = {kind: self.offsets.get(kind, np.zeros(participants)).astype(float).copy() for kind in CostKind}
+        out = {kind: self.offsets.get(kind, np.zeros(participants)).astype(float) for kind in CostKind}
         for block in self.var_blocks.values():
             xb = block.values(x)
             for kind, coef in block.costs.items():
@@ -237,21 +237,23 @@ class Builder:
         """A constant cost (it does not depend on any decision), per participant."""
         self.offsets[kind] = self.offsets.get(kind, 0.0) + np.asarray(per_participant, dtype=float)
 
-    def _keys(self, blocks: dict[str, Block], n: int) -> tuple[np.ndarray, tuple[str, ...]]:
-        """Recourse-block key of every element (-1: first stage); every family must share one key."""
-        keys = {b.stage.key for b in blocks.values() if not b.stage.first}
-        keys |= {b.stage.key for b in (self.var_blocks | self.row_blocks).values() if not b.stage.first}
+    def _key_dims(self) -> tuple[str, ...]:
+        """The one key every second-stage family declares."""
+        keys = {b.stage.key for b in (self.var_blocks | self.row_blocks).values() if not b.stage.first}
         if len(keys) > 1:
             raise ModelError(
                 f"second-stage families declare different keys {sorted(keys)}; the decomposition "
                 "needs one key for every family"
             )
-        dims = keys.pop() if keys else ()
+        return keys.pop() if keys else ()
+
+    def _keys(self, blocks: dict[str, Block], n: int, dims: tuple[str, ...]) -> np.ndarray:
+        """Recourse-block key of every element (-1: first stage)."""
         out = np.full(n, -1, dtype=np.int64)
         for b in blocks.values():
             if not b.stage.first:
                 out[b.start : b.start + b.size] = self.axes.key(b.coords, dims)
-        return out, dims
+        return out
 
     def build(self) -> LinearModel:
         cat = lambda xs, dt=float: np.concatenate(xs) if xs else np.zeros(0, dtype=dt)
@@ -266,8 +268,9 @@ class Builder:
         for block in self.var_blocks.values():
             for coef in block.costs.values():
                 c[block.start : block.start + block.size] += coef
-        col_key, dims = self._keys(self.var_blocks, self.n_vars)
-        row_key, _ = self._keys(self.row_blocks, self.n_rows)
+        dims = self._key_dims()
+        col_key = self._keys(self.var_blocks, self.n_vars, dims)
+        row_key = self._keys(self.row_blocks, self.n_rows, dims)
         self._check_coupling(A, col_key, row_key)
         offsets = {k: np.broadcast_to(v, (self.axes.sizes["p"],)).copy() for k, v in self.offsets.items()}
         return LinearModel(
@@ -323,7 +326,6 @@ def lot_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray]:
     add cost (prices and holding costs are non-negative).
     """
     n_min, n_cap = inst.lot_range()
-    P, M = inst.consumption.shape
     lot, price = inst.lot, inst.price
     spend_min = n_min * lot * price + np.where(n_min > 0, inst.fixed_cost, 0.0)
     others = spend_min.sum(axis=1, keepdims=True) - spend_min

@@ -66,7 +66,6 @@ EXPECTED_COVERAGE_COLUMNS = [
     "expected_coverage_days",
     "expected_coverage_share",
 ]
-__all__ = ["COST_KEYS", "Plan", "Result", "Summary", "ObjectiveMismatch"]
 
 
 class ObjectiveMismatch(RuntimeError):
@@ -79,7 +78,6 @@ class Plan:
 
     x: np.ndarray  # the reported solution vector: noise cleaned, integer columns rounded
     lots: np.ndarray  # (P, M) integer
-    program: np.ndarray  # (P, M) 0/1
     release: np.ndarray  # per cell
     unmet: np.ndarray  # per cell
     lend: np.ndarray  # per lending variable
@@ -92,12 +90,9 @@ def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
     x = clean(np.where(lm.integer, np.rint(x), x))
     vb = lm.var_blocks
     lots = vb["n"].values(x).reshape(inst.axes.shape(("p", "m")))
-    program = np.zeros_like(lots)
-    program[vb["y"].coords["p"], vb["y"].coords["m"]] = vb["y"].values(x)
     return Plan(
         x,
         lots,
-        program,
         vb["r"].values(x),
         vb["u"].values(x),
         vb["l"].values(x),

@@ -219,6 +219,11 @@ Progress = Callable[[str, str, dict | None], None]  # (event, case name, summary
 Results = dict[str, tuple[dict | None, str | None]]  # case name -> (summary, error)
 
 
+def resolve_workers(workers: int | None) -> int:
+    """Parallel solves: as asked, else one per core."""
+    return workers or os.cpu_count() or 1
+
+
 def run_cases(
     cases: list[Case],
     out: Path,
@@ -239,7 +244,7 @@ def run_cases(
         else:
             todo.append(case)
     check_scheduler(scheduler)
-    workers = workers or os.cpu_count() or 1
+    workers = resolve_workers(workers)
     if todo:
         runner = _run_dask if scheduler else _run_local
         runner(todo, out, workers, scheduler, results, progress)

@@ -11,6 +11,7 @@ from ..errors import ConfigError, Problem, did_you_mean, format_loc
 from .loader import Document, parse_yaml, read_yaml
 from .overrides import apply_overrides, deep_merge, parse_set_option, parse_value, set_dotted
 from .schema import (
+    PER_PARTICIPANT_KEYS,
     Config,
     Horizon,
     Lending,
@@ -25,6 +26,7 @@ from .schema import (
 from .validate import cross_check, load_config, problems_from, validate
 
 __all__ = [
+    "PER_PARTICIPANT_KEYS",
     "Config",
     "ConfigError",
     "Document",

@@ -98,6 +98,10 @@ class Mineral(StrictModel):
     )
 
 
+# the Mineral fields given per participant (a scalar, or a mapping by participant name)
+PER_PARTICIPANT_KEYS = ("consumption_t_per_year", "initial_t", "fixed_cost_usd", "max_acquisition_t", "min_days")
+
+
 class Lending(StrictModel):
     """A lending arc: who may lend to whom during a shock, and on what terms."""
 

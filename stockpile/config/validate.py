@@ -21,9 +21,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import ConfigError, Problem, did_you_mean
 from .loader import Document, read_yaml
 from .overrides import apply_overrides
-from .schema import Config
-
-PER_PARTICIPANT_KEYS = ("consumption_t_per_year", "initial_t", "fixed_cost_usd", "max_acquisition_t", "min_days")
+from .schema import PER_PARTICIPANT_KEYS, Config
 
 
 def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
