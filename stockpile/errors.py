@@ -27,6 +27,8 @@ class Problem:
         where = self.source or source or "<config>"
         if self.line is not None and self.source is None:
             where = f"{where}:{self.line}"
+        if self.source is not None and self.source.endswith(f" {key}"):
+            return f"{where}: {self.message}"  # the override names the key already
         return f"{where}: {key}: {self.message}"
 
 

@@ -87,8 +87,10 @@ def test_validate_reports_unknown_keys_and_references_together(tmp_path):
 def test_override_typo_is_blamed_on_the_override(cfg):
     code, text = run("validate", cfg, "--set", "participants.US.budget=2e9")
     assert code == 2
-    assert "--set participants.US.budget: participants.US.budget: unknown key (did you mean 'budget_usd'?)" in text
+    assert "--set participants.US.budget: unknown key (did you mean 'budget_usd'?)" in text
     assert f"{cfg}:" not in text
+    code, text = run("validate", cfg, "--set", "participants.US={budget_usd: -1}")  # a key below the override
+    assert code == 2 and "--set participants.US: participants.US.budget_usd: input should be greater" in text
 
 
 def test_scheduler_typo(study_file, tmp_path):
