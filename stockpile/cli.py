@@ -42,7 +42,8 @@ class UserError(click.ClickException):
 
     def __init__(self, message: str, code: int = EXIT_CONFIG):
         super().__init__(message)
-        self.exit_code = code
+        # click 8.5 types exit_code as a class variable; this instance's code shadows it
+        object.__setattr__(self, "exit_code", code)
 
     def show(self, file: Any = None) -> None:
         from rich.markup import escape
