@@ -408,9 +408,13 @@ class Recourse:
         )
         return cls(st, closed, batches)
 
-    def evaluate(self, z: np.ndarray, pool: ThreadPoolExecutor | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def evaluate(
+        self, z: np.ndarray, pool: ThreadPoolExecutor | None, deadline: float = np.inf
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Q per aggregate, its subgradient (first-stage columns x aggregates, dense) and the
-        solution vector of the model at z (first stage z, recourse re-optimised)."""
+        solution vector of the model at z (first stage z, recourse re-optimised); None when
+        the deadline passes before every batch is solved (the time limit is kept even on the
+        first plan of a large model)."""
         st = self.st
         values = np.zeros(st.lm.c.size)
         values[st.first_cols] = z
@@ -420,8 +424,13 @@ class Recourse:
             q, gr = self.closed.evaluate(z, st.aggregates, values)
             Q += q
             grad += gr.toarray()
-        runs = (pool.map if pool else map)(lambda b: b.solve(z), self.batches)
-        for b, (x, dz) in zip(self.batches, runs):
+        def run(b: _Batch) -> tuple[np.ndarray, np.ndarray] | None:
+            return b.solve(z) if time.perf_counter() < deadline else None
+
+        for b, out in zip(self.batches, (pool.map if pool else map)(run, self.batches)):
+            if out is None:
+                return None
+            x, dz = out
             Q[b.agg] += b.c @ x
             grad[:, b.agg] += dz
             values[b.cols] = x
@@ -543,9 +552,13 @@ def solve_benders(
     best: tuple[float, np.ndarray | None] = (np.inf, None)
 
     def evaluate(z: np.ndarray) -> float:
-        """Add the cuts at z and keep it as the best plan when it is one; its total cost."""
+        """Add the cuts at z and keep it as the best plan when it is one; its total cost
+        (inf when the time limit stopped the evaluation)."""
         nonlocal best
-        Q, grad, values = rec.evaluate(z, pool)
+        evaluated = rec.evaluate(z, pool, deadline)
+        if evaluated is None:
+            return np.inf
+        Q, grad, values = evaluated
         cuts.add(z, Q, grad)
         stats.cuts = len(cuts)
         value = master.cost(z) + float(Q.sum())
@@ -564,7 +577,7 @@ def solve_benders(
         evaluate(lm.lb[F].copy())  # the smallest plan: a first cut, and a plan where it is feasible
         # phase 1: cuts from the LP relaxation of the master; its first round always runs (a tiny LP),
         # so even a run stopped at once reports a proven bound
-        while stats.lp_iterations < RELAXATION_ROUNDS:
+        while len(cuts) and stats.lp_iterations < RELAXATION_ROUNDS:
             out = solve_model(master.model(cuts, relax=True), MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS), 0.0)
             if out.x is None or out.objective is None:
                 break
@@ -580,7 +593,7 @@ def solve_benders(
             if relaxed_gap is not None and relaxed_gap <= gap * RELAXATION_GAP_SHARE:
                 break
         # phase 2: integer master, warm-started from the best plan so far
-        while left() > 0:
+        while len(cuts) and left() > 0:
             hint = None if best[1] is None else np.r_[best[1][F], cuts.theta(best[1][F], st.aggregates)]
             out = solve_model(
                 master.model(cuts), MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS), gap * MASTER_GAP_SHARE, hint=hint

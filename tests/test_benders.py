@@ -81,3 +81,23 @@ def test_extensive_solvers_agree_on_generated(seed):
         for s in ("highs", "scip")
     ]
     assert objs[0] == pytest.approx(objs[1], rel=2e-7)
+
+
+def test_an_evaluation_past_its_deadline_gives_no_plan():
+    """The time limit is kept even while the first plan is evaluated: a batch not yet
+    started when the deadline passes is skipped and the evaluation reports nothing."""
+    import numpy as np
+
+    from stockpile.benders import Recourse, Structure
+    from stockpile.instance import build_instance
+    from stockpile.model import build_model
+
+    data = generate(2, 3, 20, 6, seed=5)
+    lm = build_model(build_instance(validate(data)))
+    st = Structure.of(lm)
+    rec = Recourse.of(st)
+    assert rec.batches, "the generated config has lending, so its blocks go to the LP path"
+    z = lm.lb[st.first_cols].copy()
+    assert rec.evaluate(z, None, deadline=0.0) is None
+    Q, grad, values = rec.evaluate(z, None)
+    assert np.isfinite(Q).all() and grad.shape == (z.size, st.aggregates)
