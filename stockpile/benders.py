@@ -424,6 +424,7 @@ class Recourse:
             q, gr = self.closed.evaluate(z, st.aggregates, values)
             Q += q
             grad += gr.toarray()
+
         def run(b: _Batch) -> tuple[np.ndarray, np.ndarray] | None:
             return b.solve(z) if time.perf_counter() < deadline else None
 
