@@ -12,10 +12,12 @@ from pathlib import Path
 
 from .backends import relative_gap, solve_model
 from .benders import Progress, solve_benders
+from .canonical import canonical_schedule
 from .config import Config
 from .enums import Method, Status
 from .errors import InfeasibleConfig
 from .instance import Instance, build_instance, check_feasible
+from .limits import coverage_notes, holding_notes, limit_table
 from .model import LinearModel, build_model
 from .results import (
     Result,
@@ -26,6 +28,7 @@ from .results import (
     expected_coverage,
     flows,
     holdings_table,
+    lending_flows_table,
     lending_table,
     participant_costs,
     plan_from_solution,
@@ -104,7 +107,8 @@ def solve(cfg: Config, progress: Progress | None = None) -> Result:
         )
         return Result(summary.to_dict(), config=cfg.resolved_dict())
     summary = _summary(cfg, sizes, out.status, str(out.solver), **timing)
-    return assemble(cfg, inst, lm, out.x, out.objective, out.bound, summary)
+    x = canonical_schedule(inst, lm, out.x)
+    return assemble(cfg, inst, lm, x, out.objective, out.bound, summary)
 
 
 def assemble(
@@ -121,8 +125,12 @@ def assemble(
     check_objective(solver_objective, objective, reporting_shift(lm, x, plan))
     f = flows(inst, plan)
     coverage = coverage_table(inst, f)
-    holdings = holdings_table(inst, plan)
-    expected = expected_coverage(inst, coverage)
+    limits = limit_table(inst, plan, f)
+    held = holding_notes(inst, plan, limits)
+    holdings = holdings_table(inst, plan, held)
+    lent = lending_flows_table(inst, plan)
+    notes = coverage_notes(coverage, lent, inst, held, inst.initial + inst.lot * plan.lots)
+    expected = expected_coverage(inst, coverage, notes)
     summary.objective_usd = objective
     summary.best_bound_usd = bound
     summary.gap = relative_gap(objective, bound)
@@ -143,6 +151,8 @@ def assemble(
         coverage,
         expected,
         lending_table(inst, plan),
+        lent,
+        limits,
         cfg.resolved_dict(),
     )
 

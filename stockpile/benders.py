@@ -575,10 +575,11 @@ def solve_benders(
     lb = -np.inf
     repeated = False
     try:
-        evaluate(lm.lb[F].copy())  # the smallest plan: a first cut, and a plan where it is feasible
+        # the smallest plan: a first cut, and a plan where it is feasible; inf when the limit passed first
+        started = np.isfinite(evaluate(lm.lb[F].copy()))
         # phase 1: cuts from the LP relaxation of the master; its first round always runs (a tiny LP),
         # so even a run stopped at once reports a proven bound
-        while len(cuts) and stats.lp_iterations < RELAXATION_ROUNDS:
+        while started and stats.lp_iterations < RELAXATION_ROUNDS:
             out = solve_model(master.model(cuts, relax=True), MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS), 0.0)
             if out.x is None or out.objective is None:
                 break
@@ -594,7 +595,7 @@ def solve_benders(
             if relaxed_gap is not None and relaxed_gap <= gap * RELAXATION_GAP_SHARE:
                 break
         # phase 2: integer master, warm-started from the best plan so far
-        while len(cuts) and left() > 0:
+        while started and left() > 0:
             hint = None if best[1] is None else np.r_[best[1][F], cuts.theta(best[1][F], st.aggregates)]
             out = solve_model(
                 master.model(cuts), MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS), gap * MASTER_GAP_SHARE, hint=hint

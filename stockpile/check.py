@@ -236,6 +236,7 @@ def check_coverage(r: Run) -> Iterator[Violation]:
     delta = r.cfg["horizon"]["period_days"]
     per: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])  # days, covered days, covered, g
     unmet: dict[tuple, float] = defaultdict(float)
+    src: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])  # own t, borrowed t, their days
     for row in r.sched.itertuples(index=False):
         if row.shortfall_t > 0:
             k = (row.scenario, row.participant, row.mineral)
@@ -245,6 +246,10 @@ def check_coverage(r: Run) -> Iterator[Violation]:
             per[k][2] += covered
             per[k][3] += row.shortfall_t
             unmet[k] += row.unmet_t
+            src[k][0] += row.release_t
+            src[k][1] += row.borrowed_t
+            src[k][2] += delta * row.release_t / row.shortfall_t
+            src[k][3] += delta * row.borrowed_t / row.shortfall_t
     got = {(c.scenario, c.participant, c.mineral): c for c in r.cov.itertuples(index=False)}
     for k, (dd, cd, c, sh) in per.items():
         have = got.get(k)
@@ -256,12 +261,68 @@ def check_coverage(r: Run) -> Iterator[Violation]:
             ("coverage_days", have.coverage_days, cd),
             ("coverage_share", have.coverage_share, c / sh),
             ("unmet_t", have.unmet_t, unmet[k]),
+            ("own_t", have.own_t, src[k][0]),
+            ("borrowed_t", have.borrowed_t, src[k][1]),
+            ("own_coverage_days", have.own_coverage_days, src[k][2]),
+            ("borrowed_coverage_days", have.borrowed_coverage_days, src[k][3]),
         )
         for name, value, want in pairs:
             if not _close(value, want, rel=1e-5):
                 yield Violation("coverage arithmetic", f"coverage.csv {k}", f"{name} = {value:g}, expected {want:g}")
     for k in set(got) - set(per):
         yield Violation("coverage rows", "coverage.csv", f"row {k} has no shortfall")
+
+
+def check_release_order(r: Run) -> Iterator[Violation]:
+    """The canonical schedule (docs/model.md): no unmet shortfall in a period while the participant's
+    stock after it is above its floor, its release-rate headroom is positive, and it releases or
+    lends that mineral later in the same scenario."""
+    cfg, tol = r.cfg, r.tol
+    sched = r.sched.sort_values(["scenario", "participant", "mineral", "period"], kind="stable")
+    for (s, p, m), grp in sched.groupby(["scenario", "participant", "mineral"], sort=False):
+        lim = cfg["participants"][p]
+        hx = r.x[p, m]
+        eps = tol * max(1.0, hx)
+        out = (grp.release_t + grp.lent_t).to_numpy()
+        later = out[::-1].cumsum()[::-1] - out
+        for row, after in zip(grp.itertuples(index=False), later):
+            room = min(
+                row.unmet_t,
+                row.inventory_t - lim["reserve_floor"] * hx,
+                lim["release_rate_max"] * hx - row.release_t - row.lent_t,
+                after,
+            )
+            if room > eps:
+                yield Violation(
+                    "canonical schedule",
+                    f"schedule.csv ({s}, {p}, {m}, period {row.period})",
+                    f"{row.unmet_t:g} t unmet while {after:g} t leaves the store later and {room:g} t could go now",
+                )
+
+
+def check_lending_summary(r: Run, run_dir: Path) -> Iterator[Violation]:
+    """lending_flows.csv: expected tonnes and fees per (from, to, mineral) follow from lending.csv."""
+    path = run_dir / "lending_flows.csv"
+    if not path.exists():
+        return
+    flows = _read(run_dir, "lending_flows.csv")
+    prob = r.prob
+    arcs = {(a["from"], a["to"]): a for a in r.cfg["lending"]}
+    want: dict[tuple, float] = defaultdict(float)
+    for row in r.lend.itertuples(index=False):
+        want[row[1], row.to, row.mineral] += prob[row.scenario] * row.lent_t
+    got = {(row[0], row.to, row.mineral): row for row in flows.itertuples(index=False)}
+    for k in set(want) | set(got):
+        have = got.get(k)
+        if have is None:
+            if want[k] > r.tol:
+                yield Violation("lending flows", "lending_flows.csv", f"no row for {k}")
+            continue
+        fee = arcs[k[0], k[1]]["cost_usd_per_t"] * want.get(k, 0.0)
+        if not _close(have.expected_lent_t, want.get(k, 0.0)) or not _close(have.expected_fees_usd, fee):
+            yield Violation(
+                "lending flows", f"lending_flows.csv {k}", "expected tonnes or fees differ from lending.csv"
+            )
 
 
 def check_costs(r: Run) -> Iterator[Violation]:
@@ -282,7 +343,13 @@ def check_costs(r: Run) -> Iterator[Violation]:
 
 
 # The rules, in order: later ones read what earlier ones derived (holdings, recomputed costs).
-RULES: tuple[Callable[[Run], Iterator[Violation]], ...] = (check_holdings, check_schedule, check_coverage, check_costs)
+RULES: tuple[Callable[[Run], Iterator[Violation]], ...] = (
+    check_holdings,
+    check_schedule,
+    check_coverage,
+    check_release_order,
+    check_costs,
+)
 
 
 def check_run(run_dir: str | Path, tol: float = 1e-6) -> list[Violation]:
@@ -290,4 +357,4 @@ def check_run(run_dir: str | Path, tol: float = 1e-6) -> list[Violation]:
     r = read_run(run_dir, tol)
     if r.summary.get("status") not in ("optimal", "feasible"):
         return []  # nothing to verify: no plan was reported
-    return [v for rule in RULES for v in rule(r)]
+    return [v for rule in RULES for v in rule(r)] + list(check_lending_summary(r, Path(run_dir)))

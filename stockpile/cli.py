@@ -517,18 +517,15 @@ def schema() -> None:
 
 
 def show_result(result: Any, out_dir: Path) -> None:
-    """Compact terminal view: status and costs, holdings, expected coverage."""
+    """Compact terminal view: status, cost per participant, holdings and coverage, each with its why."""
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     s = result.summary
-    head = Table(title=f"{s['config_name']}: {s['status']}", show_header=False, title_justify="left")
+    head = _table(f"{s['config_name']}: {s['status']}", show_header=False)
     if result.has_solution:
         gap = s.get("gap")
         head.add_row("total cost", _money(s["objective_usd"]))
-        for k, v in s["costs"].items():
-            head.add_row(f"  {k.removesuffix('_usd').replace('_', ' ')}", _money(v))
         head.add_row("best bound", _money(s.get("best_bound_usd")))
         head.add_row("gap", "-" if gap is None else f"{gap:.2e}")
     head.add_row(
@@ -537,33 +534,89 @@ def show_result(result: Any, out_dir: Path) -> None:
         f"build {s.get('build_seconds', 0):.2f} s, solve {s.get('solve_seconds', 0):.2f} s",
     )
     console.print(head)
-    if result.has_solution:
-        h = result.holdings[result.holdings.holding_t > 0]
-        t = Table(title="holdings", title_justify="left")
-        for col in ("participant", "mineral", "tonnes", "acquired", "lots", "days"):
-            t.add_column(col, justify="left" if col in ("participant", "mineral") else "right")
-        for row in h.itertuples():
-            days = "-" if row.days_of_consumption != row.days_of_consumption else f"{row.days_of_consumption:,.0f}"
+    if not result.has_solution:
+        console.print(f"results in {out_dir}/")
+        return
+    console.print(_cost_table(s, result.lending_flows))
+    h = result.holdings
+    t = _table("holdings", "participant", "mineral", "tonnes", "acquired", "days", "why")
+    for row in h[h.holding_t > 0].itertuples():
+        days = "-" if row.days_of_consumption != row.days_of_consumption else f"{row.days_of_consumption:,.0f}"
+        t.add_row(
+            row.participant,
+            row.mineral,
+            f"{row.holding_t:,.1f}",
+            f"{row.acquired_t:,.1f}",
+            days,
+            row.note.split(":")[0],
+        )
+    console.print(t)
+    for row in h[h.holding_t <= 0].itertuples():
+        console.print(f"  {row.participant} {row.mineral}: {row.note}", highlight=False)
+    ec = result.expected_coverage
+    if not ec.empty:
+        t = _table(
+            "coverage given a disruption: expected days from own stock and borrowed; worst scenario's share",
+            "participant",
+            "mineral",
+            "P(hit)",
+            "disrupted",
+            "own",
+            "borrowed",
+            "share",
+            "worst",
+        )
+        for row in ec.itertuples():
             t.add_row(
-                row.participant, row.mineral, f"{row.holding_t:,.1f}", f"{row.acquired_t:,.1f}", f"{row.lots:,}", days
+                row.participant,
+                row.mineral,
+                f"{row.disruption_probability:.2f}",
+                f"{row.expected_disruption_days:,.1f}",
+                f"{row.own_coverage_days:,.1f}",
+                f"{row.borrowed_coverage_days:,.1f}",
+                f"{row.expected_coverage_share:.0%}",
+                f"{row.worst_coverage_share:.0%}",
             )
         console.print(t)
-        ec = result.expected_coverage
-        if not ec.empty:
-            t = Table(title="expected coverage given a disruption", title_justify="left")
-            for col in ("participant", "mineral", "P(hit)", "disrupted days", "covered days", "share"):
-                t.add_column(col, justify="left" if col in ("participant", "mineral") else "right")
-            for row in ec.itertuples():
-                t.add_row(
-                    row.participant,
-                    row.mineral,
-                    f"{row.disruption_probability:.2f}",
-                    f"{row.expected_disruption_days:,.1f}",
-                    f"{row.expected_coverage_days:,.1f}",
-                    f"{row.expected_coverage_share:.0%}",
-                )
-            console.print(t)
+        for row in ec[ec.borrowed_coverage_days > 0].itertuples():
+            console.print(f"  {row.participant} {row.mineral}: {row.note}", highlight=False)
     console.print(f"results in {out_dir}/")
+
+
+def _table(title: str, *columns: str, show_header: bool = True) -> Any:
+    """A compact rich table: text columns left, figures right."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), show_header=show_header)
+    for col in columns:
+        t.add_column(col, justify="left" if col in ("participant", "mineral", "why") else "right")
+    return t
+
+
+def _cost_table(s: dict, lending_flows: Any) -> Any:
+    """Cost per participant: what each pays (its parts sum to the total) and the fees it receives."""
+    from .fmt import money_short
+
+    received = lending_flows.groupby("from").expected_fees_usd.sum() if not lending_flows.empty else {}
+    t = _table(
+        "cost per participant (shortfall and lending fees expected; the borrower pays the fee)",
+        "party",
+        "acquire",
+        "fixed",
+        "holding",
+        "shortfall",
+        "fees paid",
+        "total",
+        "fees got",
+    )
+    by = s["costs_by_participant"]
+    rows = [(p, c, received.get(p, 0.0)) for p, c in by.items()]
+    rows.append(("all", {**s["costs"], "total_usd": s["objective_usd"]}, sum(r[2] for r in rows)))
+    for name, c, got in rows:
+        parts = [c["acquisition_usd"], c["fixed_usd"], c["holding_usd"], c["expected_shortfall_usd"]]
+        t.add_row(name, *(money_short(v) for v in [*parts, c["expected_lending_usd"], c["total_usd"], got]))
+    return t
 
 
 def main() -> None:

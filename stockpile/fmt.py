@@ -11,3 +11,14 @@ def money(x: float | None) -> str:
         if abs(x) >= div:
             return f"${x / div:,.2f}{unit}"
     return f"${x:,.0f}"
+
+
+def money_short(x: float | None) -> str:
+    """USD in three significant figures for narrow tables: $2.63bn, $976m, $91.8k."""
+    if x is None or x != x:
+        return "–"
+    for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            v = x / div
+            return f"${v:,.{max(0, 2 - len(str(int(abs(v)))) + 1)}f}{unit}"
+    return f"${x:,.0f}"

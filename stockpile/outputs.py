@@ -68,7 +68,15 @@ def write_json(data: dict, path: Path) -> None:
 
 
 # Every file of a run folder, in the order it is written: summary.json last marks it finished.
-RUN_TABLES = ("holdings.csv", "schedule.csv", "coverage.csv", "lending.csv", "expected_coverage.csv")
+RUN_TABLES = (
+    "holdings.csv",
+    "schedule.csv",
+    "coverage.csv",
+    "lending.csv",
+    "lending_flows.csv",
+    "limits.csv",
+    "expected_coverage.csv",
+)
 CONFIG_FILE = "config.resolved.yaml"
 FINISHED_FILE = "summary.json"
 RUN_FILES = (CONFIG_FILE, *RUN_TABLES, FINISHED_FILE)

@@ -35,6 +35,7 @@ HOLDINGS_COLUMNS = [
     "holding_t",
     "days_of_consumption",
     "acquisition_usd",
+    "note",
 ]
 SCHEDULE_COLUMNS = [
     "scenario",
@@ -56,6 +57,10 @@ COVERAGE_COLUMNS = [
     "coverage_days",
     "coverage_share",
     "unmet_t",
+    "own_t",
+    "borrowed_t",
+    "own_coverage_days",
+    "borrowed_coverage_days",
 ]
 LENDING_COLUMNS = ["scenario", "from", "to", "mineral", "period", "lent_t"]
 EXPECTED_COVERAGE_COLUMNS = [
@@ -65,6 +70,22 @@ EXPECTED_COVERAGE_COLUMNS = [
     "expected_disruption_days",
     "expected_coverage_days",
     "expected_coverage_share",
+    "own_t",
+    "borrowed_t",
+    "own_coverage_days",
+    "borrowed_coverage_days",
+    "worst_coverage_share",
+    "worst_scenario",
+    "note",
+]
+LENDING_FLOWS_COLUMNS = [
+    "from",
+    "to",
+    "mineral",
+    "expected_lent_t",
+    "expected_fees_usd",
+    "worst_lent_t",
+    "worst_scenario",
 ]
 
 
@@ -139,7 +160,8 @@ def check_objective(solver_objective: float, breakdown_total: float, shift: floa
         )
 
 
-def holdings_table(inst: Instance, plan: Plan) -> pd.DataFrame:
+def holdings_table(inst: Instance, plan: Plan, notes: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """One row per (participant, mineral); note: why it holds what it holds (``limits.holding_notes``)."""
     acquired = inst.lot * plan.lots
     holding = inst.initial + acquired
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -156,6 +178,7 @@ def holdings_table(inst: Instance, plan: Plan) -> pd.DataFrame:
             "holding_t": holding.ravel(),
             "days_of_consumption": days.ravel(),
             "acquisition_usd": (acquired * inst.price).ravel(),
+            "note": [notes.get((inst.participants[i], inst.minerals[j]), "") for i, j in zip(p, m)],
         },
         columns=HOLDINGS_COLUMNS,
     )
@@ -192,6 +215,27 @@ def flows(inst: Instance, plan: Plan) -> Flows:
     held = (inst.initial + inst.lot * plan.lots)[:, pairs["m"]].T  # (D, P)
     inv = clean(held[:, :, None] - np.cumsum(rel + lent, axis=-1))
     return Flows(pairs["s"], pairs["m"], short, rel, lent, bor, unmet, inv)
+
+
+def early_cover_gaps(inst: Instance, plan: Plan, f: Flows, tol: float = 1e-6) -> np.ndarray:
+    """(D, P, T) tonnes by which a schedule breaks the canonical rule (docs/model.md): unmet
+    shortfall in a period while the participant's stock after it is above its floor, its
+    release-rate headroom is positive, and it releases or lends that mineral later in the
+    scenario. Each gap is the most that could move to the earlier period at the same cost;
+    values under tol x max(1, holding) are zero.
+    """
+    held = (inst.initial + inst.lot * plan.lots)[:, f.pairs_m].T[:, :, None]  # (D, P, 1)
+    out = f.release + f.lent
+    later = np.cumsum(out[..., ::-1], axis=-1)[..., ::-1] - out  # outflow after t
+    room = np.minimum.reduce(
+        [
+            f.unmet,
+            f.inventory - inst.reserve_floor[None, :, None] * held,
+            inst.release_rate[None, :, None] * held - out,
+            later,
+        ]
+    )
+    return np.where(room > tol * np.maximum(1.0, held), room, 0.0)
 
 
 def schedule_table(inst: Instance, f: Flows) -> pd.DataFrame:
@@ -237,56 +281,105 @@ def lending_table(inst: Instance, plan: Plan) -> pd.DataFrame:
 
 
 def coverage_table(inst: Instance, f: Flows) -> pd.DataFrame:
-    """Coverage per (scenario, participant, mineral) with some shortfall.
+    """Coverage per (scenario, participant, mineral) with some shortfall, split by source.
 
     disruption_days = Delta * #{t: g_t > 0};  coverage_days = sum_{t: g_t > 0} Delta * covered_t / g_t;
-    coverage_share = sum covered / sum g;  covered = g - unmet.
+    coverage_share = sum covered / sum g;  covered = g - unmet = own release + borrowed (the demand
+    row), so own_coverage_days + borrowed_coverage_days = coverage_days with own_t = sum release,
+    borrowed_t = sum borrowed.
     """
     g = f.shortfall
-    covered = np.clip(g - f.unmet, 0.0, None)
     hit = g > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(hit, covered / np.where(hit, g, 1.0), 0.0)
+        per_g = np.where(hit, 1.0 / np.where(hit, g, 1.0), 0.0)
         total = g.sum(axis=-1)
+        covered = np.clip(g - f.unmet, 0.0, None)
         share = np.where(total > 0, covered.sum(axis=-1) / np.where(total > 0, total, 1.0), np.nan)
     delta = inst.period_days
     d, p = np.nonzero(total > 0)
+    days = lambda flow: clean(delta * (flow * per_g).sum(axis=-1)[d, p])
     return pd.DataFrame(
         {
             "scenario": np.array(inst.scenarios, dtype=object)[f.pairs_s[d]],
             "participant": np.array(inst.participants, dtype=object)[p],
             "mineral": np.array(inst.minerals, dtype=object)[f.pairs_m[d]],
             "disruption_days": delta * hit.sum(axis=-1)[d, p],
-            "coverage_days": clean(delta * frac.sum(axis=-1)[d, p]),
+            "coverage_days": days(covered),
             "coverage_share": clean(share[d, p]),
             "unmet_t": clean(f.unmet.sum(axis=-1)[d, p]),
+            "own_t": clean(f.release.sum(axis=-1)[d, p]),
+            "borrowed_t": clean(f.borrowed.sum(axis=-1)[d, p]),
+            "own_coverage_days": days(f.release),
+            "borrowed_coverage_days": days(f.borrowed),
         },
         columns=COVERAGE_COLUMNS,
     )
 
 
-def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
+def expected_coverage(inst: Instance, coverage: pd.DataFrame, notes: dict[tuple[str, str], str]) -> pd.DataFrame:
     """Probability-weighted coverage per (participant, mineral), over the scenarios that disrupt it.
 
     expected_coverage_days = sum_s pi_s coverage_days_s / sum_s pi_s over disrupting scenarios,
-    i.e. the coverage an analyst should expect *given* a disruption of that mineral.
+    i.e. the coverage an analyst should expect *given* a disruption of that mineral; own_t,
+    borrowed_t and their days are expected the same way. worst_coverage_share is the lowest
+    share over those scenarios, worst_scenario the first (in config order) that has it.
+    note: where the coverage comes from, or why nothing is held (``holding_notes``).
     """
     if coverage.empty:
         return pd.DataFrame(columns=EXPECTED_COVERAGE_COLUMNS)
-    prob = pd.Series(inst.prob, index=list(inst.scenarios))
-    df = coverage.assign(w=coverage["scenario"].map(prob))
-    df = df.assign(wd=df.w * df.disruption_days, wc=df.w * df.coverage_days, ws=df.w * df.coverage_share)
-    g = df.groupby(["participant", "mineral"], sort=False)[["w", "wd", "wc", "ws"]].sum().reset_index()
-    return pd.DataFrame(
+    order = {name: i for i, name in enumerate(inst.scenarios)}
+    df = coverage.assign(w=coverage["scenario"].map(dict(zip(inst.scenarios, inst.prob))))
+    mean_of = ["disruption_days", "coverage_days", "coverage_share", *EXPECTED_COVERAGE_COLUMNS[6:10]]
+    df = df.assign(**{f"w_{c}": df.w * df[c] for c in mean_of}, order=df["scenario"].map(order))
+    keys = ["participant", "mineral"]
+    g = df.groupby(keys, sort=False)[["w", *(f"w_{c}" for c in mean_of)]].sum()
+    worst = df.sort_values(["coverage_share", "order"], kind="stable").groupby(keys, sort=False).first()
+    worst = worst.reindex(g.index)
+    mean = {c: g[f"w_{c}"] / g.w for c in mean_of}
+    out = pd.DataFrame(
         {
-            "participant": g.participant,
-            "mineral": g.mineral,
             "disruption_probability": g.w,
-            "expected_disruption_days": g.wd / g.w,
-            "expected_coverage_days": g.wc / g.w,
-            "expected_coverage_share": g.ws / g.w,
+            "expected_disruption_days": mean["disruption_days"],
+            "expected_coverage_days": mean["coverage_days"],
+            "expected_coverage_share": mean["coverage_share"],
+            **{c: mean[c] for c in EXPECTED_COVERAGE_COLUMNS[6:10]},
+            "worst_coverage_share": worst.coverage_share,
+            "worst_scenario": worst.scenario,
         }
+    ).reset_index()
+    out["note"] = [notes.get((r.participant, r.mineral), "") for r in out.itertuples()]
+    return out[EXPECTED_COVERAGE_COLUMNS]
+
+
+def lending_flows_table(inst: Instance, plan: Plan) -> pd.DataFrame:
+    """Expected tonnes and fees per (lender, borrower, mineral) over the scenarios, and the worst one.
+
+    expected_lent_t = sum_s pi_s sum_t l; expected_fees_usd = expected_lent_t * cost_usd_per_t
+    (paid by the borrower); worst_lent_t: the most lent in one scenario (worst_scenario).
+    """
+    lc = plan.lending
+    if not plan.lend.size or not (plan.lend > 0).any():
+        return pd.DataFrame(columns=LENDING_FLOWS_COLUMNS)
+    am, inv = inst.axes.unique(lc, ("a", "m"))
+    per_s = np.zeros((am["a"].size, len(inst.scenarios)))
+    np.add.at(per_s, (inv, lc["s"]), plan.lend)
+    per_s = clean(per_s)
+    expected = per_s @ inst.prob
+    worst = per_s.argmax(axis=1)  # first scenario (config order) with the most lent
+    parts = np.array(inst.participants, dtype=object)
+    df = pd.DataFrame(
+        {
+            "from": parts[inst.arc_from[am["a"]]],
+            "to": parts[inst.arc_to[am["a"]]],
+            "mineral": np.array(inst.minerals, dtype=object)[am["m"]],
+            "expected_lent_t": expected,
+            "expected_fees_usd": expected * inst.arc_cost[am["a"]],
+            "worst_lent_t": per_s.max(axis=1),
+            "worst_scenario": np.array(inst.scenarios, dtype=object)[worst],
+        },
+        columns=LENDING_FLOWS_COLUMNS,
     )
+    return df[df.worst_lent_t > 0].reset_index(drop=True)
 
 
 @dataclass
@@ -335,6 +428,8 @@ class Result:
     coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))
     expected_coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EXPECTED_COVERAGE_COLUMNS))
     lending: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LENDING_COLUMNS))
+    lending_flows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LENDING_FLOWS_COLUMNS))
+    limits: pd.DataFrame = field(default_factory=pd.DataFrame)
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -352,6 +447,8 @@ class Result:
             "schedule.csv": self.schedule,
             "coverage.csv": self.coverage,
             "lending.csv": self.lending,
+            "lending_flows.csv": self.lending_flows,
+            "limits.csv": self.limits,
         }
         if not self.expected_coverage.empty:
             out["expected_coverage.csv"] = self.expected_coverage

@@ -176,8 +176,11 @@ def test_added_family_reaches_both_methods(tmp_path, monkeypatch):
     monkeypatch.setattr(mdl, "FAMILIES", mdl.FAMILIES + (define_no_release,))
     data = generate(2, 5, 10, 12, seed=1)
     data["solver"]["relative_gap"] = 1e-7
-    ext = solve_dict(tmp_path, data, "ext", method="extensive")
-    ben = solve_dict(tmp_path, data, "ben", method="benders")  # solve_dict runs stockpile check on both
+    # solve_dict runs stockpile check on both; the canonical-schedule rule moves a later outflow to an
+    # earlier own release, which this family forbids, so only that rule does not apply here
+    skip = ("canonical schedule",)
+    ext = solve_dict(tmp_path, data, "ext", skip, method="extensive")
+    ben = solve_dict(tmp_path, data, "ben", skip, method="benders")
     assert ext.status == ben.status == "optimal"
     assert ben.summary["objective_usd"] == pytest.approx(ext.summary["objective_usd"], rel=1e-6)
     assert ext.schedule.release_t.sum() == 0 and ben.schedule.release_t.sum() == 0

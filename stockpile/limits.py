@@ -1,0 +1,282 @@
+"""Stage 5 of the flow: how much of each regulatory limit a plan uses, and whether it binds.
+
+One row per limit instance (a participant's budget, a participant-mineral's
+acquisition ceiling, a lending arc's share...), in the limit's own unit. A limit
+*binds* when its slack is smaller than one lot's worth in that unit: the next lot
+the plan could want does not fit. ``explain.py`` adds what relaxing each one is worth.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from .fmt import money
+from .instance import DAYS_PER_YEAR, Instance
+from .results import Flows, Plan, clean
+
+log = logging.getLogger(__name__)
+
+LIMIT_COLUMNS = ["limit", "participant", "mineral", "arc", "value", "used", "slack", "binds"]
+# slack in tonnes below this share of a holding is solver noise, not room
+NOISE = 1e-7
+
+
+class Limit:
+    """The limit kinds, named by their config keys (lending_max_share is lending.*.max_share)."""
+
+    BUDGET = "budget_usd"
+    STORAGE = "storage_capacity_t"
+    ACQUISITION = "max_acquisition_t"
+    MIN_DAYS = "min_days"
+    RATE = "release_rate_max"
+    FLOOR = "reserve_floor"
+    LENDING = "lending_max_share"
+
+    ALL = (BUDGET, STORAGE, ACQUISITION, MIN_DAYS, RATE, FLOOR, LENDING)
+
+
+def arc_label(inst: Instance, a: int) -> str:
+    return f"{inst.participants[inst.arc_from[a]]}->{inst.participants[inst.arc_to[a]]}"
+
+
+def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
+    """value, used, slack (room left, in the limit's unit) and binds for every limit the config sets.
+
+    budget_usd: used = acquisition + fixed spend; binds when the slack is below the price of one
+    more lot of some mineral still under its ceiling. storage_capacity_t: the same in tonnes.
+    max_acquisition_t: used = acquired tonnes; binds when slack < one lot. min_days (a lower
+    limit): used = days held, slack = used - value; binds when slack < one lot's days.
+    release_rate_max: used = the largest share of a holding released and lent in one period;
+    reserve_floor: used = the smallest share kept at the end of a scenario; lending_max_share:
+    used = the largest share of the lender's holding lent over a scenario. These three bind
+    when, in some scenario where the holding moves, the room left is under one lot of tonnes.
+    """
+    rows: list[tuple] = []
+    P, M = inst.consumption.shape
+    lot, n = inst.lot, plan.lots
+    acquired = n * lot
+    x = inst.initial + acquired
+    _, n_cap = inst.lot_range()
+    can_buy = n < n_cap  # another lot is within the acquisition ceiling
+    spend = (acquired * inst.price).sum(axis=1) + np.where(n > 0, inst.fixed_cost, 0.0).sum(axis=1)
+    lot_price = np.where(can_buy, lot * inst.price, 0.0)
+    for p in range(P):
+        name = inst.participants[p]
+        if np.isfinite(inst.budget[p]):
+            slack = inst.budget[p] - spend[p]
+            rows.append((Limit.BUDGET, name, "", "", inst.budget[p], spend[p], slack, slack < lot_price[p].max()))
+        if np.isfinite(inst.storage[p]):
+            used = x[p].sum()
+            slack = inst.storage[p] - used
+            rows.append(
+                (Limit.STORAGE, name, "", "", inst.storage[p], used, slack, slack < lot[can_buy[p]].max(initial=0))
+            )
+    for p, m in zip(*np.nonzero(np.isfinite(inst.max_acquisition))):
+        slack = inst.max_acquisition[p, m] - acquired[p, m]
+        rows.append(
+            (
+                Limit.ACQUISITION,
+                inst.participants[p],
+                inst.minerals[m],
+                "",
+                inst.max_acquisition[p, m],
+                acquired[p, m],
+                slack,
+                slack < lot[m] - NOISE,
+            )
+        )
+    for p, m in zip(*np.nonzero((inst.min_days > 0) & (inst.consumption > 0))):
+        days_per_t = DAYS_PER_YEAR / inst.consumption[p, m]
+        held = x[p, m] * days_per_t
+        slack = held - inst.min_days[p, m]
+        rows.append(
+            (
+                Limit.MIN_DAYS,
+                inst.participants[p],
+                inst.minerals[m],
+                "",
+                inst.min_days[p, m],
+                held,
+                slack,
+                bool(n[p, m] > 0 and slack < lot[m] * days_per_t),
+            )
+        )
+    # the disrupted (scenario, mineral) pairs of the flows: holding x_dp and one lot per pair
+    xd = x[:, f.pairs_m].T  # (D, P)
+    lot_d = lot[f.pairs_m][:, None] + NOISE * xd
+    out = f.release + f.lent  # (D, P, T) what leaves each giver's store
+    total = out.sum(axis=-1)
+    moves = total > 0
+    safe = np.where(xd > 0, xd, 1.0)
+    for p in np.nonzero(inst.release_rate < 1.0)[0]:
+        room = inst.release_rate[p] * xd[:, p, None] - out[:, p]
+        binds = ((out[:, p] > 0) & (room < lot_d[:, p, None])).any()
+        used = (out[:, p] / safe[:, p, None]).max(initial=0.0)
+        rows.append(
+            (
+                Limit.RATE,
+                inst.participants[p],
+                "",
+                "",
+                inst.release_rate[p],
+                used,
+                inst.release_rate[p] - used,
+                bool(binds),
+            )
+        )
+    for p in np.nonzero(inst.reserve_floor > 0)[0]:
+        left = xd[:, p] - total[:, p]
+        room = left - inst.reserve_floor[p] * xd[:, p]
+        binds = (moves[:, p] & (room < lot_d[:, p])).any()
+        used = np.where(moves[:, p], left / safe[:, p], 1.0).min(initial=1.0)
+        rows.append(
+            (
+                Limit.FLOOR,
+                inst.participants[p],
+                "",
+                "",
+                inst.reserve_floor[p],
+                used,
+                used - inst.reserve_floor[p],
+                bool(binds),
+            )
+        )
+    lent = arc_lent(inst, plan, f)  # (D, A)
+    for a in np.nonzero(inst.arc_share < 1.0)[0]:
+        g = inst.arc_from[a]
+        room = inst.arc_share[a] * xd[:, g] - lent[:, a]
+        binds = ((lent[:, a] > 0) & (room < lot_d[:, g])).any()
+        used = (lent[:, a] / safe[:, g]).max(initial=0.0)
+        rows.append(
+            (
+                Limit.LENDING,
+                inst.participants[g],
+                "",
+                arc_label(inst, a),
+                inst.arc_share[a],
+                used,
+                inst.arc_share[a] - used,
+                bool(binds),
+            )
+        )
+    df = pd.DataFrame(rows, columns=LIMIT_COLUMNS)
+    for col in ("used", "slack"):
+        df[col] = clean(df[col].to_numpy(dtype=float))
+    return df.astype({"value": float, "used": float, "slack": float, "binds": bool})
+
+
+def arc_lent(inst: Instance, plan: Plan, f: Flows) -> np.ndarray:
+    """Tonnes lent on each arc over each disrupted (scenario, mineral) pair of the flows, (D, A)."""
+    axes = inst.axes
+    keys = axes.key({"s": f.pairs_s, "m": f.pairs_m}, ("s", "m"))
+    d = np.searchsorted(keys, axes.key(plan.lending, ("s", "m")))
+    out = np.zeros((keys.size, inst.arc_from.size))
+    np.add.at(out, (d, plan.lending["a"]), plan.lend)
+    return out
+
+
+def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """Why each (participant, mineral) holds what it holds, in one phrase: the limit that forces
+    or stops it, or the cost against the most the holding could save.
+
+    The bound on the saving: a tonne held covers at most one tonne of shortfall in each
+    scenario that disrupts the holder or a partner it may lend to, at shortfall_cost_usd_per_t,
+    and only its (1 - reserve_floor) share may leave: P(hit) * shortfall cost * (1 - floor).
+    """
+    lot, n = inst.lot, plan.lots
+    acquired = n * lot
+    x = inst.initial + acquired
+    hit = inst.shortfall.sum(axis=-1) > 0  # (S, P, M)
+    reach = hit.copy()
+    for a in range(inst.arc_from.size):
+        reach[:, inst.arc_from[a]] |= hit[:, inst.arc_to[a]] & inst.arc_minerals[a][None, :]
+    p_reach = np.einsum("s,spm->pm", inst.prob, reach)
+    binding = {(r.limit, r.participant, r.mineral) for r in limits.itertuples() if r.binds}
+    slack = {(r.limit, r.participant): r.slack for r in limits.itertuples()}
+    _, n_cap = inst.lot_range()
+    borrows = np.empty(x.shape, dtype=object)
+    borrows.fill(())
+    if plan.lend.size:
+        lc, lent = plan.lending, plan.lend > 0
+        for p, m, a in sorted(set(zip(lc["p"][lent], lc["m"][lent], lc["a"][lent]))):
+            borrows[p, m] = (*borrows[p, m], inst.participants[inst.arc_from[a]])
+    out = {}
+    for p, pname in enumerate(inst.participants):
+        for m, mname in enumerate(inst.minerals):
+            if x[p, m] > 0:
+                if (Limit.MIN_DAYS, pname, mname) in binding:
+                    note = f"min_days binds: bought to hold {inst.min_days[p, m]:g} days"
+                elif (Limit.ACQUISITION, pname, mname) in binding:
+                    note = "max_acquisition_t binds: more would pay"
+                elif acquired[p, m] == 0:
+                    note = "initial stock: another lot does not pay"
+                elif not reach[:, p, m].any():
+                    note = "not disrupted: no scenario disrupts it"
+                else:
+                    note = "bought: saves more expected shortfall than it costs"
+            elif not reach[:, p, m].any():
+                note = "nothing held: no scenario disrupts it or a partner it lends to"
+            elif n_cap[p, m] <= 0:
+                note = "nothing held: max_acquisition_t allows no lot"
+            elif (Limit.BUDGET, pname, "") in binding and slack[(Limit.BUDGET, pname)] < lot[m] * inst.price[m]:
+                note = (
+                    f"nothing held: budget_usd binds ({money(slack[(Limit.BUDGET, pname)])} left, "
+                    f"a lot costs {money(lot[m] * inst.price[m])})"
+                )
+            elif (Limit.STORAGE, pname, "") in binding and slack[(Limit.STORAGE, pname)] < lot[m]:
+                note = "nothing held: storage_capacity_t binds"
+            elif borrows[p, m]:
+                note = f"nothing held: borrowing from {', '.join(borrows[p, m])} costs less than holding"
+            else:
+                per_t = inst.price[m] + inst.holding_cost[m] * inst.holding_years
+                saving = p_reach[p, m] * inst.shortfall_cost[m] * (1.0 - inst.reserve_floor[p])
+                fixed = f" plus a {money(inst.fixed_cost[p, m])} programme" if inst.fixed_cost[p, m] > 0 else ""
+                cost = f"buying and holding costs {money(per_t)}/t{fixed}"
+                note = (
+                    f"nothing held: not worth its cost at P(hit) {p_reach[p, m]:.2f}: {cost}, "
+                    f"and saves at most {money(saving)}/t"
+                    if per_t >= saving
+                    else f"nothing held: no lot pays for itself at P(hit) {p_reach[p, m]:.2f} ({cost}; "
+                    f"the saving stays under its bound of {money(saving)}/t)"
+                )
+            out[(pname, mname)] = note
+    return out
+
+
+def coverage_notes(
+    coverage: pd.DataFrame, flows_table: pd.DataFrame, inst: Instance, held: dict[tuple[str, str], str], x: np.ndarray
+) -> dict[tuple[str, str], str]:
+    """Where each disrupted (participant, mineral)'s coverage comes from, expected given a disruption:
+    own stock, borrowed (from whom), or nothing and why (the holding note)."""
+    if coverage.empty:
+        return {}
+    prob = dict(zip(inst.scenarios, inst.prob))
+    df = coverage.assign(w=coverage.scenario.map(prob))
+    g = (
+        df.assign(o=df.w * df.own_coverage_days, b=df.w * df.borrowed_coverage_days)
+        .groupby(["participant", "mineral"], sort=False)[["w", "o", "b"]]
+        .sum()
+    )
+    lenders = flows_table.groupby(["to", "mineral"])["from"].agg(lambda s: ", ".join(sorted(set(s))))
+    p_of = {p: i for i, p in enumerate(inst.participants)}
+    m_of = {m: i for i, m in enumerate(inst.minerals)}
+    out = {}
+    for (p, m), row in g.iterrows():
+        own, bor = row.o / row.w, row.b / row.w
+        src = lenders.get((p, m), "partners")
+        has = x[p_of[p], m_of[m]] > 0
+        if bor > 0 and own > 0:
+            note = f"own {own:,.1f} d + borrowed {bor:,.1f} d from {src}"
+        elif bor > 0:
+            note = f"{'own stock kept back' if has else 'no own stock'}: all {bor:,.1f} d borrowed from {src}"
+        elif own > 0:
+            note = "own stock"
+        elif has:
+            note = "own stock kept back (reserve floor, release rate or lent to partners)"
+        else:
+            note = held[(p, m)]
+        out[(p, m)] = note
+    return out
