@@ -10,6 +10,8 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .backends import relative_gap, solve_model
 from .benders import Progress, solve_benders
 from .canonical import canonical_schedule
@@ -60,21 +62,24 @@ def _summary(cfg: Config, sizes: dict[str, int], status: Status, solver: str, **
     )
 
 
-def solve(cfg: Config, progress: Progress | None = None) -> Result:
+def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[str, int]] | None = None) -> Result:
     """Solve a validated config and return its result tables.
 
     An infeasible config returns a Result with status ``infeasible`` and the
     limits that conflict in ``summary["reasons"]``; it does not raise.
     progress(phase, best cost, lower bound) is called as the decomposition iterates.
+    lots ({participant: {mineral: lots}}, absent: 0): evaluate this first-stage plan instead of
+    optimising one; its recourse is still optimal per scenario (EEV, out-of-sample costs).
     """
     t0 = time.perf_counter()
     inst = build_instance(cfg)
-    reasons = check_feasible(inst)
+    fixed = None if lots is None else lot_array(inst, lots)
+    reasons = check_feasible(inst) if fixed is None else plan_problems(inst, fixed)
     if reasons:
         log.info("%s: the limits admit no plan", cfg.name)
         summary = _summary(cfg, inst.sizes, Status.INFEASIBLE, str(cfg.solver.name), reasons=reasons)
         return Result(summary.to_dict(), config=cfg.resolved_dict())
-    lm = build_model(inst)
+    lm = build_model(inst, fixed)
     build_seconds = time.perf_counter() - t0
     opts = cfg.solver
     gap = max(opts.relative_gap, MIN_RELATIVE_GAP)
@@ -98,6 +103,7 @@ def solve(cfg: Config, progress: Progress | None = None) -> Result:
         "build_seconds": round(build_seconds, 4),
         "solve_seconds": round(out.seconds, 4),
         "iterations": iterations,
+        "fixed_lots": lots,
     }
     sizes = {**inst.sizes, **lm.sizes}
     if out.x is None or out.objective is None:
@@ -155,6 +161,33 @@ def assemble(
         limits,
         cfg.resolved_dict(),
     )
+
+
+def lot_array(inst: Instance, lots: dict[str, dict[str, int]]) -> np.ndarray:
+    """A {participant: {mineral: lots}} plan as a (P, M) array; unknown names are refused."""
+    out = np.zeros((len(inst.participants), len(inst.minerals)))
+    for p, per in lots.items():
+        for m, n in per.items():
+            if p not in inst.participants or m not in inst.minerals:
+                raise ValueError(f"the plan names {p}/{m}, which the config does not have")
+            out[inst.participants.index(p), inst.minerals.index(m)] = n
+    return out
+
+
+def plan_problems(inst: Instance, lots: np.ndarray) -> list[str]:
+    """Why a given first-stage plan breaks the config's first-stage limits; empty when it fits."""
+    n_min, n_cap = inst.lot_range()
+    spend = (lots * inst.lot * inst.price).sum(axis=1) + np.where(lots > 0, inst.fixed_cost, 0.0).sum(axis=1)
+    held = (inst.initial + lots * inst.lot).sum(axis=1)
+    out = []
+    for p, name in enumerate(inst.participants):
+        for m in np.nonzero((lots[p] < n_min[p] - 1e-9) | (lots[p] > n_cap[p] + 1e-9))[0]:
+            out.append(f"{name} {inst.minerals[m]}: {lots[p, m]:g} lots is outside min_days/max_acquisition_t")
+        if spend[p] > inst.budget[p] * (1 + 1e-9):
+            out.append(f"{name}: the plan spends {spend[p]:,.0f} USD over budget_usd {inst.budget[p]:,.0f}")
+        if held[p] > inst.storage[p] * (1 + 1e-9):
+            out.append(f"{name}: the plan holds {held[p]:,.0f} t over storage_capacity_t {inst.storage[p]:,.0f}")
+    return out
 
 
 def choose_method(method: Method, lm: LinearModel) -> Method:

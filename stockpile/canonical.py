@@ -62,7 +62,9 @@ def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> np.nda
     scale = np.where(scale > 0, scale, 1.0)
     cost_rows = sp.csr_matrix((cost / scale[block], (block, np.arange(cols.size))), shape=(keys.size, cols.size))
     target = np.bincount(block, cost * x[cols], keys.size) / scale
-    target += SAME_COST / 10 * np.abs(target) + FEAS_TOL  # GLOP calls a row held exactly at the solver's cost infeasible
+    target += (
+        SAME_COST / 10 * np.abs(target) + FEAS_TOL
+    )  # GLOP calls a row held exactly at the solver's cost infeasible
     weight = np.zeros(lm.c.size)
     u = lm.var_blocks["u"]
     weight[u.index] = (inst.periods - u.coords["t"]) / inst.periods

@@ -159,6 +159,12 @@ def cli(verbose: bool, debug: bool) -> None:
 )
 @click.option("--quiet", is_flag=True, help="Print only the output folder.")
 @click.option("--report", "with_report", is_flag=True, help="Also write report.html into the output folder.")
+@click.option(
+    "--explain",
+    "with_explain",
+    is_flag=True,
+    help="Also run `stockpile explain` on the run (limits.csv, explain.json).",
+)
 @user_errors
 def solve(
     config: str,
@@ -167,6 +173,7 @@ def solve(
     export_model: str | None,
     quiet: bool,
     with_report: bool,
+    with_explain: bool,
     **flags: Any,
 ) -> None:
     """Solve CONFIG and write summary.json, holdings, schedule and coverage CSVs."""
@@ -196,6 +203,8 @@ def solve(
         click.echo(str(out_dir))
     elif result.has_solution:
         show_result(result, out_dir)
+    if with_explain and result.has_solution:
+        _explain(out_dir, (), None, None, quiet)
     if with_report:
         from .report import write_report
 
@@ -383,6 +392,99 @@ def study(
     failed = df[df.status == "error"]
     if len(failed):
         raise UserError(f"{len(failed)} case(s) failed: {', '.join(failed.case)}", 1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--workers", type=click.IntRange(1, 4096), help="Parallel solves (default: every core).")
+@click.option("--scheduler", metavar="ADDRESS", help="Run on Dask: 'local' or tcp://host:8786.")
+@click.option(
+    "--step",
+    "steps",
+    multiple=True,
+    metavar="KIND=VALUE",
+    help="Relaxing step of a limit kind, in its unit or as a share with %% (budget_usd=20%%); repeatable.",
+)
+@user_errors
+def explain(run_dir: str, workers: int | None, scheduler: str | None, steps: tuple[str, ...]) -> None:
+    """What each limit of a run is worth and what planning for uncertainty is worth: limits.csv, explain.json."""
+    _explain(Path(run_dir), steps, workers, scheduler)
+
+
+def _explain(
+    run_dir: Path, steps: tuple[str, ...], workers: int | None, scheduler: str | None, quiet: bool = False
+) -> None:
+    from .explain import EXPLAIN_DIR, explain_cases_count, explain_run, parse_steps
+    from .study import resolve_workers
+
+    parsed = parse_steps(steps)
+    total = explain_cases_count(run_dir, parsed)
+    try:
+        with CaseProgress(total, "explain", resolve_workers(workers)) as progress:
+            table, measures = explain_run(run_dir, parsed, workers, scheduler, progress)
+    except KeyboardInterrupt:
+        raise _interrupted(run_dir / EXPLAIN_DIR, total) from None
+    if quiet:
+        return
+    show_explain(table, measures)
+    click.echo(f"limits.csv and explain.json in {run_dir}/ (re-solves in {run_dir / EXPLAIN_DIR}/)")
+
+
+def _num(v: float) -> str:
+    """3 significant figures, thousands separated, no exponent."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
+def show_explain(table: Any, measures: dict) -> None:
+    """Limits by what relaxing them saves, then the value of information and of the stochastic solution."""
+    from rich.console import Console
+
+    from .fmt import money_short
+
+    console = Console()
+    t = _table(
+        "limits by what relaxing each by its step saves (* binds; delta < 0 saves; dual: $ per unit)",
+        "limit",
+        "who",
+        "used/value",
+        "dual",
+        "step",
+        "delta",
+    )
+    t.pad_edge = False
+
+    def fig(kind: str, v: float) -> str:
+        if v != v:
+            return "-"
+        if kind.endswith("_usd"):
+            return money_short(v)
+        return f"{v:.0%}" if kind in ("release_rate_max", "reserve_floor", "lending_max_share") else _num(v)
+
+    order = table.assign(_d=table.delta_objective_usd.fillna(0.0)).sort_values("_d", kind="stable")
+    for r in order.itertuples():
+        t.add_row(
+            r.limit,
+            r.arc or " ".join(x for x in (r.participant, r.mineral) if x),
+            f"{fig(r.limit, r.used)}/{fig(r.limit, r.value)}{'*' if r.binds else ''}",
+            "-" if r.dual_usd_per_unit != r.dual_usd_per_unit else money_short(r.dual_usd_per_unit),
+            fig(r.limit, r.step) if r.limit.endswith("_usd") or r.step != r.step else f"{r.step:+,.3g}",
+            "-" if r.delta_objective_usd != r.delta_objective_usd else money_short(r.delta_objective_usd),
+        )
+    console.print(t)
+    m = measures
+    console.print(
+        f"RP {_money(m['rp_usd'])} (this plan) · WS {_money(m['ws_usd'])} (each scenario foreseen) · "
+        f"EVPI {_money(m['evpi_usd'])}",
+        highlight=False,
+    )
+    if m.get("vss_usd") is not None:
+        console.print(
+            f"EV {_money(m['ev_usd'])} (planning for the average disruption) · EEV {_money(m['eev_usd'])} "
+            f"(that plan facing the real scenarios) · VSS {_money(m['vss_usd'])}",
+            highlight=False,
+        )
+    else:
+        console.print(f"EV: {m.get('ev_status')} ({'; '.join(m.get('ev_reasons', []))}); no VSS", highlight=False)
 
 
 @cli.command()
@@ -590,7 +692,10 @@ def _table(title: str, *columns: str, show_header: bool = True) -> Any:
 
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), show_header=show_header)
     for col in columns:
-        t.add_column(col, justify="left" if col in ("participant", "mineral", "why") else "right")
+        left = col in ("participant", "mineral", "why", "limit", "who")
+        t.add_column(
+            col, justify="left" if left else "right", no_wrap=col in ("limit", "who", "used/value", "dual", "delta")
+        )
     return t
 
 

@@ -7,8 +7,10 @@ def money(x: float | None) -> str:
     """USD for people: $2.63bn, $976.19m, $92.84k; a dash when there is no figure."""
     if x is None or x != x:
         return "–"
+    if x < 0:
+        return "-" + money(-x)
     for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
+        if x >= div:
             return f"${x / div:,.2f}{unit}"
     return f"${x:,.0f}"
 
@@ -17,8 +19,10 @@ def money_short(x: float | None) -> str:
     """USD in three significant figures for narrow tables: $2.63bn, $976m, $91.8k."""
     if x is None or x != x:
         return "–"
+    if x < 0:
+        return "-" + money_short(-x)
     for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
-        if abs(x) >= div:
+        if x >= div:
             v = x / div
             return f"${v:,.{max(0, 2 - len(str(int(abs(v)))) + 1)}f}{unit}"
     return f"${x:,.0f}"

@@ -111,7 +111,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
     total = out.sum(axis=-1)
     moves = total > 0
     safe = np.where(xd > 0, xd, 1.0)
-    for p in np.nonzero(inst.release_rate < 1.0)[0]:
+    for p in np.nonzero(inst.release_rate < 1.0)[0].tolist():
         room = inst.release_rate[p] * xd[:, p, None] - out[:, p]
         binds = ((out[:, p] > 0) & (room < lot_d[:, p, None])).any()
         used = (out[:, p] / safe[:, p, None]).max(initial=0.0)
@@ -127,7 +127,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
                 bool(binds),
             )
         )
-    for p in np.nonzero(inst.reserve_floor > 0)[0]:
+    for p in np.nonzero(inst.reserve_floor > 0)[0].tolist():
         left = xd[:, p] - total[:, p]
         room = left - inst.reserve_floor[p] * xd[:, p]
         binds = (moves[:, p] & (room < lot_d[:, p])).any()
@@ -145,7 +145,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
             )
         )
     lent = arc_lent(inst, plan, f)  # (D, A)
-    for a in np.nonzero(inst.arc_share < 1.0)[0]:
+    for a in np.nonzero(inst.arc_share < 1.0)[0].tolist():
         g = inst.arc_from[a]
         room = inst.arc_share[a] * xd[:, g] - lent[:, a]
         binds = ((lent[:, a] > 0) & (room < lot_d[:, g])).any()

@@ -613,9 +613,13 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 
-def build_model(inst: Instance) -> LinearModel:
-    """The extensive form: every scenario's recourse in one MIP."""
-    n_min, n_max = lot_bounds(inst)
+def build_model(inst: Instance, lots: np.ndarray | None = None) -> LinearModel:
+    """The extensive form: every scenario's recourse in one MIP.
+
+    lots (P, M): a first-stage plan to evaluate rather than optimise (n_min = n_max = lots):
+    the expected cost of a given plan with its recourse re-optimised per scenario.
+    """
+    n_min, n_max = lot_bounds(inst) if lots is None else (lots.astype(float), lots.astype(float))
     ctx = Context(inst, find_cells(inst), n_min, n_max)
     b = Builder(inst.axes)
     for define in FAMILIES:

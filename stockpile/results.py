@@ -407,6 +407,7 @@ class Summary:
     build_seconds: float | None = None
     solve_seconds: float | None = None
     iterations: dict[str, int] | None = None
+    fixed_lots: dict[str, dict[str, int]] | None = None  # the first-stage plan evaluated, when one was given
     reasons: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:

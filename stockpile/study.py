@@ -15,6 +15,7 @@ holds the same config hash is finished and is not solved again.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import io
 import itertools
 import json
@@ -76,10 +77,14 @@ class Case:
     name: str
     overrides: dict[str, Any]
     config: Config
+    lots: dict[str, dict[str, int]] | None = None  # a first-stage plan to evaluate instead of optimise
 
     @property
     def hash(self) -> str:
-        return self.config.hash()
+        if self.lots is None:
+            return self.config.hash()
+        text = json.dumps(self.lots, sort_keys=True)
+        return hashlib.sha256((self.config.hash() + text).encode()).hexdigest()[:16]
 
 
 def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> list[Case]:
@@ -146,13 +151,18 @@ def run_case(payload: dict) -> dict:
     cfg = validate(payload["config"], f"case {payload['name']}")
     cfg._provenance = payload["provenance"]
     start = time.perf_counter()
-    result = solve(cfg)
+    result = solve(cfg, lots=payload.get("lots"))
     files = run_files(result.summary, result.tables(), result.config)
     return {"name": payload["name"], "summary": result.summary, "files": files, "seconds": time.perf_counter() - start}
 
 
 def _payload(case: Case) -> dict:
-    return {"name": case.name, "config": case.config.resolved_dict(), "provenance": case.config.provenance}
+    return {
+        "name": case.name,
+        "config": case.config.resolved_dict(),
+        "provenance": case.config.provenance,
+        "lots": case.lots,
+    }
 
 
 def _store(out: Path, answer: dict) -> None:
@@ -167,7 +177,8 @@ def finished_summary(out: Path, case: Case) -> dict | None:
         summary = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return summary if summary.get("config_hash") == case.hash else None
+    same = summary.get("config_hash") == case.config.hash() and summary.get("fixed_lots") == case.lots
+    return summary if same else None
 
 
 # ----------------------------------------------------------------------------

@@ -1,0 +1,296 @@
+"""What each limit is worth and what planning for uncertainty is worth (``stockpile explain``).
+
+Reads a finished run folder and answers, from re-solves of its ``config.resolved.yaml``:
+
+* ``limits.csv``: every limit the config sets (``limits.limit_table``) with
+  ``dual_usd_per_unit``, the LP dual with the run's lots fixed (dollars saved per unit the
+  limit is relaxed: release_rate_max, reserve_floor and lending_max_share act on the
+  continuous recourse; budgets, storage, acquisition ceilings and min_days act only on whole
+  lots, where an LP dual means nothing, so it is left empty), and ``delta_objective_usd``,
+  the optimum with only this limit relaxed by ``step`` minus the run's objective (negative:
+  relaxing it saves), solved to the run's gap;
+* ``explain.json``: RP, WS, EVPI, EV, EEV and VSS as defined in docs/model.md.
+
+Every re-solve is a study case (``explain/cases/<name>``), run in parallel by the study
+runner, so an interrupted explain keeps what it finished and resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, apply_overrides, read_yaml, validate
+from .errors import OptionError
+from .instance import Instance, build_instance
+from .limits import LIMIT_COLUMNS, Limit
+from .outputs import CONFIG_FILE, FINISHED_FILE, write_csv, write_json
+from .study import Case, Progress, Results, run_cases
+
+log = logging.getLogger(__name__)
+
+EXPLAIN_DIR = "explain"
+LIMITS_FILE = "limits.csv"
+EXPLAIN_FILE = "explain.json"
+EXPLAIN_COLUMNS = [*LIMIT_COLUMNS, "dual_usd_per_unit", "step", "relaxed_value", "delta_objective_usd", "override"]
+
+# relaxing step per limit kind: (size, relative?) -- relative steps are a share of the value
+DEFAULT_STEPS: dict[str, tuple[float, bool]] = {
+    Limit.BUDGET: (0.10, True),
+    Limit.STORAGE: (0.10, True),
+    Limit.ACQUISITION: (0.10, True),
+    Limit.RATE: (0.10, True),
+    Limit.MIN_DAYS: (0.10, True),
+    Limit.FLOOR: (0.05, False),
+    Limit.LENDING: (0.10, False),
+}
+# limits that are lower bounds: relaxing them lowers the value
+LOWER_LIMITS = (Limit.MIN_DAYS, Limit.FLOOR)
+# shares cannot leave [0, 1]
+SHARE_LIMITS = (Limit.RATE, Limit.FLOOR, Limit.LENDING)
+
+
+def parse_steps(texts: tuple[str, ...] | list[str]) -> dict[str, tuple[float, bool]]:
+    """``--step KIND=VALUE``: VALUE in the limit's unit, or a share of it with '%' (``budget_usd=20%``)."""
+    steps = dict(DEFAULT_STEPS)
+    for text in texts:
+        kind, _, raw = text.partition("=")
+        kind, raw = kind.strip(), raw.strip()
+        if kind not in DEFAULT_STEPS:
+            raise OptionError(f"--step {text}: unknown limit {kind!r}; expected one of {', '.join(DEFAULT_STEPS)}")
+        m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(%?)", raw)
+        if not m or float(m.group(1)) <= 0:
+            raise OptionError(f"--step {text}: expected a positive number, or a percentage like 10%")
+        value = float(m.group(1))
+        steps[kind] = (value / 100, True) if m.group(2) else (value, False)
+    return steps
+
+
+@dataclass
+class Relaxation:
+    """One limit instance relaxed by its step: the case that solves it and the override that sets it."""
+
+    row: int  # index in the limits table
+    step: float  # signed, in the limit's unit
+    relaxed: float
+    key: str
+    value: Any
+
+    @property
+    def override(self) -> str:
+        return f"{self.key}={json.dumps(self.value)}"
+
+
+def relaxations(inst: Instance, limits: pd.DataFrame, steps: dict[str, tuple[float, bool]]) -> list[Relaxation]:
+    """The override that relaxes each limit instance by its step (every other limit unchanged).
+
+    Per-participant mineral keys become a mapping listing every participant's value, so the
+    others keep theirs whether the config gave a scalar or a mapping.
+    """
+    out = []
+    for i, r in enumerate(limits.itertuples()):
+        size, relative = steps[r.limit]
+        step = size * r.value if relative else size
+        lower = r.limit in LOWER_LIMITS
+        relaxed = r.value - step if lower else r.value + step
+        if r.limit in SHARE_LIMITS:
+            relaxed = min(max(relaxed, 0.0), 1.0)
+        if relaxed == r.value:
+            continue  # nothing to relax (a share already at its end)
+        p = inst.participants.index(r.participant) if r.participant else -1
+        if r.limit in (Limit.BUDGET, Limit.STORAGE, Limit.RATE, Limit.FLOOR):
+            key, value = f"participants.{r.participant}.{r.limit}", relaxed
+        elif r.limit == Limit.LENDING:
+            a = [f"{inst.participants[f]}->{inst.participants[t]}" for f, t in zip(inst.arc_from, inst.arc_to)]
+            key, value = f"lending.{a.index(r.arc)}.max_share", relaxed
+        else:
+            m = inst.minerals.index(r.mineral)
+            table = inst.max_acquisition if r.limit == Limit.ACQUISITION else inst.min_days
+            current = {name: float(table[j, m]) for j, name in enumerate(inst.participants) if np.isfinite(table[j, m])}
+            key, value = f"minerals.{r.mineral}.{r.limit}", {**current, inst.participants[p]: relaxed}
+        out.append(Relaxation(i, relaxed - r.value, relaxed, key, value))
+    return out
+
+
+def limit_case_name(row: Any) -> str:
+    where = row.arc.replace("->", "_to_") if row.arc else ".".join(x for x in (row.participant, row.mineral) if x)
+    return f"limit.{row.limit}.{where}"
+
+
+def mean_scenario(inst: Instance) -> dict[str, Any]:
+    """The EV scenario: one scenario (probability 1) whose loss per (participant, mineral, period)
+    is the probability-weighted mean of the scenarios' losses; one one-period shock per
+    (mineral, period) with a loss."""
+    q = inst.consumption * inst.period_days / 365.0  # (P, M) per period
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(q[None, :, :, None] > 0, inst.shortfall / q[None, :, :, None], 0.0)
+    mean = np.einsum("s,spmt->pmt", inst.prob, share)
+    mean = np.where(mean >= 1e-9, np.minimum(mean, 1.0), 0.0)  # below the schema's smallest share
+    shocks = []
+    for m, t in zip(*np.nonzero(mean.any(axis=0))):
+        loss = {inst.participants[p]: float(mean[p, m, t]) for p in np.nonzero(mean[:, m, t])[0]}
+        shocks.append({"mineral": inst.minerals[m], "start": int(t) + 1, "periods": 1, "loss": loss})
+    return {"name": "expected_value", "probability": 1.0, "shocks": shocks}
+
+
+def _case(name: str, resolved: dict, overrides: list[tuple[str, Any]], source: str, lots=None) -> Case:
+    data = apply_overrides(resolved, overrides + [("solver.threads", 1)], source=f"explain {name}")
+    cfg = validate(data, f"explain case {name}")
+    cfg._provenance = {"source": source, "explain": name, "overrides": [[k, v] for k, v in overrides]}
+    return Case(name, dict(overrides), cfg, lots)
+
+
+def read_run_config(run_dir: Path) -> tuple[Config, dict]:
+    """The run's resolved config (validated) and its summary; a folder that is not a finished run is refused."""
+    if not (run_dir / FINISHED_FILE).is_file() or not (run_dir / CONFIG_FILE).is_file():
+        raise OptionError(f"{run_dir} is not a finished run folder (no {FINISHED_FILE} or {CONFIG_FILE})")
+    summary = json.loads((run_dir / FINISHED_FILE).read_text())
+    if summary.get("status") not in ("optimal", "feasible"):
+        raise OptionError(f"{run_dir}: the run has no plan (status {summary.get('status')}); nothing to explain")
+    doc = read_yaml(run_dir / CONFIG_FILE)
+    cfg = validate(doc.data, str(run_dir / CONFIG_FILE))
+    return cfg, summary
+
+
+def run_lots(run_dir: Path) -> dict[str, dict[str, int]]:
+    hold = pd.read_csv(run_dir / "holdings.csv", keep_default_na=False)
+    return {p: {m: int(n) for m, n in zip(g.mineral, g.lots)} for p, g in hold.groupby("participant", sort=False)}
+
+
+def duals(cfg: Config, inst: Instance, lots: np.ndarray, limits: pd.DataFrame) -> np.ndarray:
+    """dual_usd_per_unit of each limit row: the LP with the run's lots fixed, its row duals
+    lambda = dObj/d(bound) mapped to the limit: saving per unit = -sum_rows lambda * d(bound)/d(limit),
+    where d(bound)/d(limit) is the holding x_pm the row scales (rate, floor, lending share)."""
+    from .backends import IncrementalLP
+    from .model import build_model
+
+    lm = build_model(inst, lots)
+    lm.integer = np.zeros_like(lm.integer)
+    none, empty = np.zeros(0, np.int64), np.zeros(0)
+    _, lam, _ = IncrementalLP(lm).solve(none, empty, none, empty)
+    x = inst.initial + inst.lot * lots
+    out = np.full(len(limits), np.nan)
+
+    def saving(block: str, giver: np.ndarray, select: np.ndarray) -> float:
+        b = lm.row_blocks[block]
+        m = b.coords["m"][select]
+        return float(-(lam[b.start : b.start + b.size][select] * x[giver[select], m]).sum())
+
+    for i, r in enumerate(limits.itertuples()):
+        if r.limit in (Limit.RATE, Limit.FLOOR):
+            b = lm.row_blocks["rate" if r.limit == Limit.RATE else "floor"]
+            p = b.coords["p"]
+            out[i] = saving(b.name, p, p == inst.participants.index(r.participant))
+        elif r.limit == Limit.LENDING:
+            b = lm.row_blocks["lend_cap"]
+            arcs = [f"{inst.participants[f]}->{inst.participants[t]}" for f, t in zip(inst.arc_from, inst.arc_to)]
+            a = b.coords["a"]
+            out[i] = saving(b.name, inst.arc_from[a], a == arcs.index(r.arc))
+    return out + 0.0
+
+
+def explain_cases_count(run_dir: str | Path, steps: dict[str, tuple[float, bool]]) -> int:
+    """How many re-solves explain_run makes (for a progress bar): relaxed limits, one per scenario, EV, EEV."""
+    run_dir = Path(run_dir)
+    cfg, _ = read_run_config(run_dir)
+    inst = build_instance(cfg)
+    return len(relaxations(inst, _read_limits(run_dir), steps)) + len(inst.scenarios) + 2
+
+
+def _read_limits(run_dir: Path) -> pd.DataFrame:
+    """limits.csv as the solve wrote it (explain's own columns dropped)."""
+    text = {"limit": str, "participant": str, "mineral": str, "arc": str}
+    return pd.read_csv(run_dir / LIMITS_FILE, keep_default_na=False, dtype=text)[LIMIT_COLUMNS]
+
+
+def explain_run(
+    run_dir: str | Path,
+    steps: dict[str, tuple[float, bool]] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Write limits.csv (with duals and deltas) and explain.json into a finished run folder."""
+    run_dir = Path(run_dir)
+    cfg, summary = read_run_config(run_dir)
+    steps = steps or dict(DEFAULT_STEPS)
+    inst = build_instance(cfg)
+    resolved = cfg.resolved_dict()
+    source = str(run_dir / CONFIG_FILE)
+    limits = _read_limits(run_dir)
+    rp = float(summary["objective_usd"])
+    lots = run_lots(run_dir)
+    from .api import lot_array
+
+    lot_arr = lot_array(inst, lots)
+
+    relax = relaxations(inst, limits, steps)
+    cases = [_case(limit_case_name(limits.iloc[r.row]), resolved, [(r.key, r.value)], source) for r in relax]
+    ws_names = [f"ws.{s}" for s in inst.scenarios]
+    for name, sc in zip(ws_names, resolved["scenarios"]):
+        cases.append(_case(name, resolved, [("scenarios", [{**sc, "probability": 1.0}])], source))
+    cases.append(_case("ev", resolved, [("scenarios", [mean_scenario(inst)])], source))
+    results: Results = {}
+    out = run_dir / EXPLAIN_DIR
+    run_cases(cases, out, results, workers, scheduler, progress)
+    ev, ev_error = results.get("ev", (None, "not solved"))
+    eev = None
+    if ev is not None and ev.get("status") in ("optimal", "feasible"):
+        ev_lots = run_lots(out / "cases" / "ev")
+        eev_case = _case("eev", resolved, [], source, ev_lots)
+        run_cases([eev_case], out, results, workers, scheduler, progress)
+        eev, _ = results.get("eev", (None, None))
+
+    def objective(name: str) -> float:
+        s, _ = results.get(name, (None, None))
+        return float(s["objective_usd"]) if s and s.get("status") in ("optimal", "feasible") else math.nan
+
+    table = limits.copy()
+    table["dual_usd_per_unit"] = duals(cfg, inst, lot_arr, limits)
+    table["step"] = math.nan
+    table["relaxed_value"] = math.nan
+    table["delta_objective_usd"] = math.nan
+    table["override"] = ""
+    for r, case in zip(relax, cases):
+        table.loc[r.row, ["step", "relaxed_value", "delta_objective_usd"]] = (
+            r.step,
+            r.relaxed,
+            objective(case.name) - rp,
+        )
+        table.loc[r.row, "override"] = r.override
+    table = table[EXPLAIN_COLUMNS]
+    write_csv(table, run_dir / LIMITS_FILE)
+
+    ws_each = {s: objective(n) for s, n in zip(inst.scenarios, ws_names)}
+    ws = float(sum(p * ws_each[s] for s, p in zip(inst.scenarios, inst.prob)))
+    ev_ok = ev is not None and ev.get("status") in ("optimal", "feasible")
+    eev_ok = eev is not None and eev.get("status") in ("optimal", "feasible")
+    measures: dict[str, Any] = {
+        "rp_usd": rp,
+        "ws_usd": ws,
+        "evpi_usd": rp - ws,
+        "ev_usd": objective("ev") if ev_ok else None,
+        "ev_status": (ev or {}).get("status", "error") if ev_error is None else "error",
+        "eev_usd": objective("eev") if eev_ok else None,
+        "vss_usd": objective("eev") - rp if eev_ok else None,
+        "relative_gap": cfg.solver.relative_gap,
+        "ws_by_scenario_usd": {k: (None if math.isnan(v) else v) for k, v in ws_each.items()},
+        "note": (
+            "each figure is an optimum solved to the run's relative_gap, so EVPI and VSS are exact "
+            "only to about relative_gap x rp_usd"
+        ),
+    }
+    if not ev_ok:
+        reasons = (ev or {}).get("reasons") or ([ev_error] if ev_error else [])
+        measures["ev_reasons"] = reasons
+    write_json(measures, run_dir / EXPLAIN_FILE)
+    log.info("explain: %d limits, %d re-solves", len(table), len(results))
+    return table, measures
