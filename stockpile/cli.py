@@ -514,7 +514,7 @@ def coalition(config: str, out: str | None, workers: int | None, scheduler: str 
     click.echo(
         f"value of cooperation: {_money(head['value_of_cooperation_usd'])} "
         f"(standalone {_money(head['standalone_sum_usd'])}, together {_money(head['grand_usd'])}); "
-        f"Shapley split {'is' if head['in_core'] else 'is NOT'} in the core"
+        f"Shapley split {'is' if head['in_core'] else 'is NOT'} in the core; {head['transfers']}"
     )
     click.echo(f"coalitions.csv, shares.csv and one folder per coalition in {out_dir}/")
 

@@ -24,6 +24,7 @@ from .config import PER_PARTICIPANT_KEYS, Config, ConfigError, Problem, validate
 from .study import Case
 
 MAX_PARTICIPANTS = 4
+SHARES_COLUMNS = ["participant", "standalone_usd", "shapley_usd", "spending_usd", "in_core", "transfer_usd"]
 CORE_TOLERANCE = 1e-6
 
 
@@ -133,7 +134,7 @@ def coalition_tables(
     if len(value) < len(rows):
         return (
             coal,
-            pd.DataFrame(columns=["participant", "standalone_usd", "shapley_usd", "spending_usd", "in_core"]),
+            pd.DataFrame(columns=SHARES_COLUMNS),
             {"complete": False},
         )
     grand = summaries["+".join(participants)]
@@ -149,6 +150,8 @@ def coalition_tables(
             "in_core": [core] * len(participants),
         }
     )
+    # what each should receive (+) or pay (-) so that its net cost is its Shapley share; sums to 0
+    shares["transfer_usd"] = shares.spending_usd - shares.shapley_usd
     standalone = sum(value[frozenset([p])] for p in participants)
     head = {
         "complete": True,
@@ -156,8 +159,25 @@ def coalition_tables(
         "standalone_sum_usd": standalone,
         "value_of_cooperation_usd": standalone - value[frozenset(participants)],
         "in_core": core,
+        "transfers": transfer_sentence(shares),
     }
     return coal, shares, head
+
+
+def transfer_sentence(shares: pd.DataFrame) -> str:
+    """The transfers in one sentence, e.g. 'to reach its Shapley share, US receives $259.13m from JP'."""
+    gets = shares[shares.transfer_usd > 0]
+    pays = shares[shares.transfer_usd < 0]
+    if gets.empty:
+        return "no transfer is needed: each participant's spending is its Shapley share"
+    from .fmt import money
+
+    if len(gets) == 1 and len(pays) == 1:
+        g, p = gets.iloc[0], pays.iloc[0]
+        return f"to reach its Shapley share, {g.participant} receives {money(g.transfer_usd)} from {p.participant}"
+    parts = [f"{r.participant} receives {money(r.transfer_usd)}" for r in gets.itertuples()]
+    parts += [f"{r.participant} pays {money(-r.transfer_usd)}" for r in pays.itertuples()]
+    return "to reach the Shapley shares, " + ", ".join(parts)
 
 
 def write_coalition_tables(out: Path, coal: pd.DataFrame, shares: pd.DataFrame, head: dict) -> None:

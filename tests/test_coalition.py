@@ -58,9 +58,13 @@ def test_two_participant_value_of_cooperation(tmp_path):
     assert grand == pytest.approx(200 * c + 0.5 * 100 * k, rel=1e-9)
     assert v["US"] + v["JP"] - grand == pytest.approx(100 * c - 50 * k, rel=1e-9)
     assert shares.shapley_usd.sum() == pytest.approx(grand)
-    assert list(shares.columns) == ["participant", "standalone_usd", "shapley_usd", "spending_usd", "in_core"]
+    cols = ["participant", "standalone_usd", "shapley_usd", "spending_usd", "in_core", "transfer_usd"]
+    assert list(shares.columns) == cols
     assert shares.spending_usd.sum() == pytest.approx(grand)
-    assert "value of cooperation" in result.output
+    # each nets its Shapley share after its transfer, and the transfers cancel
+    assert (shares.spending_usd - shares.transfer_usd).tolist() == pytest.approx(shares.shapley_usd.tolist())
+    assert shares.transfer_usd.sum() == pytest.approx(0.0, abs=1e-6 * grand)
+    assert "value of cooperation" in result.output and ("receives" in result.output or "no transfer" in result.output)
 
 
 def permutation_shapley(v: dict[frozenset, float], players: list[str]) -> dict[str, float]:
@@ -87,6 +91,7 @@ def test_three_participant_shapley(tmp_path):
     for row in shares.itertuples():
         assert row.shapley_usd == pytest.approx(expected[row.participant], rel=1e-9)
     assert shares.shapley_usd.sum() == pytest.approx(v[frozenset(["US", "JP", "EU"])])
+    assert shares.transfer_usd.sum() == pytest.approx(0.0, abs=1e-6 * abs(shares.shapley_usd.sum()))
     # cooperation never costs more than standing alone
     for S, cost in v.items():
         for T in v:
