@@ -1,16 +1,22 @@
 """Stage 4 of the flow, after the solve: among optimal second-stage plans, the one that covers
 earlier periods first.
 
-A recourse block's optimum is often degenerate: a tonne released in period 2 or in
-period 5 costs the same, and a solver may report unmet shortfall in period 2 while the
-same stock goes out in period 5. That is not advice. For every (scenario, mineral) block
-whose schedule breaks the rule (``results.early_cover_gaps``), this re-solves the block's
-LP with the first stage fixed and its cost held equal to the solver's, minimising unmet
-shortfall weighted towards early periods; the objective does not change.
+A recourse block's optimum is often degenerate: a tonne released in period 2 or in period 5
+costs the same, so a solver may report unmet shortfall in period 2 while the same stock goes
+out in period 5. That is not advice. The rule (docs/model.md): no period shows unmet shortfall
+for a participant while its stock after the period is above its floor, its release-rate
+headroom is positive, and it releases or lends that mineral later in the scenario.
 
-Why this removes every break: moving delta tonnes of a later own release or zero-fee
-lending to the unmet period keeps the cost (shortfall costs are per mineral, not per
-period) and lowers sum_t w_t u_t when w_t falls with t; so no break survives the re-solve.
+The repair is exact and needs no solver. Sweeping periods forward, each participant's unmet
+shortfall in period t is covered by moving outflow from later periods to an own release in t,
+as far as the release-rate headroom in t allows: first its own later releases (latest first),
+then its later lending. Moving an own release keeps the cost (the shortfall cost is per
+mineral, not per period); moving lending saves its fee, which can only happen where the
+solver's recourse was not optimal for its plan. Stock between the two periods stays above the
+floor (inventory falls monotonically to an unchanged final level), lending caps only loosen,
+and a move creates unmet shortfall only in a later period, which the sweep reaches after, so
+no break survives. The repaired schedule is kept only if it meets every row of the model (a
+family added later may forbid a move); otherwise the solver's schedule stands.
 """
 
 from __future__ import annotations
@@ -18,84 +24,89 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import scipy.sparse as sp
 
-from .backends import solve_model
-from .enums import SolverName, Status
 from .instance import Instance
-from .model import FEAS_TOL, LinearModel
-from .results import early_cover_gaps, flows, plan_from_solution
+from .model import LinearModel
+from .results import clean, early_cover_gaps, flows, plan_from_solution
 
 log = logging.getLogger(__name__)
 
-# the reported objective may move by at most this (relative) when a schedule is made canonical
-SAME_COST = 1e-9
-TIME_LIMIT_S = 60.0
+# a repaired schedule must meet every row of the model to this (relative)
+FEASIBLE = 1e-9
 
 
-def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> np.ndarray:
-    """x with the recourse of each block that breaks the rule replaced by the canonical one.
-
-    sub-LP per batch of broken blocks b: min sum_t w_t u_t, w_t = (T - t) / T (t = 0..T-1)
-    s.t. the blocks' rows with the first stage fixed at the reported plan, and
-    c_b . y_b <= c_b . x_b for each block (its expected recourse cost no higher; the total is
-    then checked to be unchanged to SAME_COST).
-    """
+def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """x with every break of the rule repaired, and what the repair lowered the cost by (the fees
+    of lending moved; 0 when the solver's recourse was optimal for its plan)."""
     plan = plan_from_solution(lm, x, inst)
     f = flows(inst, plan)
-    gaps = early_cover_gaps(inst, plan, f)
-    broken = gaps.any(axis=(1, 2))
-    if not broken.any():
-        return x
+    if not early_cover_gaps(inst, plan, f).any():
+        return x, 0.0
     axes = inst.axes
-    keys = axes.key({"s": f.pairs_s[broken], "m": f.pairs_m[broken]}, lm.key_dims)
-    cols = np.nonzero(np.isin(lm.col_key, keys))[0]
-    rows = np.nonzero(np.isin(lm.row_key, keys))[0]
-    first = lm.first_cols
-    sub = lm.A[rows]
-    shift = sub[:, first] @ plan.x[first]
-    block = np.searchsorted(keys, lm.col_key[cols])
-    cost = lm.c[cols]
-    # each cost row scaled to a largest coefficient of 1: dollars next to tonnes made GLOP imprecise
-    scale = np.zeros(keys.size)
-    np.maximum.at(scale, block, np.abs(cost))
-    scale = np.where(scale > 0, scale, 1.0)
-    cost_rows = sp.csr_matrix((cost / scale[block], (block, np.arange(cols.size))), shape=(keys.size, cols.size))
-    target = np.bincount(block, cost * x[cols], keys.size) / scale
-    target += (
-        SAME_COST / 10 * np.abs(target) + FEAS_TOL
-    )  # GLOP calls a row held exactly at the solver's cost infeasible
-    weight = np.zeros(lm.c.size)
-    u = lm.var_blocks["u"]
-    weight[u.index] = (inst.periods - u.coords["t"]) / inst.periods
-    lp = LinearModel(
-        c=weight[cols],
-        offset=0.0,
-        A=sp.vstack([sub[:, cols], cost_rows]).tocsr(),
-        row_lb=np.r_[lm.row_lb[rows] - shift, np.full(keys.size, -np.inf)],
-        row_ub=np.r_[lm.row_ub[rows] - shift, target],
-        lb=lm.lb[cols],
-        ub=lm.ub[cols],
-        integer=np.zeros(cols.size, dtype=bool),
-        var_blocks={},
-        row_blocks={},
-    )
-    out = solve_model(lp, SolverName.HIGHS, TIME_LIMIT_S, 0.0)
-    if out.status != Status.OPTIMAL or out.x is None:
-        log.warning("canonical schedule: the tie-break LP ended %s; the solver's schedule is kept", out.status)
-        return x
+    cells, lc = plan.cells, plan.lending
+    keys = axes.key({"s": f.pairs_s, "m": f.pairs_m}, ("s", "m"))
+    D, P, T = f.release.shape
+    # dense (D, P, T) -> cell column of r and u (-1 where no shortfall)
+    cell_of = np.full((D, P, T), -1, dtype=np.int64)
+    cd = np.searchsorted(keys, axes.key(cells, ("s", "m")))
+    cell_of[cd, cells["p"], cells["t"]] = np.arange(cells["p"].size)
+    ld = np.searchsorted(keys, axes.key(lc, ("s", "m")))
+    giver = inst.arc_from[lc["a"]]
+    rel, unmet, lend = f.release.copy(), f.unmet.copy(), plan.lend.copy()
+    lent = f.lent.copy()
+    held = (inst.initial + inst.lot * plan.lots)[:, f.pairs_m].T  # (D, P)
+    cap = inst.release_rate[None, :] * held
+    tol = 1e-9 * np.maximum(1.0, held)
+    # the lending variables of each (pair, giver, period), to cut when that giver's lending moves earlier
+    slot = np.ravel_multi_index((ld, giver, lc["t"]), (D, P, T))
+    order = np.argsort(slot, kind="stable")
+    starts = np.searchsorted(slot[order], np.arange(D * P * T + 1))
+    for t in range(T - 1):
+        room = np.minimum(unmet[:, :, t], cap - rel[:, :, t] - lent[:, :, t])
+        for later in range(T - 1, t, -1):  # own releases, latest first
+            mv = np.where(room > tol, np.minimum(room, rel[:, :, later]), 0.0)
+            rel[:, :, t] += mv
+            unmet[:, :, t] -= mv
+            rel[:, :, later] -= mv
+            unmet[:, :, later] += mv
+            room -= mv
+        for later in range(T - 1, t, -1):  # then lending, latest first: the borrower's unmet rises then
+            mv = np.where(room > tol, np.minimum(room, lent[:, :, later]), 0.0)
+            for d, p in zip(*np.nonzero(mv > 0)):
+                rel[d, p, t] += mv[d, p]
+                unmet[d, p, t] -= mv[d, p]
+                lent[d, p, later] -= mv[d, p]
+                left = mv[d, p]
+                k = np.ravel_multi_index((d, p, later), (D, P, T))
+                for j in order[starts[k] : starts[k + 1]]:
+                    take = min(left, lend[j])
+                    lend[j] -= take
+                    unmet[d, lc["p"][j], later] += take
+                    left -= take
+                    if left <= 0:
+                        break
+            room -= mv
     new = x.copy()
-    new[cols] = np.clip(out.x, lm.lb[cols], lm.ub[cols])
+    has = cell_of >= 0
+    r, u, lb = lm.var_blocks["r"], lm.var_blocks["u"], lm.var_blocks["l"]
+    new[r.start + cell_of[has]] = clean(rel[has])
+    new[u.start + cell_of[has]] = clean(np.maximum(unmet[has], 0.0))
+    new[lb.start : lb.start + lb.size] = clean(lend)
+    # the repair knows release, unmet and lending; a family it does not know may forbid a move,
+    # so the model's own rows decide whether the repaired schedule stands
+    act, was = lm.A @ new, lm.A @ x
+    excess = lambda a: np.maximum(lm.row_lb - a, a - lm.row_ub)
+    if np.any(excess(act) > np.maximum(excess(was), 0.0) + FEASIBLE * np.maximum(1.0, np.abs(was))):
+        log.warning("canonical schedule: the repair breaks a row of the model; the solver's schedule is kept")
+        return x, 0.0
     before, after = float(lm.c @ x), float(lm.c @ new)
-    if abs(after - before) > SAME_COST * max(1.0, abs(before) + lm.offset):
-        log.warning("canonical schedule moved the cost by %.3g; the solver's schedule is kept", after - before)
-        return x
+    saving = max(before - after, 0.0)
     plan_new = plan_from_solution(lm, new, inst)
     left = early_cover_gaps(inst, plan_new, flows(inst, plan_new))
     log.info(
-        "canonical schedule: %d of %d disrupted (scenario, mineral) blocks re-ordered; %d breaks left",
-        int(broken.sum()),
-        broken.size,
+        "canonical schedule: %d (scenario, mineral) blocks re-ordered, cost %+.6g USD, %d breaks left",
+        int(np.any(rel != f.release, axis=(1, 2)).sum()),
+        after - before,
         int((left > 0).sum()),
     )
-    return new
+    return new, saving

@@ -418,14 +418,15 @@ def _explain(
     from .study import resolve_workers
 
     parsed = parse_steps(steps)
+    if quiet:
+        explain_run(run_dir, parsed, workers, scheduler)
+        return
     total = explain_cases_count(run_dir, parsed)
     try:
         with CaseProgress(total, "explain", resolve_workers(workers)) as progress:
             table, measures = explain_run(run_dir, parsed, workers, scheduler, progress)
     except KeyboardInterrupt:
         raise _interrupted(run_dir / EXPLAIN_DIR, total) from None
-    if quiet:
-        return
     show_explain(table, measures)
     click.echo(f"limits.csv and explain.json in {run_dir}/ (re-solves in {run_dir / EXPLAIN_DIR}/)")
 

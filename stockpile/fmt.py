@@ -8,7 +8,7 @@ def money(x: float | None) -> str:
     if x is None or x != x:
         return "–"
     if x < 0:
-        return "-" + money(-x)
+        return "-" + money(-x) if x <= -0.5 else "$0"
     for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
         if x >= div:
             return f"${x / div:,.2f}{unit}"
@@ -20,7 +20,7 @@ def money_short(x: float | None) -> str:
     if x is None or x != x:
         return "–"
     if x < 0:
-        return "-" + money_short(-x)
+        return "-" + money_short(-x) if x <= -0.5 else "$0"
     for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
         if x >= div:
             v = x / div

@@ -14,12 +14,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import altair as alt
 import pandas as pd
 import yaml
 
-from .config import for_participant
 from .fmt import money as _money
 from .outputs import atomic_write_text
 
@@ -92,40 +92,46 @@ def _kv_table(rows: list[tuple[str, str]], cls: str = "kv") -> str:
     return f'<table class="{cls}">{body}</table>'
 
 
-def _df_table(df: pd.DataFrame, sortable: bool = False, money_cols: tuple = ()) -> str:
+def _df_table(df: pd.DataFrame, sortable: bool = False, money_cols: tuple = (), pct_cols: tuple = ()) -> str:
+    """An HTML table: dollars as $m/$bn, shares as %, text left-aligned, figures right."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = []
     for _, r in df.iterrows():
         cells = []
         for c in df.columns:
             v = r[c]
+            cls = ""
             if c in money_cols:
                 text, key = _money(v), v
+            elif c in pct_cols and isinstance(v, float):
+                text, key = ("–" if v != v else f"{v:.1%}"), v
             elif isinstance(v, float):
                 text, key = ("–" if v != v else f"{v:,.4g}"), v
-            else:
+            elif isinstance(v, (int, bool)) or hasattr(v, "dtype"):
                 text, key = html.escape(str(v)), str(v)
-            cells.append(f'<td data-key="{html.escape(str(key))}">{text}</td>')
+            else:
+                text, key, cls = html.escape(str(v)), str(v), ' class="text"'
+            cells.append(f'<td{cls} data-key="{html.escape(str(key))}">{text}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     cls = "data sortable" if sortable else "data"
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _read(folder: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(folder / name, keep_default_na=False, na_values=[""])
+
+
 def solve_page(folder: Path) -> Page:
     s = json.loads((folder / "summary.json").read_text())
     cfg = yaml.safe_load((folder / "config.resolved.yaml").read_text())
-    hold = pd.read_csv(folder / "holdings.csv")
-    cov = pd.read_csv(folder / "coverage.csv")
-    sched = pd.read_csv(folder / "schedule.csv")
     created = datetime.fromtimestamp((folder / "summary.json").stat().st_mtime, tz=UTC)
     page = Page(f"stockpile · {s['config_name']}", "solve")
-    costs = s.get("costs") or {}
     gap = s.get("gap")
+    parts = list(cfg["participants"])
     page.header = _kv_table(
         [
             ("status", f"<b>{html.escape(s['status'])}</b>"),
             ("total expected cost", f"<b>{_money(s.get('objective_usd'))}</b>"),
-            *[(k.removesuffix("_usd").replace("_", " "), _money(v)) for k, v in costs.items()],
             ("best bound", _money(s.get("best_bound_usd"))),
             ("gap", "–" if gap is None else f"{gap:.2e}"),
             ("solver", html.escape(f"{s.get('solver')} ({s.get('method', '–')}), {s.get('solver_version', '')}")),
@@ -137,90 +143,287 @@ def solve_page(folder: Path) -> Page:
     if s["status"] not in ("optimal", "feasible"):
         page.add("No plan", "; ".join(s.get("reasons", [])) or s["status"])
         return page
+    hold = _read(folder, "holdings.csv")
+    cov = _read(folder, "coverage.csv")
+    sched = _read(folder, "schedule.csv")
+    flows = _read(folder, "lending_flows.csv") if (folder / "lending_flows.csv").exists() else None
+    expected = _read(folder, "expected_coverage.csv") if (folder / "expected_coverage.csv").exists() else None
+    page.header += cost_table(s, flows)
     page.add(
-        "Holdings",
-        "Tonnes held per participant and mineral (initial stock and acquisitions), "
-        "and how many days of each participant's consumption they cover.",
-        holdings_chart(hold),
-        days_chart(hold),
+        "Cost by component",
+        "Expected cost by component and by who pays it (the borrower pays a lending fee); the parts add up "
+        "to the total.",
+        cost_chart(s, parts),
     )
     page.add(
-        "Coverage of disruptions",
-        "Share of each disrupted shortfall covered by own release and "
-        "borrowing, per scenario and mineral; the label is coverage-days.",
-        coverage_heatmap(cov, cfg),
+        "Holdings",
+        "Tonnes held per participant and mineral (pale: initial stock, solid: acquired) and the days of the "
+        "participant's consumption they cover; 'why' says which limit forces or stops each holding, or its cost.",
+        holdings_chart(hold, parts),
+        days_chart(hold, parts),
+        _df_table(
+            hold.rename(columns={"holding_t": "tonnes", "days_of_consumption": "days", "note": "why"})[
+                ["participant", "mineral", "tonnes", "days", "why"]
+            ]
+        ),
+    )
+    if expected is not None and len(expected):
+        page.add(
+            "Coverage given a disruption",
+            "Expected days covered when the mineral is disrupted, from own stock (the participant's colour) and "
+            "borrowed (the lender's colour), against the days disrupted; the worst scenario's share; where the "
+            "coverage comes from.",
+            coverage_sources_chart(expected, flows, parts),
+            _df_table(coverage_summary(expected), pct_cols=("share", "worst share")),
+        )
+    shown, total = len(_top_scenarios(cfg, cov.scenario)), cov.scenario.nunique()
+    page.add(
+        "Coverage by scenario",
+        "Share of each disrupted shortfall covered by own release and borrowing, per scenario and mineral; the "
+        "label is coverage-days"
+        + (f". Shows the {shown} most probable of {total} disrupting scenarios." if shown < total else "."),
+        coverage_heatmap(cov, cfg, parts),
     )
     page.add(
         "Inventory and releases",
-        "End-of-period inventory and what left or arrived each period in the "
-        "disruptive scenarios; pick a disruption (scenario and mineral).",
+        "End-of-period inventory and what left or arrived each period in one disruption (scenario and mineral) "
+        "at a time; pick it below the chart. Schedules are canonical: no shortfall is left unmet while stock "
+        "that could cover it is released later.",
         trajectory_chart(sched, cfg),
     )
-    page.add("Cost breakdown", "Expected total cost by component.", cost_chart(costs))
-    page.add(
-        "Limits at the optimum",
-        "Each limit of the config and whether it binds (within 1e-6).",
-        _df_table(binding_limits(cfg, hold, sched, s)),
-    )
+    if flows is not None and len(flows):
+        page.add(
+            "Lending between partners",
+            "Expected tonnes lent per scenario on each arc, by mineral (line width: expected value lent at the "
+            "acquisition price); the table gives the fees and the worst scenario.",
+            lending_chart(flows, cfg, parts),
+            _df_table(flows, money_cols=("expected_fees_usd",)),
+        )
+    limits = _read(folder, "limits.csv") if (folder / "limits.csv").exists() else None
+    if limits is not None:
+        explained = "delta_objective_usd" in limits.columns
+        page.add(
+            "Limits at the optimum",
+            "Each limit the config sets: its value, what the plan uses, and whether it binds (the slack is under "
+            "one lot's worth)."
+            + (
+                " Sorted by what relaxing it by 'step' saves (delta < 0 saves, re-solved); 'dual' is the LP "
+                "dollars saved per unit with the lots fixed (empty for limits that act only on whole lots)."
+                if explained
+                else " Run `stockpile explain` on this folder for what relaxing each one is worth."
+            ),
+            _df_table(limits_view(limits), money_cols=("dual", "delta")),
+        )
+    if (folder / "explain.json").exists():
+        m = json.loads((folder / "explain.json").read_text())
+        page.add(
+            "Value of planning for uncertainty",
+            "RP: this plan's expected cost. WS: each scenario foreseen (its own plan). EVPI = RP - WS: what "
+            "perfect foresight would be worth. EV: the plan made for the average disruption; EEV: that plan "
+            "facing the real scenarios. VSS = EEV - RP: what planning for the spread of disruptions saves. "
+            + m.get("note", ""),
+            measures_chart(m),
+            _kv_table([(k.removesuffix("_usd").upper(), _money(m.get(k))) for k in MEASURES]),
+        )
     return page
 
 
-def holdings_chart(hold: pd.DataFrame) -> alt.Chart:
+MEASURES = ("rp_usd", "ws_usd", "evpi_usd", "ev_usd", "eev_usd", "vss_usd")
+# one colour per participant, in config order; other categories use colours outside this list
+PARTICIPANT_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+SERIES_COLORS = {"own release": "#6b6b6b", "lent out": "#bdbdbd", "borrowed": "#f2b701", "unmet": "#000000"}
+
+
+def _pcolor(parts: list[str], field: str = "participant", title: str | None = "participant") -> alt.Color:
+    scale = alt.Scale(domain=parts, range=PARTICIPANT_COLORS[: len(parts)])
+    return alt.Color(f"{field}:N", scale=scale, title=title, legend=alt.Legend(orient="top"))
+
+
+def usd_axis(title: str | None = "USD") -> alt.Axis:
+    """Dollars as $k/$m/$bn rather than SI prefixes (G would read as giga-dollars)."""
+    expr = (
+        "abs(datum.value) >= 1e9 ? format(datum.value / 1e9, '$,.3~f') + 'bn' : "
+        "abs(datum.value) >= 1e6 ? format(datum.value / 1e6, '$,.3~f') + 'm' : "
+        "abs(datum.value) >= 1e3 ? format(datum.value / 1e3, '$,.3~f') + 'k' : format(datum.value, '$,.0f')"
+    )
+    return alt.Axis(title=title, labelExpr=expr)
+
+
+def cost_table(s: dict, flows: pd.DataFrame | None) -> str:
+    """Cost per participant (the headline): each part, the total, and lending fees received."""
+    received = flows.groupby("from").expected_fees_usd.sum().to_dict() if flows is not None and len(flows) else {}
+    by = s.get("costs_by_participant") or {}
+    cols = [
+        ("acquisition", "acquisition_usd"),
+        ("fixed", "fixed_usd"),
+        ("holding", "holding_usd"),
+        ("expected shortfall", "expected_shortfall_usd"),
+        ("lending fees paid", "expected_lending_usd"),
+        ("total", "total_usd"),
+    ]
+    rows = [
+        {"participant": p, **{n: c.get(k) for n, k in cols}, "lending fees received": received.get(p, 0.0)}
+        for p, c in by.items()
+    ]
+    rows.append(
+        {
+            "participant": "all",
+            **{n: (s["costs"] | {"total_usd": s["objective_usd"]}).get(k) for n, k in cols},
+            "lending fees received": sum(received.values()),
+        }
+    )
+    df = pd.DataFrame(rows)
+    return "<h2>Who pays what</h2>" + _df_table(df, money_cols=tuple(c for c in df.columns if c != "participant"))
+
+
+def cost_chart(s: dict, parts: list[str]) -> alt.Chart:
+    names = {k: k.removesuffix("_usd").replace("_", " ") for k in s["costs"]}
+    rows = [
+        {"participant": p, "component": names[k], "usd": v}
+        for p, c in (s.get("costs_by_participant") or {}).items()
+        for k, v in c.items()
+        if k in names
+    ]
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar()
+        .encode(
+            y=alt.Y("component:N", sort=list(names.values()), title=None),
+            x=alt.X("usd:Q", axis=usd_axis("expected cost"), stack="zero"),
+            color=_pcolor(parts),
+            tooltip=["participant", "component", alt.Tooltip("usd:Q", format="$,.0f")],
+        )
+        .properties(width=WIDTH, height=150, title="Expected cost by component and participant")
+    )
+
+
+def holdings_chart(hold: pd.DataFrame, parts: list[str]) -> alt.FacetChart:
     df = hold.melt(
         id_vars=["participant", "mineral"], value_vars=["initial_t", "acquired_t"], var_name="part", value_name="tonnes"
     )
     df["part"] = df["part"].map({"initial_t": "initial stock", "acquired_t": "acquired"})
     return (
         alt.Chart(df)
-        .mark_bar()
+        .mark_bar(stroke="white", strokeWidth=0.5)
         .encode(
-            x=alt.X("participant:N", title=None),
+            x=alt.X("participant:N", title=None, sort=parts),
             y=alt.Y("tonnes:Q", title="tonnes", stack="zero"),
-            color=alt.Color("part:N", title=None, legend=alt.Legend(orient="top")),
+            color=_pcolor(parts),
+            opacity=alt.Opacity(
+                "part:N",
+                scale=alt.Scale(domain=["initial stock", "acquired"], range=[0.35, 1.0]),
+                title=None,
+                legend=alt.Legend(orient="top"),
+            ),
+            order=alt.Order("part:N", sort="descending"),
             tooltip=["participant", "mineral", "part", alt.Tooltip("tonnes:Q", format=",.1f")],
         )
-        .properties(width=90, height=160)
-        .facet(
-            facet=alt.Facet("mineral:N", title=None),
-            columns=4,
-        )
+        .properties(width=90, height=140)
+        .facet(facet=alt.Facet("mineral:N", title=None), columns=4)
         .resolve_scale(y="independent")
-        .add_params(alt.selection_point(fields=["part"], bind="legend"))
+        .properties(title="Tonnes held: initial stock and acquisitions")
     )
 
 
-def days_chart(hold: pd.DataFrame) -> alt.Chart:
+def days_chart(hold: pd.DataFrame, parts: list[str]) -> alt.Chart:
     legend = alt.selection_point(fields=["participant"], bind="legend")
     return (
         alt.Chart(hold.dropna(subset=["days_of_consumption"]))
         .mark_bar()
         .encode(
             x=alt.X("mineral:N", title=None),
-            xOffset="participant:N",
+            xOffset=alt.XOffset("participant:N", sort=parts),
             y=alt.Y("days_of_consumption:Q", title="days of consumption held"),
-            color=alt.Color("participant:N", legend=alt.Legend(orient="top")),
+            color=_pcolor(parts),
             opacity=alt.condition(legend, alt.value(1.0), alt.value(0.2)),
             tooltip=[
                 "participant",
                 "mineral",
                 alt.Tooltip("holding_t:Q", format=",.1f", title="tonnes"),
                 alt.Tooltip("days_of_consumption:Q", format=",.0f", title="days"),
+                alt.Tooltip("note:N", title="why"),
             ],
         )
-        .properties(width=WIDTH, height=220)
+        .properties(width=WIDTH, height=200, title="Days of consumption held")
         .add_params(legend)
+    )
+
+
+def coverage_sources_chart(expected: pd.DataFrame, flows: pd.DataFrame | None, parts: list[str]) -> alt.TopLevelMixin:
+    """Stacked expected coverage-days: own stock in the holder's colour, borrowed in each lender's colour
+    (split between lenders by their expected tonnes), with a tick at the disrupted days."""
+    rows = []
+    for r in expected.itertuples():
+        who = f"{r.participant} · {r.mineral}"
+        rows.append({"who": who, "source": r.participant, "how": "own stock", "days": r.own_coverage_days})
+        lenders = (
+            flows[(flows.to == r.participant) & (flows.mineral == r.mineral)] if flows is not None else pd.DataFrame()
+        )
+        total = lenders.expected_lent_t.sum() if len(lenders) else 0.0
+        for lend in lenders.itertuples():
+            share = lend.expected_lent_t / total if total > 0 else 0.0
+            rows.append(
+                {
+                    "who": who,
+                    "source": lend[1],
+                    "how": f"borrowed from {lend[1]}",
+                    "days": r.borrowed_coverage_days * share,
+                }
+            )
+    df = pd.DataFrame(rows)
+    order = [f"{r.participant} · {r.mineral}" for r in expected.itertuples()]
+    bars = (
+        alt.Chart(df)
+        .mark_bar(stroke="white", strokeWidth=0.5)
+        .encode(
+            y=alt.Y("who:N", sort=order, title=None),
+            x=alt.X("sum(days):Q", title="expected coverage-days given a disruption"),
+            color=_pcolor(parts, "source", "stock of"),
+            opacity=alt.condition(alt.datum.how == "own stock", alt.value(1.0), alt.value(0.55)),
+            tooltip=["who", "how", alt.Tooltip("days:Q", format=",.1f")],
+        )
+    )
+    ticks = (
+        alt.Chart(expected.assign(who=order))
+        .mark_tick(color="black", thickness=2, size=14)
+        .encode(
+            y=alt.Y("who:N", sort=order),
+            x="expected_disruption_days:Q",
+            tooltip=["who", alt.Tooltip("expected_disruption_days:Q", format=",.1f", title="days disrupted")],
+        )
+    )
+    return alt.layer(bars, ticks).properties(
+        width=WIDTH, height=18 * len(order), title="Where coverage comes from (tick: days disrupted)"
+    )
+
+
+def coverage_summary(expected: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "participant": expected.participant,
+            "mineral": expected.mineral,
+            "P(hit)": expected.disruption_probability,
+            "days disrupted": expected.expected_disruption_days,
+            "own days": expected.own_coverage_days,
+            "borrowed days": expected.borrowed_coverage_days,
+            "share": expected.expected_coverage_share,
+            "worst share": expected.worst_coverage_share,
+            "worst scenario": expected.worst_scenario,
+            "source": expected.note,
+        }
     )
 
 
 def _top_scenarios(cfg: dict, names) -> list[str]:
     prob = {sc["name"]: sc["probability"] for sc in cfg["scenarios"]}
-    return sorted(set(names), key=lambda n: -prob.get(n, 0))[:MAX_SCENARIOS_SHOWN]
+    return sorted(set(names), key=lambda n: (-prob.get(n, 0), n))[:MAX_SCENARIOS_SHOWN]
 
 
-def coverage_heatmap(cov: pd.DataFrame, cfg: dict) -> alt.FacetChart:
-    df = cov[cov.scenario.isin(_top_scenarios(cfg, cov.scenario))]
+def coverage_heatmap(cov: pd.DataFrame, cfg: dict, parts: list[str]) -> alt.FacetChart:
+    shown = _top_scenarios(cfg, cov.scenario)
+    df = cov[cov.scenario.isin(shown)]
     base = alt.Chart(df).encode(
-        x=alt.X("scenario:N", title=None, axis=alt.Axis(labelAngle=-35, labelLimit=160)),
+        x=alt.X("scenario:N", title=None, sort=shown, axis=alt.Axis(labelAngle=-35, labelLimit=160)),
         y=alt.Y("mineral:N", title=None),
     )
     cells = base.mark_rect().encode(
@@ -233,19 +436,24 @@ def coverage_heatmap(cov: pd.DataFrame, cfg: dict) -> alt.FacetChart:
             "mineral",
             alt.Tooltip("coverage_share:Q", format=".0%"),
             alt.Tooltip("coverage_days:Q", format=",.0f"),
+            alt.Tooltip("own_coverage_days:Q", format=",.0f", title="own days"),
+            alt.Tooltip("borrowed_coverage_days:Q", format=",.0f", title="borrowed days"),
             alt.Tooltip("disruption_days:Q", format=",.0f"),
             alt.Tooltip("unmet_t:Q", format=",.1f"),
         ],
     )
     text = base.mark_text(fontSize=10).encode(text=alt.Text("coverage_days:Q", format=".0f"))
+    total = cov.scenario.nunique()
+    title = f"Coverage-days by scenario ({len(shown)} of {total} scenarios)"
     return (
         alt.layer(cells, text, data=df)
-        .properties(width=max(160, 60 * df.scenario.nunique()), height=180)
-        .facet(row=alt.Row("participant:N", title=None))
+        .properties(width=min(WIDTH, max(160, 44 * len(shown))), height=16 * max(1, df.mineral.nunique()))
+        .facet(row=alt.Row("participant:N", title=None, sort=parts))
+        .properties(title=title)
     )
 
 
-def trajectory_chart(sched: pd.DataFrame, cfg: dict) -> alt.Chart:
+def trajectory_chart(sched: pd.DataFrame, cfg: dict) -> alt.FacetChart:
     """Inventory (line) and flows (bars) per period for one disruption (scenario and mineral) at a time."""
     prob = {sc["name"]: sc["probability"] for sc in cfg["scenarios"]}
     df = sched.assign(disruption=sched.scenario + " · " + sched.mineral)
@@ -283,118 +491,143 @@ def trajectory_chart(sched: pd.DataFrame, cfg: dict) -> alt.Chart:
         .encode(
             x=alt.X("period:O"),
             y=alt.Y("tonnes:Q", title=None),
-            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top")),
+            color=alt.Color(
+                "series:N",
+                title=None,
+                scale=alt.Scale(domain=list(SERIES_COLORS), range=list(SERIES_COLORS.values())),
+                legend=alt.Legend(orient="top"),
+            ),
             tooltip=tooltip,
         )
     )
     line = (
         base.transform_filter(alt.datum.series == "inventory")
-        .mark_line(point=True, color="black")
+        .mark_line(point=True, color="#1b1f24")
         .encode(x=alt.X("period:O"), y=alt.Y("tonnes:Q", title=None), tooltip=tooltip)
     )
     return (
         alt.layer(line, bars, data=long)
-        .properties(width=280, height=140)
+        .properties(width=280, height=130)
         .facet(
             row=alt.Row("panel:N", title=None, sort="descending"),
-            column=alt.Column("participant:N", title=None),
+            column=alt.Column("participant:N", title=None, sort=list(cfg["participants"])),
         )
         .resolve_scale(y="independent")
         .add_params(pick)
+        .properties(title=alt.TitleParams(text={"expr": "'Inventory and flows in ' + disruption_pick"}))
     )
 
 
-def cost_chart(costs: dict) -> alt.Chart:
-    df = pd.DataFrame(
-        {"component": [k.removesuffix("_usd").replace("_", " ") for k in costs], "usd": list(costs.values())}
+SIDES: tuple[tuple[str, Literal["left", "right"], int], ...] = (("lends", "right", -14), ("borrows", "left", 14))
+
+
+def lending_chart(flows: pd.DataFrame, cfg: dict, parts: list[str]) -> alt.TopLevelMixin:
+    """Lenders on the left, borrowers on the right, one line per (arc, mineral) in the lender's colour."""
+    price = {m: v["price_usd_per_t"] for m, v in cfg["minerals"].items()}
+    df = flows.assign(
+        y_from=flows["from"].map({p: i for i, p in enumerate(parts)}),
+        y_to=flows["to"].map({p: i for i, p in enumerate(parts)}),
+        value_usd=flows.expected_lent_t * flows.mineral.map(price),
     )
-    return (
+    df["y_from"] = df.y_from + (df.groupby("from").cumcount() - df.groupby("from").mineral.transform("size") / 2) * 0.2
+    df["y_to"] = df.y_to + (df.groupby("to").cumcount() - df.groupby("to").mineral.transform("size") / 2) * 0.2
+    df["label"] = df.mineral + ": " + df.expected_lent_t.map(lambda v: f"{v:,.3g}") + " t"
+    df["x0"], df["x1"] = 0.0, 1.0
+    y = alt.Scale(domain=[-0.8, len(parts) - 0.2])
+    links = (
         alt.Chart(df)
-        .mark_bar()
+        .mark_rule()
         .encode(
-            y=alt.Y("component:N", sort="-x", title=None),
-            x=alt.X("usd:Q", title="USD", axis=alt.Axis(format="~s")),
-            color=alt.Color("component:N", legend=None),
-            tooltip=["component", alt.Tooltip("usd:Q", format="$,.0f")],
+            x=alt.X("x0:Q", axis=None, scale=alt.Scale(domain=[-0.35, 1.35])),
+            x2="x1",
+            y=alt.Y("y_from:Q", axis=None, scale=y),
+            y2="y_to",
+            color=_pcolor(parts, "from", "lender"),
+            strokeWidth=alt.StrokeWidth("value_usd:Q", scale=alt.Scale(range=[1, 12]), legend=None),
+            tooltip=[
+                "from",
+                "to",
+                "mineral",
+                alt.Tooltip("expected_lent_t:Q", format=",.3f", title="expected t"),
+                alt.Tooltip("worst_lent_t:Q", format=",.1f", title="worst-scenario t"),
+                "worst_scenario",
+                alt.Tooltip("expected_fees_usd:Q", format="$,.0f", title="expected fees"),
+            ],
         )
-        .properties(width=WIDTH, height=150)
+    )
+    labels = (
+        alt.Chart(df)
+        .transform_calculate(xm="0.22", ym="datum.y_from + 0.22 * (datum.y_to - datum.y_from)")
+        .mark_text(dy=-7, fontSize=11)
+        .encode(x="xm:Q", y=alt.Y("ym:Q", scale=y), text="label:N")
+    )
+    nodes = pd.DataFrame(
+        [
+            {"x": x, "y": i, "participant": p, "side": side}
+            for i, p in enumerate(parts)
+            for x, side in ((0.0, "lends"), (1.0, "borrows"))
+        ]
+    )
+    dots = alt.Chart(nodes).mark_circle(size=260).encode(x="x:Q", y=alt.Y("y:Q", scale=y), color=_pcolor(parts))
+    names = [
+        alt.Chart(nodes[nodes.side == side])
+        .mark_text(fontSize=12, fontWeight="bold", align=align, dx=dx)
+        .encode(x="x:Q", y=alt.Y("y:Q", scale=y), text="text:N")
+        .transform_calculate(text=f"datum.participant + ' {side}'")
+        for side, align, dx in SIDES
+    ]
+    return alt.layer(links, labels, dots, *names).properties(
+        width=WIDTH, height=max(160, 90 * len(parts)), title="Expected lending per scenario, lender to borrower"
     )
 
 
-def binding_limits(cfg: dict, hold: pd.DataFrame, sched: pd.DataFrame, summary: dict) -> pd.DataFrame:
-    """Every limit the config sets, its value at the optimum, and whether it binds."""
-    rows = []
-    tol = 1e-6
-
-    def add(who, limit, value, at, binds):
-        rows.append(
-            {
-                "participant": who,
-                "limit": limit,
-                "limit value": value,
-                "at optimum": at,
-                "binds": "yes" if binds else "",
-            }
+def measures_chart(m: dict) -> alt.Chart:
+    rows = [{"measure": k.removesuffix("_usd").upper(), "usd": m.get(k)} for k in MEASURES if m.get(k) is not None]
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar(color="#6b6b6b")
+        .encode(
+            y=alt.Y("measure:N", sort=[k.removesuffix("_usd").upper() for k in MEASURES], title=None),
+            x=alt.X("usd:Q", axis=usd_axis("expected cost")),
+            tooltip=["measure", alt.Tooltip("usd:Q", format="$,.0f")],
         )
+        .properties(width=WIDTH, height=150, title="Stochastic-programming measures")
+    )
 
-    by_p = summary.get("costs_by_participant", {})
-    for p, lim in cfg["participants"].items():
-        h = hold[hold.participant == p]
-        spend = by_p.get(p, {}).get("acquisition_usd", 0.0) + by_p.get(p, {}).get("fixed_usd", 0.0)
-        if lim.get("budget_usd") is not None:
-            b = lim["budget_usd"]
-            add(p, "budget_usd", _money(b), _money(spend), spend >= b * (1 - tol) - 1)
-        if lim.get("storage_capacity_t") is not None:
-            cap = lim["storage_capacity_t"]
-            add(
-                p,
-                "storage_capacity_t",
-                f"{cap:,.0f} t",
-                f"{h.holding_t.sum():,.0f} t",
-                h.holding_t.sum() >= cap * (1 - tol),
-            )
-        for r in h.itertuples():
-            mc = cfg["minerals"][r.mineral]
-            days = for_participant(mc["min_days"], p, 0.0)
-            need = days * for_participant(mc["consumption_t_per_year"], p, 0.0) / 365
-            if need > 0:
-                add(
-                    p,
-                    f"min_days {r.mineral}",
-                    f"{days:g} days",
-                    f"{r.days_of_consumption:,.0f} days",
-                    r.holding_t - mc["lot_t"] < need,
-                )
-            cap = for_participant(mc.get("max_acquisition_t"), p, None)
-            if cap is not None:
-                add(
-                    p,
-                    f"max_acquisition_t {r.mineral}",
-                    f"{cap:,.0f} t",
-                    f"{r.acquired_t:,.0f} t",
-                    r.acquired_t + mc["lot_t"] > cap,
-                )
-        s = sched[sched.participant == p].merge(h[["mineral", "holding_t"]], on="mineral")
-        out = s.release_t + s.lent_t
-        if lim["release_rate_max"] < 1 and len(s):
-            hit = (out >= lim["release_rate_max"] * s.holding_t * (1 - tol)) & (out > 0)
-            add(
-                p,
-                "release_rate_max",
-                f"{lim['release_rate_max']:.0%} per period",
-                f"at the cap in {int(hit.sum())} scenario-periods",
-                bool(hit.any()),
-            )
-        if lim["reserve_floor"] > 0 and len(s):
-            hit = (s.inventory_t <= lim["reserve_floor"] * s.holding_t * (1 + tol)) & (s.holding_t > 0)
-            add(
-                p,
-                "reserve_floor",
-                f"{lim['reserve_floor']:.0%} of holding",
-                f"reached in {int(hit.sum())} scenario-periods",
-                bool(hit.any()),
-            )
-    return pd.DataFrame(rows, columns=["participant", "limit", "limit value", "at optimum", "binds"])
+
+def limits_view(limits: pd.DataFrame) -> pd.DataFrame:
+    """limits.csv for people: sorted by what relaxing saves, figures in each limit's unit."""
+    df = limits.copy()
+    for col in ("participant", "mineral", "arc"):
+        df[col] = df[col].fillna("").astype(str)
+    if "delta_objective_usd" in df.columns:
+        df = df.assign(_k=df.delta_objective_usd.fillna(0.0)).sort_values("_k", kind="stable").drop(columns="_k")
+
+    def fig(kind: str, v: float) -> str:
+        if v != v:
+            return "–"
+        if kind.endswith("_usd"):
+            return _money(v)
+        if kind in ("release_rate_max", "reserve_floor", "lending_max_share"):
+            return f"{v:.1%}"
+        unit = " days" if kind == "min_days" else " t"
+        return f"{v:,.4g}{unit}"
+
+    out = pd.DataFrame(
+        {
+            "limit": df.limit,
+            "who": [r.arc or " ".join(x for x in (r.participant, r.mineral) if x) for r in df.itertuples()],
+            "value": [fig(r.limit, r.value) for r in df.itertuples()],
+            "used": [fig(r.limit, r.used) for r in df.itertuples()],
+            "slack": [fig(r.limit, r.slack) for r in df.itertuples()],
+            "binds": df.binds.map(lambda b: "yes" if str(b) == "True" else ""),
+        }
+    )
+    if "delta_objective_usd" in df.columns:
+        out["dual"] = df.dual_usd_per_unit.to_numpy()
+        out["step"] = [fig(r.limit, r.step) for r in df.itertuples()]
+        out["delta"] = df.delta_objective_usd.to_numpy()
+    return out
 
 
 # ----------------------------------------------------------------------------
@@ -555,7 +788,7 @@ p.note{color:#57606a;margin:4px 0 10px;font-size:.9rem}
 table{border-collapse:collapse;font-size:.85rem;margin:6px 0}
 table.kv th{text-align:left;padding:2px 16px 2px 0;color:#57606a;font-weight:500} table.kv td{padding:2px 0}
 table.data th,table.data td{border:1px solid #d0d7de;padding:3px 8px;text-align:right}
-table.data th{background:#f6f8fa} table.sortable th{cursor:pointer}
+table.data th{background:#f6f8fa} table.sortable th{cursor:pointer} table.data td.text{text-align:left}
 .chart{margin:8px 0 16px;overflow-x:auto}
 footer{margin-top:32px;color:#57606a;font-size:.8rem}
 @media print{.chart{break-inside:avoid} body{max-width:none}}

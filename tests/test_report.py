@@ -16,6 +16,7 @@ from conftest import ROOT, checked_solve
 
 from stockpile import load_config
 from stockpile.cli import cli
+from stockpile.fmt import money as _money
 from stockpile.report import build_report, write_report
 
 
@@ -50,27 +51,40 @@ def _data(chart) -> pd.DataFrame:
     return pd.DataFrame(next(iter(spec["datasets"].values())))
 
 
+def _chart(page, section: str, i: int = 0):
+    """The i-th chart of a section, by the section's title."""
+    items = [item for title, _, items in page.sections if title == section for item in items]
+    return [item for item in items if not isinstance(item, str)][i]
+
+
 def test_solve_report_numbers_match_the_files(runs):
     folder = runs["solve"]
     page = build_report(folder)
     summary = json.loads((folder / "summary.json").read_text())
     hold = pd.read_csv(folder / "holdings.csv")
     cov = pd.read_csv(folder / "coverage.csv")
+    ec = pd.read_csv(folder / "expected_coverage.csv")
     assert f"${summary['objective_usd'] / 1e9:,.2f}bn" in page.header
     assert summary["config_hash"] in page.header
-    charts = list(page.charts.values())
-    shown = _data(charts[0])  # holdings: initial and acquired tonnes
+    for p, c in summary["costs_by_participant"].items():  # cost per participant in the headline
+        assert f">{p}<" in page.header and _money(c["total_usd"]) in page.header
+    shown = _data(_chart(page, "Holdings", 0))  # initial and acquired tonnes
     assert shown.tonnes.sum() == pytest.approx(hold.holding_t.sum())
-    days = _data(charts[1])
+    days = _data(_chart(page, "Holdings", 1))
     assert days.set_index(["participant", "mineral"]).days_of_consumption.to_dict() == pytest.approx(
         hold.dropna(subset=["days_of_consumption"]).set_index(["participant", "mineral"]).days_of_consumption.to_dict()
     )
-    heat = _data(charts[2])
+    sources = _data(_chart(page, "Coverage given a disruption")).groupby("who").days.sum()
+    for r in ec.itertuples():
+        assert sources[f"{r.participant} · {r.mineral}"] == pytest.approx(r.expected_coverage_days, abs=1e-6)
+    heat = _data(_chart(page, "Coverage by scenario"))
     assert len(heat) == len(cov) and heat.coverage_days.sum() == pytest.approx(cov.coverage_days.sum())
-    costs = _data(charts[4])
+    costs = _data(_chart(page, "Cost by component"))
     assert costs.usd.sum() == pytest.approx(summary["objective_usd"])
     limits = [s for s in page.sections if s[0] == "Limits at the optimum"][0][2][0]
     assert "budget_usd" in limits and "min_days" in limits
+    flows = _data(_chart(page, "Lending between partners"))
+    assert len(flows) == len(pd.read_csv(folder / "lending_flows.csv"))
 
 
 def test_study_and_coalition_report_numbers(runs):
