@@ -154,6 +154,9 @@ def assemble(
     summary.holding_t_by_participant = {
         p: float(v) for p, v in holdings.groupby("participant", sort=False).holding_t.sum().items()
     }
+    if len(expected):
+        w = expected.disruption_probability
+        summary.expected_coverage_share = float((w * expected.expected_coverage_share).sum() / w.sum())
     summary.expected_coverage_days = {
         p: {r.mineral: float(r.expected_coverage_days) for r in g.itertuples()}
         for p, g in expected.groupby("participant", sort=False)

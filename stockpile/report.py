@@ -236,17 +236,21 @@ SERIES_COLORS = {"own release": "#6b6b6b", "lent out": "#bdbdbd", "borrowed": "#
 
 def _pcolor(parts: list[str], field: str = "participant", title: str | None = "participant") -> alt.Color:
     scale = alt.Scale(domain=parts, range=PARTICIPANT_COLORS[: len(parts)])
-    return alt.Color(f"{field}:N", scale=scale, title=title, legend=alt.Legend(orient="top"))
+    return alt.Color(
+        f"{field}:N", scale=scale, title=title, legend=alt.Legend(orient="top", titleLimit=600, labelLimit=300)
+    )
+
+
+USD_LABEL = (
+    "abs(datum.value) >= 1e9 ? format(datum.value / 1e9, '$,.3~f') + 'bn' : "
+    "abs(datum.value) >= 1e6 ? format(datum.value / 1e6, '$,.3~f') + 'm' : "
+    "abs(datum.value) >= 1e3 ? format(datum.value / 1e3, '$,.3~f') + 'k' : format(datum.value, '$,.0f')"
+)
 
 
 def usd_axis(title: str | None = "USD") -> alt.Axis:
     """Dollars as $k/$m/$bn rather than SI prefixes (G would read as giga-dollars)."""
-    expr = (
-        "abs(datum.value) >= 1e9 ? format(datum.value / 1e9, '$,.3~f') + 'bn' : "
-        "abs(datum.value) >= 1e6 ? format(datum.value / 1e6, '$,.3~f') + 'm' : "
-        "abs(datum.value) >= 1e3 ? format(datum.value / 1e3, '$,.3~f') + 'k' : format(datum.value, '$,.0f')"
-    )
-    return alt.Axis(title=title, labelExpr=expr)
+    return alt.Axis(title=title, labelExpr=USD_LABEL)
 
 
 def cost_table(s: dict, flows: pd.DataFrame | None) -> str:
@@ -313,7 +317,7 @@ def holdings_chart(hold: pd.DataFrame, parts: list[str]) -> alt.FacetChart:
                 "part:N",
                 scale=alt.Scale(domain=["initial stock", "acquired"], range=[0.35, 1.0]),
                 title=None,
-                legend=alt.Legend(orient="top"),
+                legend=alt.Legend(orient="top", titleLimit=600, labelLimit=300),
             ),
             order=alt.Order("part:N", sort="descending"),
             tooltip=["participant", "mineral", "part", alt.Tooltip("tonnes:Q", format=",.1f")],
@@ -495,7 +499,7 @@ def trajectory_chart(sched: pd.DataFrame, cfg: dict) -> alt.FacetChart:
                 "series:N",
                 title=None,
                 scale=alt.Scale(domain=list(SERIES_COLORS), range=list(SERIES_COLORS.values())),
-                legend=alt.Legend(orient="top"),
+                legend=alt.Legend(orient="top", titleLimit=600, labelLimit=300),
             ),
             tooltip=tooltip,
         )
@@ -599,7 +603,7 @@ def limits_view(limits: pd.DataFrame) -> pd.DataFrame:
     """limits.csv for people: sorted by what relaxing saves, figures in each limit's unit."""
     df = limits.copy()
     for col in ("participant", "mineral", "arc"):
-        df[col] = df[col].fillna("").astype(str)
+        df[col] = df[col].astype("string").fillna("").astype(str)
     if "delta_objective_usd" in df.columns:
         df = df.assign(_k=df.delta_objective_usd.fillna(0.0)).sort_values("_k", kind="stable").drop(columns="_k")
 
@@ -639,79 +643,229 @@ def _field(column: str) -> str:
     return column.replace(".", "/")
 
 
+def short_labels(keys: list[str]) -> dict[str, str]:
+    """The shortest dotted suffix (two segments at least) that tells each key apart from the others:
+    two 'shocks.0.periods' keys keep their scenario names."""
+    out = {}
+    for k in keys:
+        parts = k.split(".")
+        for n in range(min(2, len(parts)), len(parts) + 1):
+            tail = ".".join(parts[-n:])
+            if sum(1 for other in keys if other == tail or other.endswith("." + tail)) == 1:
+                break
+        out[k] = tail
+    return out
+
+
+def fmt_value(key: str, v) -> str:
+    """A swept value for people: dollars as $600m, other numbers as they read."""
+    if isinstance(v, float) and v != v:
+        return "–"
+    if key.endswith("_usd") and isinstance(v, (int, float)):
+        return _money(float(v))
+    if isinstance(v, float) and v.is_integer():
+        return f"{int(v):,}"
+    return str(v)
+
+
 def study_page(folder: Path) -> Page:
-    df = pd.read_csv(folder / "study.csv")
-    df.columns = [_field(c) for c in df.columns]
+    raw = pd.read_csv(folder / "study.csv")
     page = Page(f"stockpile study · {folder.name}", "study")
-    swept = [c for c in df.columns if "/" in c and not c.startswith(("holding_t/", "coverage_days/"))]
-    ok = df[df.status.isin(["optimal", "feasible"])]
+    metrics = [
+        c
+        for c in raw.columns
+        if c in ("objective_usd", "expected_coverage_share", *COST_COLUMNS)
+        or c.startswith(("holding_t.", "coverage_days."))
+    ]
+    swept = [c for c in raw.columns if "." in c and c not in metrics]
+    label = short_labels(swept)
+    ok = raw[raw.status.isin(["optimal", "feasible"])].copy()
+    named = ok.case.where(~ok.case.str.startswith("sweep_"), "")
+    ok["label"] = [
+        n or ", ".join(f"{label[k]}={fmt_value(k, r[k])}" for k in swept) for n, (_, r) in zip(named, ok.iterrows())
+    ]
+    for k in swept:
+        ok[f"{k} (shown)"] = [fmt_value(k, v) for v in ok[k]]
     page.header = _kv_table(
         [
-            ("cases", f"{len(df)}"),
+            ("cases", f"{len(raw)}"),
             ("solved", f"{len(ok)}"),
             ("swept keys", html.escape(", ".join(swept) or "none")),
             ("lowest expected cost", _money(ok.objective_usd.min() if len(ok) else None)),
         ]
     )
-    cov_cols = [c for c in df.columns if c.startswith("coverage_days/")]
-    if swept and len(ok):
-        key = swept[0]
-        frame = ok.dropna(subset=[key]).copy()
-        frame["mean coverage-days"] = frame[cov_cols].mean(axis=1) if cov_cols else 0.0
-        other = swept[1] if len(swept) > 1 else None
+    if len(ok) and "expected_coverage_share" in ok.columns and ok.expected_coverage_share.notna().any():
         page.add(
-            "Frontier",
-            f"Expected total cost and mean coverage-days against {key}"
-            + (f", one line per {other}" if other else "")
-            + ".",
-            frontier_chart(frame, key, other, "objective_usd", "expected total cost (USD)"),
-            frontier_chart(frame, key, other, "mean coverage-days", "mean coverage-days given a disruption"),
+            "Cost against coverage",
+            "Each case's expected total cost against its probability-weighted coverage (the share of disrupted "
+            "supply covered, weighted by each participant-mineral's disruption probability). Ringed: the "
+            "non-dominated cases (no other case is cheaper and covers more); the base config is the large "
+            "point; named cases carry their names.",
+            tradeoff_chart(ok, swept, label),
         )
+    if len(ok) and swept:
         for k in swept:
+            others = [o for o in swept if o != k]
             page.add(
-                f"Effect of {k}",
-                "Each point is a case; the line joins the mean over the other keys.",
-                small_multiples(ok.dropna(subset=[k]), k, cov_cols),
+                f"Effect of {label[k]}",
+                f"Pick any metric below the chart; one line per value of {label[others[0]]}."
+                if others
+                else "Pick any metric below the chart.",
+                effect_chart(ok, k, others[0] if others else None, metrics, label),
             )
-    cols = ["case", *swept, "status", "objective_usd", "gap", "solve_seconds"]
+    cols = ["case", *swept, "status", "objective_usd", "expected_coverage_share", "gap", "solve_seconds"]
+    table = raw[[c for c in cols if c in raw.columns]].copy()
+    for k in swept:
+        table[k] = [fmt_value(k, v) for v in table[k]]
     page.add(
         "Cases",
         "Click a column header to sort.",
-        _df_table(df[[c for c in cols if c in df.columns]], sortable=True, money_cols=("objective_usd",)),
+        _df_table(
+            table.rename(columns=label),
+            sortable=True,
+            money_cols=("objective_usd",),
+            pct_cols=("expected_coverage_share",),
+        ),
     )
     return page
 
 
-def frontier_chart(df: pd.DataFrame, key: str, other: str | None, value: str, title: str) -> alt.Chart:
-    enc = {
-        "x": alt.X(f"{key}:Q", title=key, axis=alt.Axis(format="~s")),
-        "y": alt.Y(f"{value}:Q", title=title, axis=alt.Axis(format="~s"), scale=alt.Scale(zero=False)),
-        "tooltip": ["case", alt.Tooltip(f"{key}:Q", format=",.4~g"), alt.Tooltip(f"{value}:Q", format=",.4~g")],
-    }
-    chart = alt.Chart(df).mark_line(point=True)
+COST_COLUMNS = ("acquisition_usd", "fixed_usd", "holding_usd", "expected_shortfall_usd", "expected_lending_usd")
+
+
+def non_dominated(cost: pd.Series, cover: pd.Series) -> pd.Series:
+    """True where no other case costs no more and covers no less, one of them strictly."""
+    c, v = cost.to_numpy(), cover.to_numpy()
+    better = (
+        (c[None, :] <= c[:, None])
+        & (v[None, :] >= v[:, None])
+        & ((c[None, :] < c[:, None]) | (v[None, :] > v[:, None]))
+    )
+    return pd.Series(~better.any(axis=1), index=cost.index)
+
+
+def tradeoff_chart(ok: pd.DataFrame, swept: list[str], label: dict[str, str]) -> alt.TopLevelMixin:
+    df = ok.dropna(subset=["expected_coverage_share", "objective_usd"]).copy()
+    df["frontier"] = non_dominated(df.objective_usd, df.expected_coverage_share)
+    df["base"] = df["base"].astype(bool) if "base" in df.columns else False
+    df["name"] = [f"base config ({c})" if b else c for b, c in zip(df.base, df.case)]
+    df["kind"] = [
+        "base config" if b else ("named case" if not c.startswith("sweep_") else "sweep")
+        for b, c in zip(df.base, df.case)
+    ]
+    tooltip = [
+        "case",
+        "label",
+        alt.Tooltip("objective_usd:Q", format="$,.0f"),
+        alt.Tooltip("expected_coverage_share:Q", format=".1%"),
+    ]
+    x = alt.X(
+        "expected_coverage_share:Q",
+        title="probability-weighted coverage",
+        axis=alt.Axis(format=".1%"),
+        scale=alt.Scale(zero=False),
+    )
+    y = alt.Y("objective_usd:Q", axis=usd_axis("expected total cost"), scale=alt.Scale(zero=False))
+    color = (
+        alt.Color(
+            f"{_field(swept[0])} (shown):N",
+            title=label[swept[0]],
+            legend=alt.Legend(orient="top", titleLimit=600, labelLimit=300),
+            sort=[fmt_value(swept[0], v) for v in sorted(df[swept[0]].dropna().unique())],
+        )
+        if swept
+        else alt.value("#6b6b6b")
+    )
+    data = df.rename(columns={c: _field(c) for c in df.columns})
+    points = (
+        alt.Chart(data)
+        .mark_point(filled=True, opacity=0.85)
+        .encode(
+            x=x,
+            y=y,
+            color=color,
+            shape=alt.Shape(
+                "kind:N",
+                title=None,
+                scale=alt.Scale(domain=["sweep", "named case", "base config"], range=["circle", "diamond", "square"]),
+            ),
+            size=alt.condition(alt.datum.base, alt.value(260), alt.value(70)),
+            tooltip=tooltip,
+        )
+    )
+    front = data[data.frontier]
+    line = (
+        alt.Chart(front)
+        .mark_line(color="#1b1f24", strokeDash=[4, 3])
+        .encode(x=x, y=y, order="expected_coverage_share:Q")
+    )
+    rings = alt.Chart(front).mark_point(size=200, color="#1b1f24", strokeWidth=1.2).encode(x=x, y=y, tooltip=tooltip)
+    names = (
+        alt.Chart(data[(data.kind != "sweep")])
+        .mark_text(align="left", dx=9, dy=-6, fontSize=11)
+        .encode(x=x, y=y, text=alt.Text("name:N"))
+    )
+    return alt.layer(line, points, rings, names).properties(
+        width=WIDTH, height=320, title="Expected cost against probability-weighted coverage"
+    )
+
+
+def _metric_name(col: str) -> str:
+    return col.removesuffix("_usd").replace("_", " ") + (" (USD)" if col.endswith("_usd") else "")
+
+
+def effect_chart(
+    ok: pd.DataFrame, key: str, other: str | None, metrics: list[str], label: dict[str, str]
+) -> alt.TopLevelMixin:
+    """One metric (picked from every metric of study.csv) against a swept key."""
+    keep = ok.dropna(subset=[key])
+    long = keep.melt(
+        id_vars=["case", key, *([other] if other else [])], value_vars=metrics, var_name="metric", value_name="value"
+    )
+    long["metric"] = long["metric"].map(_metric_name)
+    long["key_shown"] = [fmt_value(key, v) for v in long[key]]
     if other:
-        legend = alt.selection_point(fields=[other], bind="legend")
-        enc["color"] = alt.Color(f"{other}:N", title=other, legend=alt.Legend(orient="top"))
-        enc["opacity"] = alt.condition(legend, alt.value(1.0), alt.value(0.15))
-        return chart.encode(**enc).properties(width=WIDTH, height=220).add_params(legend)
-    return chart.encode(**enc).properties(width=WIDTH, height=220)
-
-
-def small_multiples(df: pd.DataFrame, key: str, cov_cols: list[str]) -> alt.Chart:
-    long = df.melt(
-        id_vars=["case", key], value_vars=["objective_usd", *cov_cols[:8]], var_name="measure", value_name="value"
+        long["other_shown"] = [fmt_value(other, v) for v in long[other]]
+    long = long.rename(columns={key: "x"}).drop(columns=[other] if other else [])
+    options = [_metric_name(m) for m in metrics]
+    pick = alt.param(
+        name=f"metric_{_slug(key)}", value=options[0], bind=alt.binding_select(options=options, name="metric ")
     )
-    base = alt.Chart(long).encode(x=alt.X(f"{key}:Q", title=key, axis=alt.Axis(format="~s")))
-    pts = base.mark_point().encode(
-        y=alt.Y("value:Q", title=None, axis=alt.Axis(format="~s"), scale=alt.Scale(zero=False)),
-        tooltip=["case", "measure", alt.Tooltip("value:Q", format=",.4~g")],
-    )
-    line = base.mark_line().encode(y="mean(value):Q")
+    usd = key.endswith("_usd")
+    enc = {
+        "x": alt.X("x:Q", title=label[key], axis=usd_axis(label[key]) if usd else alt.Axis(title=label[key])),
+        "y": alt.Y(
+            "value:Q",
+            title=None,
+            scale=alt.Scale(zero=False),
+            axis=alt.Axis(
+                labelExpr=f"indexof({pick.name}, 'USD') >= 0 ? ({USD_LABEL}) : "
+                f"indexof({pick.name}, 'share') >= 0 ? format(datum.value, '.0%') : format(datum.value, ',.4~g')"
+            ),
+        ),
+        "tooltip": [
+            "case",
+            alt.Tooltip("key_shown:N", title=label[key]),
+            "metric",
+            alt.Tooltip("value:Q", format=",.4~g"),
+        ],
+    }
+    if other:
+        enc["color"] = alt.Color(
+            "other_shown:N",
+            title=label[other],
+            legend=alt.Legend(orient="top", titleLimit=600, labelLimit=300),
+            sort=[fmt_value(other, v) for v in sorted(ok[other].dropna().unique())],
+        )
     return (
-        alt.layer(pts, line)
-        .properties(width=180, height=120)
-        .facet(facet=alt.Facet("measure:N", title=None), columns=4)
-        .resolve_scale(y="independent")
+        alt.Chart(long)
+        .transform_filter(alt.datum.metric == pick)
+        .mark_line(point=True)
+        .encode(**enc)
+        .add_params(pick)
+        .properties(
+            width=WIDTH, height=240, title=alt.TitleParams(text={"expr": f"{pick.name} + ' against {label[key]}'"})
+        )
     )
 
 
@@ -730,6 +884,7 @@ def coalition_page(folder: Path) -> Page:
             ("standalone costs, summed", _money(head.get("standalone_sum_usd"))),
             ("grand coalition", _money(head.get("grand_usd"))),
             ("Shapley split in the core", "yes" if head.get("in_core") else "no"),
+            ("transfers", html.escape(head.get("transfers", "–"))),
         ]
     )
     page.add(
@@ -739,40 +894,65 @@ def coalition_page(folder: Path) -> Page:
         .mark_bar()
         .encode(
             x=alt.X("coalition:N", sort=None, title=None),
-            y=alt.Y("objective_usd:Q", title="USD", axis=alt.Axis(format="~s")),
-            color=alt.Color("size:O", title="members", legend=alt.Legend(orient="top")),
+            y=alt.Y("objective_usd:Q", axis=usd_axis("expected cost")),
+            color=alt.Color(
+                "size:O",
+                title="members",
+                scale=alt.Scale(range=["#bdbdbd", "#8c8c8c", "#5a5a5a", "#2b2b2b"]),
+                legend=alt.Legend(orient="top"),
+            ),
             tooltip=["coalition", "status", alt.Tooltip("objective_usd:Q", format="$,.0f")],
         )
-        .properties(width=WIDTH, height=220),
+        .properties(width=WIDTH, height=220, title="Optimal expected cost of each coalition"),
     )
     if len(shares):
         df = shares.melt(
             id_vars=["participant"],
-            value_vars=["standalone_usd", "shapley_usd", "spending_usd"],
+            value_vars=["standalone_usd", "shapley_usd", "spending_usd", "transfer_usd"],
             var_name="measure",
             value_name="usd",
         )
         df["measure"] = df["measure"].map(
-            {"standalone_usd": "alone", "shapley_usd": "Shapley share", "spending_usd": "actual spending together"}
+            {
+                "standalone_usd": "alone",
+                "shapley_usd": "Shapley share",
+                "spending_usd": "actual spending together",
+                "transfer_usd": "transfer received (+) or paid (-)",
+            }
         )
         legend = alt.selection_point(fields=["measure"], bind="legend")
         page.add(
             "Cost shares",
-            "What each partner would pay alone, its Shapley share of the joint cost, "
-            "and what it actually spends in the joint plan.",
+            "What each partner would pay alone, its Shapley share of the joint cost, what it actually spends "
+            "in the joint plan, and the transfer that brings its net cost to its Shapley share: "
+            + head.get("transfers", "")
+            + ".",
             alt.Chart(df)
             .mark_bar()
             .encode(
-                x=alt.X("participant:N", title=None),
-                xOffset="measure:N",
-                y=alt.Y("usd:Q", title="USD", axis=alt.Axis(format="~s")),
-                color=alt.Color("measure:N", title=None, legend=alt.Legend(orient="top")),
+                x=alt.X("participant:N", title=None, sort=list(shares.participant)),
+                xOffset=alt.XOffset("measure:N", sort=None),
+                y=alt.Y("usd:Q", axis=usd_axis()),
+                color=alt.Color(
+                    "measure:N",
+                    title=None,
+                    scale=alt.Scale(
+                        domain=[
+                            "alone",
+                            "Shapley share",
+                            "actual spending together",
+                            "transfer received (+) or paid (-)",
+                        ],
+                        range=["#bdbdbd", "#6b6b6b", "#2b2b2b", "#f2b701"],
+                    ),
+                    legend=alt.Legend(orient="top", labelLimit=300),
+                ),
                 opacity=alt.condition(legend, alt.value(1.0), alt.value(0.2)),
                 tooltip=["participant", "measure", alt.Tooltip("usd:Q", format="$,.0f")],
             )
-            .properties(width=WIDTH, height=240)
+            .properties(width=WIDTH, height=240, title="Cost shares and transfers per participant")
             .add_params(legend),
-            _df_table(shares, money_cols=("standalone_usd", "shapley_usd", "spending_usd")),
+            _df_table(shares, money_cols=("standalone_usd", "shapley_usd", "spending_usd", "transfer_usd")),
         )
     return page
 
@@ -788,7 +968,7 @@ p.note{color:#57606a;margin:4px 0 10px;font-size:.9rem}
 table{border-collapse:collapse;font-size:.85rem;margin:6px 0}
 table.kv th{text-align:left;padding:2px 16px 2px 0;color:#57606a;font-weight:500} table.kv td{padding:2px 0}
 table.data th,table.data td{border:1px solid #d0d7de;padding:3px 8px;text-align:right}
-table.data th{background:#f6f8fa} table.sortable th{cursor:pointer} table.data td.text{text-align:left}
+table.data th{background:#f6f8fa;max-width:14em;overflow-wrap:anywhere} table.sortable th{cursor:pointer} table.data td.text{text-align:left}
 .chart{margin:8px 0 16px;overflow-x:auto}
 footer{margin-top:32px;color:#57606a;font-size:.8rem}
 @media print{.chart{break-inside:avoid} body{max-width:none}}

@@ -402,6 +402,7 @@ class Summary:
     costs_by_participant: dict[str, dict[str, float]] | None = None
     holding_t_by_participant: dict[str, float] | None = None
     expected_coverage_days: dict[str, dict[str, float]] | None = None
+    expected_coverage_share: float | None = None  # probability-weighted over disrupted (participant, mineral)
     solver_version: str | None = None
     method: str | None = None
     build_seconds: float | None = None

@@ -78,6 +78,7 @@ class Case:
     overrides: dict[str, Any]
     config: Config
     lots: dict[str, dict[str, int]] | None = None  # a first-stage plan to evaluate instead of optimise
+    is_base: bool = False  # the case is the base config itself (a study report highlights it)
 
     @property
     def hash(self) -> str:
@@ -137,6 +138,12 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
             "overrides": [[k, v] for k, v in sets.items()],
         }
         out.append(Case(name, sets, cfg))
+    try:
+        base_hash = validate(apply_overrides(base.data, extra), str(base_path)).hash()
+    except ConfigError:
+        base_hash = None  # a base that is incomplete on its own: only its cases are configs
+    for case in out:
+        case.is_base = case.hash == base_hash
     return out
 
 
@@ -200,6 +207,8 @@ def study_row(case: Case, summary: dict | None, error: str | None = None) -> dic
     for p, per in (s.get("expected_coverage_days") or {}).items():
         for m, v in per.items():
             row[f"coverage_days.{p}.{m}"] = v
+    row["expected_coverage_share"] = s.get("expected_coverage_share")
+    row["base"] = case.is_base
     row["gap"] = s.get("gap")
     row["solve_seconds"] = s.get("solve_seconds")
     if error or s.get("reasons"):

@@ -47,8 +47,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def _data(chart) -> pd.DataFrame:
+    """The chart's largest dataset (a layer over a subset, such as a frontier, has fewer rows)."""
     spec = chart.to_dict()
-    return pd.DataFrame(next(iter(spec["datasets"].values())))
+    return pd.DataFrame(max(spec["datasets"].values(), key=len))
 
 
 def _chart(page, section: str, i: int = 0):
@@ -83,15 +84,22 @@ def test_solve_report_numbers_match_the_files(runs):
     assert costs.usd.sum() == pytest.approx(summary["objective_usd"])
     limits = [s for s in page.sections if s[0] == "Limits at the optimum"][0][2][0]
     assert "budget_usd" in limits and "min_days" in limits
-    flows = _data(_chart(page, "Lending between partners"))
-    assert len(flows) == len(pd.read_csv(folder / "lending_flows.csv"))
+    spec = _chart(page, "Lending between partners").to_dict()
+    flows = pd.DataFrame(next(d for d in spec["datasets"].values() if "expected_lent_t" in d[0]))
+    assert flows.expected_lent_t.tolist() == pytest.approx(
+        pd.read_csv(folder / "lending_flows.csv").expected_lent_t.tolist()
+    )
 
 
 def test_study_and_coalition_report_numbers(runs):
     page = build_report(runs["study"])
     table = pd.read_csv(runs["study"] / "study.csv")
-    frontier = _data(next(iter(page.charts.values())))
-    assert sorted(frontier.objective_usd) == pytest.approx(sorted(table.objective_usd))
+    points = _data(_chart(page, "Cost against coverage"))
+    assert sorted(points.objective_usd) == pytest.approx(sorted(table.objective_usd))
+    assert points.expected_coverage_share.tolist() == pytest.approx(table.expected_coverage_share.tolist())
+    # every metric of study.csv can be picked in each effect chart
+    effect = _data(_chart(page, "Effect of JP.budget_usd"))
+    assert effect.metric.nunique() == len([c for c in table.columns if c.endswith("_usd") or "." in c]) - 2 + 1
     assert all(f">{case}<" in "".join(str(i) for s in page.sections for i in s[2]) for case in table.case)
     page = build_report(runs["coalition"])
     coal = pd.read_csv(runs["coalition"] / "coalitions.csv")
@@ -166,3 +174,17 @@ def test_every_chart_renders_in_a_real_browser(runs, kind, tmp_path):
         timeout=120,
     )
     assert shot.stat().st_size > 20_000
+
+
+def test_study_labels_tell_keys_apart_and_values_read_as_money():
+    from stockpile.report import fmt_value, short_labels
+
+    keys = ["scenarios.drc.shocks.0.periods", "scenarios.china.shocks.0.periods", "participants.JP.budget_usd"]
+    labels = short_labels(keys)
+    assert labels == {
+        keys[0]: "drc.shocks.0.periods",
+        keys[1]: "china.shocks.0.periods",
+        keys[2]: "JP.budget_usd",
+    }
+    assert fmt_value("participants.JP.budget_usd", 6e8) == "$600.00m"
+    assert fmt_value("scenarios.drc.shocks.0.periods", 4.0) == "4"
