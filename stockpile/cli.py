@@ -571,6 +571,30 @@ def _show_table(df: Any, cols: list[str], title: str, limit: int = 40) -> None:
 
 
 @cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--count", type=click.IntRange(1, 1_000_000), required=True, help="Scenarios to draw.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="YAML file to write.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted override, repeatable.")
+@user_errors
+def scenarios(config: str, count: int, seed: int, output: str, sets: tuple[str, ...]) -> None:
+    """Draw scenarios from CONFIG's suppliers and events; write them as an explicit `scenarios:` list."""
+    import yaml
+
+    from .outputs import atomic_write_text
+
+    cfg = _load(config, [*_overrides(sets), ("scenarios", {"sample": {"count": count, "seed": seed}})])
+    listed = [sc.model_dump(mode="json", by_alias=True) for sc in cfg.scenario_list]
+    calm = sum(1 for sc in listed if not sc["shocks"])
+    head = (
+        f"# {count} scenarios drawn from the events of {config} with seed {seed} (stockpile scenarios);\n"
+        f"# each has probability 1/{count}; {calm} are calm (no event).\n"
+    )
+    atomic_write_text(Path(output), head + yaml.safe_dump({"scenarios": listed}, sort_keys=False, width=120))
+    click.echo(f"wrote {output}: {count} scenarios ({calm} calm), seed {seed}")
+
+
+@cli.command()
 @click.option("--participants", type=click.IntRange(1, 8), default=2, show_default=True)
 @click.option("--minerals", type=click.IntRange(1, 500), default=5, show_default=True)
 @click.option("--scenarios", type=click.IntRange(1, 100_000), default=10, show_default=True)

@@ -113,7 +113,7 @@ BYTES_PER_CELL_ARC = 96
 
 def estimated_bytes(cfg: Config) -> int:
     """Upper estimate of the memory a config's model needs, from its dimensions alone."""
-    S, P, M, T = len(cfg.scenarios), len(cfg.participants), len(cfg.minerals), cfg.horizon.periods
+    S, P, M, T = len(cfg.scenario_list), len(cfg.participants), len(cfg.minerals), cfg.horizon.periods
     return int(S * P * M * T * (BYTES_PER_CELL + BYTES_PER_CELL_ARC * len(cfg.lending) / max(P, 1)))
 
 
@@ -126,7 +126,7 @@ def check_size(cfg: Config) -> None:
     need = estimated_bytes(cfg)
     if need > limit:
         dims = (
-            f"{len(cfg.scenarios):,} scenarios x {len(cfg.participants)} participants x "
+            f"{len(cfg.scenario_list):,} scenarios x {len(cfg.participants)} participants x "
             f"{len(cfg.minerals)} minerals x {cfg.horizon.periods} periods"
         )
         raise ConfigError(
@@ -169,8 +169,8 @@ def build_instance(cfg: Config) -> Instance:
         name=cfg.name,
         participants=tuple(P),
         minerals=tuple(M),
-        scenarios=tuple(sc.name for sc in cfg.scenarios),
-        prob=np.array([sc.probability for sc in cfg.scenarios], dtype=float),
+        scenarios=tuple(sc.name for sc in cfg.scenario_list),
+        prob=np.array([sc.probability for sc in cfg.scenario_list], dtype=float),
         periods=T,
         period_days=float(cfg.horizon.period_days),
         holding_years=float(cfg.horizon.holding_years),
@@ -204,11 +204,11 @@ def _shortfall(cfg: Config, p_of: dict[str, int], m_of: dict[str, int], q: np.nd
     scatter-add applies them all: exact (no cumulative-sum round-off where shocks
     end), and no Python loop over periods or participants.
     """
-    S, P, M, T = len(cfg.scenarios), len(p_of), len(m_of), cfg.horizon.periods
+    S, P, M, T = len(cfg.scenario_list), len(p_of), len(m_of), cfg.horizon.periods
     share = np.zeros((S, P, M, T))
     shocks = [
         (s, m_of[sh.mineral], sh.start - 1, min(sh.start - 1 + sh.periods, T), cfg.per_participant(sh.loss, 0.0))
-        for s, sc in enumerate(cfg.scenarios)
+        for s, sc in enumerate(cfg.scenario_list)
         for sh in sc.shocks
     ]
     if shocks:

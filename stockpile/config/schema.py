@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..enums import Method, SolverName
 
@@ -129,6 +129,67 @@ class Scenario(StrictModel):
     shocks: list[Shock] = Field(default_factory=list, description="Shocks in this scenario.")
 
 
+class Triangular(StrictModel):
+    """A duration in periods drawn from a triangular distribution (rounded to whole periods, at least 1)."""
+
+    min: float = Field(ge=1, le=10_000, allow_inf_nan=False, description="Shortest duration, periods.")
+    mode: float = Field(ge=1, le=10_000, allow_inf_nan=False, description="Most likely duration, periods.")
+    max: float = Field(ge=1, le=10_000, allow_inf_nan=False, description="Longest duration, periods.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Triangular:
+        if not self.min <= self.mode <= self.max:
+            raise ValueError(f"expected min <= mode <= max, got {self.min:g}, {self.mode:g}, {self.max:g}")
+        return self
+
+
+class Uniform(StrictModel):
+    """A share drawn uniformly between min and max."""
+
+    min: Share = Field(description="Smallest share.")
+    max: Share = Field(description="Largest share.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.min > self.max:
+            raise ValueError(f"expected min <= max, got {self.min:g} > {self.max:g}")
+        return self
+
+
+class Correlation(StrictModel):
+    """Another event that happens in the same year with this conditional probability, given this one."""
+
+    event: Name = Field(description="Name of the other event.")
+    probability: Share = Field(description="P(the other event | this event), within the year.")
+
+
+class Event(StrictModel):
+    """A possible supply restriction by one supplier country, sampled into scenarios."""
+
+    name: Name = Field(description="Unique event name.")
+    supplier: Name = Field(description="Supplier country, a key of `suppliers`.")
+    minerals: list[Name] = Field(min_length=1, description="Minerals restricted together.")
+    annual_probability: Share = Field(description="Probability that the event starts within a year.")
+    duration_periods: Triangular = Field(description="Duration in periods, triangular {min, mode, max}.")
+    severity: Uniform = Field(description="Share of the supplier's flow cut, uniform {min, max}.")
+    correlated_with: Correlation | None = Field(
+        None, description="{event, probability}: the conditional probability that another event happens too."
+    )
+
+
+class Sample(StrictModel):
+    """How many equally likely one-year scenarios to draw from `events`, and the seed."""
+
+    count: int = Field(ge=1, le=1_000_000, description="Number of scenarios N (each of probability 1/N).")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the random generator (PCG64).")
+
+
+class ScenarioSample(StrictModel):
+    """`scenarios: {sample: {count, seed}}`: scenarios drawn from `suppliers` and `events`."""
+
+    sample: Sample = Field(description="Count and seed.")
+
+
 class Solver(StrictModel):
     """How the model is solved."""
 
@@ -180,7 +241,15 @@ class Config(StrictModel):
     )
     minerals: dict[Name, Mineral] = Field(min_length=1, description="Minerals modelled.")
     lending: list[Lending] = Field(default_factory=list, description="Allowed lending arcs during a shock.")
-    scenarios: list[Scenario] = Field(min_length=1, description="Supply-shock scenarios.")
+    suppliers: dict[Name, dict[Name, PerParticipantShare]] = Field(
+        default_factory=dict,
+        description="Supplier country -> mineral -> share of each participant's supply from it (scalar: all); "
+        "each participant-mineral's shares sum to at most 1.",
+    )
+    events: list[Event] = Field(default_factory=list, description="Possible supply restrictions, for sampling.")
+    scenarios: list[Scenario] | ScenarioSample = Field(
+        description="Supply-shock scenarios: a list, or {sample: {count, seed}} to draw them from `events`."
+    )
     solver: Solver = Field(default_factory=lambda: Solver(), description="Solver settings.")
     _provenance: dict = PrivateAttr(default_factory=dict)
 
@@ -197,6 +266,12 @@ class Config(StrictModel):
         if isinstance(value, dict):
             return {k: ({} if v is None else v) for k, v in value.items()}
         return value
+
+    @property
+    def scenario_list(self) -> list[Scenario]:
+        """The scenarios, drawn already when the config asked for a sample (``validate`` does it)."""
+        assert isinstance(self.scenarios, list), "scenarios are sampled when the config is validated"
+        return self.scenarios
 
     def per_participant(self, value: float | dict[str, float] | None, default: float) -> list[float]:
         """Expand a scalar-or-mapping field to one value per participant, in order."""

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ValidationError
 from ..errors import ConfigError, Problem, did_you_mean
 from .loader import Document, read_yaml
 from .overrides import apply_overrides
-from .schema import PER_PARTICIPANT_KEYS, Config
+from .sampling import check_sampling, sample_scenarios
+from .schema import PER_PARTICIPANT_KEYS, Config, ScenarioSample
 
 
 def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
@@ -208,9 +209,13 @@ def validate(
     except ValidationError as exc:
         problems = problems_from(exc)
     known = {p.loc for p in problems}
-    problems += [p for p in cross_check(data) if p.loc not in known]
+    problems += [p for p in cross_check(data) + check_sampling(data) if p.loc not in known]
     if not problems:
         assert cfg is not None
+        if isinstance(cfg.scenarios, ScenarioSample):
+            spec = cfg.scenarios.sample
+            cfg.scenarios = sample_scenarios(cfg, spec.count, spec.seed)
+            cfg._provenance = {"sampled": {"count": spec.count, "seed": spec.seed}}
         return cfg
     for p in problems:
         origin = next((o for loc, o in (origins or {}).items() if p.loc[: len(loc)] == loc), None)
@@ -231,5 +236,5 @@ def load_config(path: str | Path, overrides: typing.Iterable[tuple[str, Any]] = 
     if overrides and isinstance(data, dict):
         data = apply_overrides(data, overrides, origins=origins)
     cfg = validate(data, doc.source, doc, origins)
-    cfg._provenance = {"source": doc.source, "overrides": [[k, v] for k, v in overrides]}
+    cfg._provenance = {**cfg.provenance, "source": doc.source, "overrides": [[k, v] for k, v in overrides]}
     return cfg

@@ -1,0 +1,203 @@
+"""Scenarios drawn from supplier shares and supply events (``scenarios: {sample: {count, seed}}``).
+
+Each of the N equally likely scenarios is one year of the horizon. Every event occurs or
+not (its ``annual_probability``; an event named in another's ``correlated_with`` occurs
+with the conditional probability q where that one occurred, and with the
+marginal-preserving (p - q p_A) / (1 - p_A) elsewhere), with a duration drawn from its
+triangular distribution (rounded to whole periods, at least 1), a severity drawn
+uniformly and a start period drawn uniformly over the horizon. An active event cuts
+share(supplier, m, p) x severity of participant p's supply of each of its minerals m
+from its start for its duration; overlapping cuts add and are capped at 1 when the
+instance is built. A year with no event is a calm scenario.
+
+All draws come from one ``numpy.random.Generator(PCG64(seed))`` in a fixed order and
+shape (N x events), whatever occurs, so a sample is byte-reproducible from its seed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import Problem
+from .schema import TINY, Config, Event, Scenario, Shock
+
+CALM = "calm"
+
+
+def event_order(events: list[Event]) -> list[int]:
+    """Events in draw order: an event after the one it is correlated with (checked acyclic)."""
+    index = {e.name: i for i, e in enumerate(events)}
+    parent = {index[e.correlated_with.event]: i for i, e in enumerate(events) if e.correlated_with}
+    order: list[int] = []
+    for i in range(len(events)):
+        chain = []
+        j: int | None = i
+        while j is not None and j not in order and j not in chain:
+            chain.append(j)
+            j = parent.get(j)
+        order.extend(reversed(chain))
+    return order
+
+
+def occurrence(events: list[Event], u: np.ndarray) -> np.ndarray:
+    """(N, E) booleans from (N, E) uniforms, with the correlations of each event."""
+    index = {e.name: i for i, e in enumerate(events)}
+    given = {
+        index[e.correlated_with.event]: (i, e.correlated_with.probability)
+        for i, e in enumerate(events)
+        if e.correlated_with
+    }
+    occurs = np.zeros(u.shape, dtype=bool)
+    for j in event_order(events):
+        p = events[j].annual_probability
+        if j in given:
+            i, q = given[j]
+            p_i = events[i].annual_probability
+            rest = (p - q * p_i) / (1.0 - p_i) if p_i < 1 else 0.0
+            occurs[:, j] = u[:, j] < np.where(occurs[:, i], q, rest)
+        else:
+            occurs[:, j] = u[:, j] < p
+    return occurs
+
+
+def sample_scenarios(cfg: Config, count: int, seed: int) -> list[Scenario]:
+    """N equally likely scenarios drawn from cfg.events and cfg.suppliers (module docstring)."""
+    events = cfg.events
+    T = cfg.horizon.periods
+    rng = np.random.Generator(np.random.PCG64(seed))
+    E = len(events)
+    shape = (count, E)
+    u = rng.random(shape)
+    lo = np.array([e.duration_periods.min for e in events])
+    mode = np.array([e.duration_periods.mode for e in events])
+    hi = np.array([e.duration_periods.max for e in events])
+    # numpy's triangular needs left < right: a fixed duration is drawn as itself
+    span = np.where(hi > lo, hi, lo + 1.0)
+    raw = rng.triangular(np.broadcast_to(lo, shape), np.broadcast_to(mode, shape), np.broadcast_to(span, shape))
+    duration = np.maximum(1, np.rint(np.where(hi > lo, raw, lo))).astype(np.int64)
+    severity = rng.uniform(
+        np.broadcast_to([e.severity.min for e in events], shape),
+        np.broadcast_to([e.severity.max for e in events], shape),
+    )
+    start = rng.integers(1, T + 1, size=shape)
+    occurs = occurrence(events, u)
+    parts = list(cfg.participants)
+    share = {
+        (supplier, m): cfg.per_participant(value, 0.0)
+        for supplier, per in cfg.suppliers.items()
+        for m, value in per.items()
+    }
+    width = len(str(count))
+    prob = 1.0 / count
+    out = []
+    for n in range(count):
+        shocks = []
+        names = []
+        for e in np.nonzero(occurs[n])[0]:
+            ev = events[e]
+            names.append(ev.name)
+            for m in ev.minerals:
+                loss = {
+                    p: float(s * severity[n, e])
+                    for p, s in zip(parts, share.get((ev.supplier, m), [0.0] * len(parts)))
+                    if s * severity[n, e] >= TINY
+                }
+                if loss:
+                    shocks.append(Shock(mineral=m, start=int(start[n, e]), periods=int(duration[n, e]), loss=loss))
+        name = f"s{n + 1:0{width}d}_" + ("_and_".join(names) if names else CALM)
+        out.append(Scenario(name=name[:100], probability=prob, shocks=shocks))
+    return out
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def check_sampling(data: dict[str, Any]) -> list[Problem]:
+    """References and arithmetic of suppliers and events, on the raw tree (like cross_check): unknown
+    minerals, participants, suppliers and events; shares summing over 1; correlations that are
+    self-referent, cyclic, doubled on one event or that cannot keep the other event's probability."""
+    problems: list[Problem] = []
+    suppliers, minerals = _mapping(data.get("suppliers")), _mapping(data.get("minerals"))
+    raw_parts = data.get("participants")
+    parts = [str(p) for p in raw_parts] if isinstance(raw_parts, (dict, list)) else []
+    totals: dict[tuple[str, str], float] = {}
+    for supplier, per in suppliers.items():
+        for m, value in _mapping(per).items():
+            if minerals and m not in minerals:
+                problems.append(Problem(("suppliers", supplier, m), f"unknown mineral '{m}'"))
+            for p, v in (value if isinstance(value, dict) else dict.fromkeys(parts, value)).items():
+                x = _number(v)
+                if parts and p not in parts:
+                    problems.append(Problem(("suppliers", supplier, m, p), f"unknown participant '{p}'"))
+                elif x is not None:
+                    totals[(p, m)] = totals.get((p, m), 0.0) + x
+    for (p, m), total in totals.items():
+        if total > 1.0 + 1e-9:
+            problems.append(
+                Problem(("suppliers",), f"{p}'s supply shares of {m} sum to {total:.6g}; expected at most 1")
+            )
+    events = (
+        [e if isinstance(e, dict) else {} for e in (data.get("events") or [])]
+        if isinstance(data.get("events"), list)
+        else []
+    )
+    prob = {str(e.get("name")): _number(e.get("annual_probability")) for e in events}
+    seen: set[str] = set()
+    parent: dict[str, str] = {}  # correlated event -> the event it is conditioned on
+    for i, e in enumerate(events):
+        name = str(e.get("name"))
+        if name in seen:
+            problems.append(Problem(("events", i, "name"), f"duplicate event name '{name}'"))
+        seen.add(name)
+        if e.get("supplier") is not None and e.get("supplier") not in suppliers:
+            problems.append(
+                Problem(("events", i, "supplier"), f"unknown supplier '{e.get('supplier')}' (not in suppliers)")
+            )
+        listed = e.get("minerals")
+        for j, m in enumerate(listed if isinstance(listed, list) else []):
+            if minerals and m not in minerals:
+                problems.append(Problem(("events", i, "minerals", j), f"unknown mineral '{m}'"))
+        corr = _mapping(e.get("correlated_with"))
+        if not corr:
+            continue
+        loc = ("events", i, "correlated_with")
+        other = str(corr.get("event"))
+        if other not in prob:
+            problems.append(Problem(loc + ("event",), f"unknown event '{other}'"))
+        elif other == name:
+            problems.append(Problem(loc + ("event",), "an event cannot be correlated with itself"))
+        elif other in parent:
+            problems.append(Problem(loc + ("event",), f"'{other}' is already correlated with '{parent[other]}'"))
+        else:
+            parent[other] = name
+            p_a, p_b, q = prob.get(name), prob[other], _number(corr.get("probability"))
+            if p_a is not None and p_b is not None and q is not None and p_a < 1:
+                rest = (p_b - q * p_a) / (1 - p_a)
+                if not -1e-12 <= rest <= 1 + 1e-12:
+                    problems.append(
+                        Problem(
+                            loc + ("probability",),
+                            f"P({other} | {name}) = {q:g} cannot keep {other}'s annual_probability {p_b:g}: "
+                            f"{other} would need probability {rest:.4g} in the years without {name}",
+                        )
+                    )
+    for start in parent:  # a cycle of correlations has no draw order
+        visited, node = set(), start
+        while node in parent and node not in visited:
+            visited.add(node)
+            node = parent[node]
+        if node == start:
+            problems.append(Problem(("events",), f"the correlations form a cycle through '{start}'"))
+            break
+    if isinstance(data.get("scenarios"), dict) and not events:
+        problems.append(Problem(("scenarios", "sample"), "sampling needs `events` (and `suppliers`) in the config"))
+    return problems

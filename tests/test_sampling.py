@@ -1,0 +1,139 @@
+"""Scenarios sampled from suppliers and events: reproducible, faithful to the probabilities, clear errors."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from stockpile.cli import cli
+from stockpile.config import ConfigError, validate
+
+BASE = {
+    "name": "samp",
+    "horizon": {"periods": 12},
+    "participants": ["US", "JP"],
+    "minerals": {
+        "gallium": {"price_usd_per_t": 240000, "shortfall_cost_usd_per_t": 4.8e6, "consumption_t_per_year": 50},
+        "germanium": {"price_usd_per_t": 5e6, "shortfall_cost_usd_per_t": 1e8, "consumption_t_per_year": 20},
+    },
+    "suppliers": {"China": {"gallium": {"US": 0.9, "JP": 0.6}, "germanium": 0.5}},
+    "events": [
+        {
+            "name": "ga_ge",
+            "supplier": "China",
+            "minerals": ["gallium", "germanium"],
+            "annual_probability": 0.2,
+            "duration_periods": {"min": 3, "mode": 6, "max": 12},
+            "severity": {"min": 0.5, "max": 1.0},
+            "correlated_with": {"event": "ge_only", "probability": 0.5},
+        },
+        {
+            "name": "ge_only",
+            "supplier": "China",
+            "minerals": ["germanium"],
+            "annual_probability": 0.15,
+            "duration_periods": {"min": 1, "mode": 2, "max": 4},
+            "severity": {"min": 0.2, "max": 0.4},
+        },
+    ],
+    "scenarios": {"sample": {"count": 20000, "seed": 7}},
+}
+
+
+def _sample(**over):
+    data = copy.deepcopy(BASE)
+    data.update(over)
+    return validate(data).scenario_list
+
+
+def test_same_seed_same_bytes_other_seed_other_sample():
+    a = [s.model_dump() for s in _sample(scenarios={"sample": {"count": 500, "seed": 1}})]
+    b = [s.model_dump() for s in _sample(scenarios={"sample": {"count": 500, "seed": 1}})]
+    c = [s.model_dump() for s in _sample(scenarios={"sample": {"count": 500, "seed": 2}})]
+    assert yaml.safe_dump(a) == yaml.safe_dump(b) and a != c
+
+
+def test_frequencies_match_the_event_probabilities():
+    """Binomial checks at 4 standard deviations (fixed seed: deterministic), marginals and the correlation."""
+    scen = _sample()
+    n = len(scen)
+    a = np.array(["ga_ge" in s.name for s in scen])
+    b = np.array(["ge_only" in s.name for s in scen])
+
+    def within(k: int, trials: int, p: float) -> bool:
+        return abs(k - trials * p) <= 4 * np.sqrt(trials * p * (1 - p))
+
+    assert within(int(a.sum()), n, 0.2)
+    assert within(int(b.sum()), n, 0.15)  # the marginal is kept under the correlation
+    assert within(int((a & b).sum()), int(a.sum()), 0.5)  # P(ge_only | ga_ge) = 0.5
+    assert within(int((~a & ~b).sum()), n, 1 - 0.2 - 0.15 + 0.2 * 0.5)  # calm years
+    assert all(s.probability == pytest.approx(1 / n) for s in scen)
+
+
+def test_losses_are_supplier_share_times_severity_within_the_drawn_ranges():
+    for s in _sample(scenarios={"sample": {"count": 2000, "seed": 3}}):
+        for sh in s.shocks:
+            assert 1 <= sh.start <= 12
+            if sh.mineral == "gallium":  # only ga_ge cuts gallium: severity in [0.5, 1]
+                sev = sh.loss["US"] / 0.9
+                assert 0.5 <= sev <= 1.0 and sh.loss["JP"] == pytest.approx(0.6 * sev)
+                assert 3 <= sh.periods <= 12
+            else:
+                assert sh.loss["US"] == sh.loss["JP"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"suppliers": {"China": {"gallium": {"US": 0.9, "JP": 0.6}, "germanium": 0.5}, "DRC": {"gallium": 0.3}}},
+            "sum to 1.2",
+        ),
+        ({"events": [{**BASE["events"][1], "supplier": "Chna"}]}, "unknown supplier 'Chna'"),
+        (
+            {
+                "events": [
+                    {**BASE["events"][0], "correlated_with": {"event": "nope", "probability": 0.5}},
+                    BASE["events"][1],
+                ]
+            },
+            "unknown event 'nope'",
+        ),
+        (
+            {
+                "events": [
+                    {**BASE["events"][0], "correlated_with": {"event": "ge_only", "probability": 0.95}},
+                    {**BASE["events"][1], "annual_probability": 0.1},
+                ]
+            },
+            "cannot keep ge_only's annual_probability",
+        ),
+        (
+            {"events": [{**BASE["events"][1], "duration_periods": {"min": 5, "mode": 2, "max": 4}}]},
+            "min <= mode <= max",
+        ),
+        ({"events": []}, "sampling needs `events`"),
+    ],
+)
+def test_bad_sampling_inputs_name_the_key(change, message):
+    data = copy.deepcopy(BASE)
+    data.update(change)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("|", r"\|")):
+        validate(data)
+
+
+def test_scenarios_command_writes_an_explicit_reusable_list(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(BASE))
+    out = tmp_path / "s.yaml"
+    res = CliRunner().invoke(cli, ["scenarios", str(cfg), "--count", "50", "--seed", "4", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    listed = yaml.safe_load(out.read_text())["scenarios"]
+    assert len(listed) == 50
+    again = validate({**BASE, "scenarios": listed}).scenario_list
+    direct = validate({**BASE, "scenarios": {"sample": {"count": 50, "seed": 4}}}).scenario_list
+    assert [s.model_dump() for s in again] == [s.model_dump() for s in direct]
