@@ -247,7 +247,7 @@ class Config(StrictModel):
         "each participant-mineral's shares sum to at most 1.",
     )
     events: list[Event] = Field(default_factory=list, description="Possible supply restrictions, for sampling.")
-    scenarios: list[Scenario] | ScenarioSample = Field(
+    scenarios: Annotated[list[Scenario], Field(min_length=1)] | ScenarioSample = Field(
         description="Supply-shock scenarios: a list, or {sample: {count, seed}} to draw them from `events`."
     )
     solver: Solver = Field(default_factory=lambda: Solver(), description="Solver settings.")

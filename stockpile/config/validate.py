@@ -80,6 +80,8 @@ def _explain(err: dict, root: type[BaseModel]) -> str:
     return f"{msg[0].lower() + msg[1:]}, got {shown}"
 
 
+# schema models that appear as one branch of a union: pydantic tags the location with their name
+MODEL_TAGS = {"ScenarioSample"}
 _BRANCH = re.compile(r"^(float|int|str|bool|list|dict|none|union|constrained-\w+|function-\w+|literal)(\[.*\])?$")
 
 
@@ -91,8 +93,20 @@ def _simplify(errors: list[Any]) -> list[dict]:
     the mapping branch's when they wrote a mapping, the scalar's otherwise.
     """
     out: dict[tuple, dict] = {}
+    # a list-or-model field (scenarios: a list, or {sample: ...}): keep the branch the user wrote
+    model_branch = {
+        tuple(e["loc"][: e["loc"].index(m)])
+        for e in errors
+        for m in MODEL_TAGS
+        if m in e["loc"] and e["type"] != "model_type"
+    }
     for err in errors:
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _BRANCH.match(p)))
+        tags = [p for p in err["loc"] if p in MODEL_TAGS]
+        if tags and err["type"] == "model_type":
+            continue  # the user wrote the list form
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (_BRANCH.match(p) or p in MODEL_TAGS)))
+        if err["type"] == "list_type" and loc in model_branch:
+            continue  # the user wrote the mapping form
         err = {**err, "loc": loc}
         kept = out.get(loc)
         # the mapping branch's "not a dict" yields to any other complaint at the same key
