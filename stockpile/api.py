@@ -14,7 +14,7 @@ import numpy as np
 
 from .backends import relative_gap, solve_model
 from .benders import Progress, solve_benders
-from .canonical import canonical_schedule
+from .canonical import canonical_schedule, exact_cvar
 from .config import Config
 from .enums import Method, Status
 from .errors import InfeasibleConfig
@@ -35,7 +35,9 @@ from .results import (
     participant_costs,
     plan_from_solution,
     reporting_shift,
+    scenario_recourse,
     schedule_table,
+    var_cvar,
 )
 from .version import __version__
 
@@ -114,7 +116,8 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
         return Result(summary.to_dict(), config=cfg.resolved_dict())
     summary = _summary(cfg, sizes, out.status, str(out.solver), **timing)
     x, saving = canonical_schedule(inst, lm, out.x)
-    return assemble(cfg, inst, lm, x, out.objective, out.bound, summary, saving)
+    x, tail = exact_cvar(inst, lm, x)
+    return assemble(cfg, inst, lm, x, out.objective, out.bound, summary, saving + tail)
 
 
 def assemble(
@@ -133,8 +136,8 @@ def assemble(
     Raises ObjectiveMismatch when the solver's objective, less that saving, and the breakdown disagree.
     """
     plan = plan_from_solution(lm, x, inst)
-    by_participant = participant_costs(lm, plan, inst)
-    cost = costs(by_participant)
+    by_participant, shared = participant_costs(lm, plan, inst)
+    cost = costs(by_participant, shared)
     objective = sum(cost.values())
     check_objective(solver_objective - schedule_saving, objective, reporting_shift(lm, x, plan))
     f = flows(inst, plan)
@@ -145,6 +148,9 @@ def assemble(
     lent = lending_flows_table(inst, plan)
     notes = coverage_notes(coverage, lent, inst, held, inst.initial + inst.lot * plan.lots)
     expected = expected_coverage(inst, coverage, notes)
+    q = scenario_recourse(inst, plan)
+    summary.expected_recourse_usd = float(inst.prob @ q)
+    summary.var_recourse_usd, summary.cvar_recourse_usd = var_cvar(q, inst.prob, inst.cvar_alpha)
     summary.objective_usd = objective
     summary.best_bound_usd = bound
     summary.gap = relative_gap(objective, bound)

@@ -11,8 +11,9 @@ new family lands in the right place by construction.
 Master (MIP, small): min c_F z + sum_g theta_g over the first-stage rows and the
 optimality cuts
     theta_g >= Q_g(z^k) + d_g^k . (z - z^k),
-one theta per *aggregate* g: the key without its scenario (per mineral today), so
-Q_g(z) = sum of the expected recourse of the blocks of g.
+one theta per *aggregate* g: the key without its scenario (per mineral), so
+Q_g(z) = sum of the expected recourse of the blocks of g; when the blocks are whole
+scenarios (key (s,), as a CVaR objective makes them), one theta per scenario.
 
 Recourse of a block, given z (``Recourse``):
 * closed form (``ClosedForm``): blocks with only release r and unmet u, the demand
@@ -90,7 +91,9 @@ class Structure:
 
     @classmethod
     def of(cls, lm: LinearModel) -> Structure:
-        agg_dims = tuple(d for d in lm.key_dims if d != "s")
+        # one theta per mineral (the key without its scenario); when blocks are whole scenarios
+        # (a CVaR objective), one per scenario: a multi-cut master, far fewer iterations than one theta
+        agg_dims = tuple(d for d in lm.key_dims if d != "s") or lm.key_dims
         keys = np.unique(np.r_[lm.col_key[lm.col_key >= 0], lm.row_key[lm.row_key >= 0]])
         n_agg = int(np.prod(lm.axes.shape(agg_dims))) if lm.axes is not None and keys.size else 0
         first_cols, first_rows = lm.first_cols, np.nonzero(lm.row_key < 0)[0]

@@ -26,8 +26,8 @@ import logging
 import numpy as np
 
 from .instance import Instance
-from .model import LinearModel
-from .results import clean, early_cover_gaps, flows, plan_from_solution
+from .model import LinearModel, cvar_unit
+from .results import clean, early_cover_gaps, flows, plan_from_solution, scenario_recourse, var_cvar
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +110,22 @@ def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[
         int((left > 0).sum()),
     )
     return new, saving
+
+
+def exact_cvar(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """With a CVaR objective (define_cvar), eta and v_s set to their exact optimum for the plan's
+    scenario costs: eta = VaR_alpha(Q), v_s = max(Q_s - eta, 0); and what that lowered the cost by.
+    A solver stopped at its gap may leave them above it; the risk premium then reads exactly
+    w (CVaR - E[Q])."""
+    if "eta" not in lm.var_blocks:
+        return x, 0.0
+    plan = plan_from_solution(lm, x, inst)
+    q = scenario_recourse(inst, plan)
+    var, _ = var_cvar(q, inst.prob, inst.cvar_alpha)
+    eta, v = lm.var_blocks["eta"], lm.var_blocks["v"]
+    new = x.copy()
+    unit = cvar_unit(inst)
+    new[eta.start] = var / unit
+    new[v.index] = np.maximum(q[v.coords["s"]] - var, 0.0) / unit
+    before, after = float(lm.c @ x), float(lm.c @ new)
+    return new, max(before - after, 0.0)

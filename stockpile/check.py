@@ -20,7 +20,14 @@ import yaml
 
 DAYS = 365.0
 CENT = 0.01  # money below a cent is solver noise, not a finding
-COSTS = ("acquisition_usd", "fixed_usd", "holding_usd", "expected_shortfall_usd", "expected_lending_usd")
+COSTS = (
+    "acquisition_usd",
+    "fixed_usd",
+    "holding_usd",
+    "expected_shortfall_usd",
+    "expected_lending_usd",
+    "risk_premium_usd",
+)
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Run:
     tol: float
     x: dict[tuple[str, str], float] = field(default_factory=dict)  # holding per (participant, mineral)
     costs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COSTS, 0.0))  # recomputed by the rules
+    recourse: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # Q_s: shortfall + fees
 
     @property
     def parts(self) -> list[str]:
@@ -178,6 +186,7 @@ def lending_flows(r: Run) -> tuple[list[Violation], dict, dict]:
         borrowed_by[row.scenario, row["to"], row.mineral, row.period] += row.lent_t
         arc_total[row.scenario, row["from"], row["to"], row.mineral] += row.lent_t
         r.costs["expected_lending_usd"] += prob[row.scenario] * arc["cost_usd_per_t"] * row.lent_t
+        r.recourse[row.scenario] += arc["cost_usd_per_t"] * row.lent_t
     for (s, a, b, m), total in arc_total.items():
         cap = arcs[a, b]["max_share"] * r.x[a, m]
         if total > cap + tol * max(1, cap):
@@ -225,6 +234,7 @@ def check_schedule(r: Run) -> Iterator[Violation]:
             yield Violation("reserve_floor", where, f"inventory {row.inventory_t:g} t < floor")
         inv_prev[s, p, m] = row.inventory_t
         r.costs["expected_shortfall_usd"] += prob[s] * cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
+        r.recourse[s] += cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
     for missing in set(g) - seen:
         yield Violation("schedule rows", "schedule.csv", f"no row for shortfall at {missing}")
     for missing in set(lent_by) - seen:
@@ -325,14 +335,37 @@ def check_lending_summary(r: Run, run_dir: Path) -> Iterator[Violation]:
             )
 
 
+def check_risk(r: Run) -> Iterator[Violation]:
+    """E[Q], VaR and CVaR at risk.cvar_alpha of the scenario recourse costs Q_s (shortfall plus fees),
+    recomputed from the schedule by sorting; the risk premium w (CVaR - E[Q]) of the objective."""
+    risk = r.cfg.get("risk") or {"cvar_alpha": 0.9, "cvar_weight": 0.0}
+    alpha, w = risk["cvar_alpha"], risk["cvar_weight"]
+    values = sorted((r.recourse.get(name, 0.0), p) for name, p in r.prob.items())
+    mean = sum(q * p for q, p in values)
+    cum, var = 0.0, values[-1][0]
+    for q, p in values:
+        cum += p
+        if cum >= alpha - 1e-12:
+            var = q
+            break
+    cvar = var + sum(p * max(q - var, 0.0) for q, p in values) / (1 - alpha)
+    r.costs["risk_premium_usd"] = w * (cvar - mean)
+    scale = max(1.0, abs(cvar))
+    for key, want in (("expected_recourse_usd", mean), ("var_recourse_usd", var), ("cvar_recourse_usd", cvar)):
+        have = r.summary.get(key)
+        if have is not None and not _close(have, want, scale):
+            yield Violation("risk measures", f"summary.json {key}", f"{have:,.2f}, recomputed {want:,.2f}")
+
+
 def check_costs(r: Run) -> Iterator[Violation]:
     """The cost breakdown and objective equal the costs recomputed by the other rules; the bound is
     not above the objective. Runs after them."""
     s = r.summary
     total = sum(r.costs.values())
     for k, v in r.costs.items():
-        if not _close(s["costs"][k], v, total):
-            yield Violation("cost breakdown", f"summary.json costs.{k}", f"{s['costs'][k]:,.2f}, recomputed {v:,.2f}")
+        have = s["costs"].get(k, 0.0)
+        if not _close(have, v, total):
+            yield Violation("cost breakdown", f"summary.json costs.{k}", f"{have:,.2f}, recomputed {v:,.2f}")
     if not _close(s["objective_usd"], total):
         yield Violation(
             "objective", "summary.json objective_usd", f"{s['objective_usd']:,.2f}, recomputed {total:,.2f}"
@@ -348,6 +381,7 @@ RULES: tuple[Callable[[Run], Iterator[Violation]], ...] = (
     check_schedule,
     check_coverage,
     check_release_order,
+    check_risk,
     check_costs,
 )
 

@@ -61,6 +61,8 @@ class Instance:
     arc_cost: np.ndarray  # (A,) USD/t
     arc_minerals: np.ndarray  # (A, M) bool: mineral may be lent on the arc
     shortfall: np.ndarray  # (S, P, M, T) tonnes of supply lost, g
+    cvar_alpha: float = 0.9
+    cvar_weight: float = 0.0
     solver: dict = field(default_factory=dict)
 
     @property
@@ -193,6 +195,8 @@ def build_instance(cfg: Config) -> Instance:
         arc_cost=np.array([a.cost_usd_per_t for a in arcs], dtype=float),
         arc_minerals=arc_minerals,
         shortfall=_shortfall(cfg, p_of, m_of, consumption * cfg.horizon.period_days / DAYS_PER_YEAR),
+        cvar_alpha=cfg.risk.cvar_alpha,
+        cvar_weight=cfg.risk.cvar_weight,
         solver=cfg.solver.model_dump(),
     )
 

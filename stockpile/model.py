@@ -62,6 +62,7 @@ class Stage:
 
 FIRST = Stage()
 PAIR = Stage(("s", "m"))  # second stage: one recourse block per (scenario, mineral)
+SCENARIO = Stage(("s",))  # second stage over a whole scenario (its blocks then hold every mineral)
 
 
 class CostKind(StrEnum):
@@ -72,11 +73,17 @@ class CostKind(StrEnum):
     HOLDING = "holding"
     SHORTFALL = "shortfall"
     LENDING = "lending"
+    RISK = "risk_premium"  # w (CVaR - E): what risk aversion adds to the expected cost; shared, no payer
 
     @property
     def summary_key(self) -> str:
         expected = self in (CostKind.SHORTFALL, CostKind.LENDING)
         return f"{'expected_' if expected else ''}{self.value}_usd"
+
+    @property
+    def shared(self) -> bool:
+        """A cost of the whole arrangement, not of one participant."""
+        return self is CostKind.RISK
 
 
 COST_KEYS = [k.summary_key for k in CostKind]
@@ -139,18 +146,27 @@ class LinearModel:
     def first_cols(self) -> np.ndarray:
         return np.nonzero(self.col_key < 0)[0]
 
-    def cost_breakdown(self, x: np.ndarray, participants: int) -> dict[CostKind, np.ndarray]:
-        """Each cost kind per participant (who pays: the block's ``p``) for a solution x.
+    def cost_breakdown(
+        self, x: np.ndarray, participants: int
+    ) -> tuple[dict[CostKind, np.ndarray], dict[CostKind, float]]:
+        """Each cost kind per participant (who pays: the block's ``p``) for a solution x, and the
+        shared kinds (no payer) as totals.
 
-        Summed over kinds and participants this is c x + offset exactly: the same terms
-        the objective vector was built from.
+        Summed over kinds (and participants) this is c x + offset exactly: the same terms the
+        objective vector was built from.
         """
-        out = {kind: self.offsets.get(kind, np.zeros(participants)).astype(float) for kind in CostKind}
+        out = {
+            kind: self.offsets.get(kind, np.zeros(participants)).astype(float) for kind in CostKind if not kind.shared
+        }
+        shared = {kind: 0.0 for kind in CostKind if kind.shared}
         for block in self.var_blocks.values():
             xb = block.values(x)
             for kind, coef in block.costs.items():
-                out[kind] += np.bincount(block.coords["p"], coef * xb, participants)
-        return out
+                if kind.shared:
+                    shared[kind] += float(coef @ xb)
+                else:
+                    out[kind] += np.bincount(block.coords["p"], coef * xb, participants)
+        return out, shared
 
 
 class Builder:
@@ -174,6 +190,8 @@ class Builder:
 
     @staticmethod
     def _size(name: str, coords: Mapping[str, np.ndarray]) -> int:
+        if not coords:
+            return 1  # a single variable or row without labels (e.g. eta)
         sizes = {len(v) for v in coords.values()}
         if len(sizes) != 1:
             raise ModelError(f"family {name}: coordinates of different lengths {sorted(sizes)}")
@@ -200,7 +218,7 @@ class Builder:
         """Add a variable family; costs by kind (their sum is the objective coefficient)."""
         self._check_stage(name, coords, stage)
         size = self._size(name, coords)
-        if "p" not in coords and costs:
+        if "p" not in coords and any(not CostKind(k).shared for k in (costs or {})):
             raise ModelError(f"family {name}: a cost needs the participant who pays (coordinate p)")
         if integer and not stage.first:
             raise ModelError(f"family {name}: integer variables must be first stage (the recourse is an LP)")
@@ -238,14 +256,18 @@ class Builder:
         self.offsets[kind] = self.offsets.get(kind, 0.0) + np.asarray(per_participant, dtype=float)
 
     def _key_dims(self) -> tuple[str, ...]:
-        """The one key every second-stage family declares."""
+        """The decomposition key: the coarsest key declared, which every other key must refine
+        (a scenario-wide family, key (s,), makes each recourse block a whole scenario)."""
         keys = {b.stage.key for b in (self.var_blocks | self.row_blocks).values() if not b.stage.first}
-        if len(keys) > 1:
+        if not keys:
+            return ()
+        coarsest = min(keys, key=len)
+        if any(not set(coarsest) <= set(k) for k in keys):
             raise ModelError(
-                f"second-stage families declare different keys {sorted(keys)}; the decomposition "
-                "needs one key for every family"
+                f"second-stage families declare keys {sorted(keys)} that do not nest; the decomposition "
+                "needs one key that every family's key refines"
             )
-        return keys.pop() if keys else ()
+        return coarsest
 
     def _keys(self, blocks: dict[str, Block], n: int, dims: tuple[str, ...]) -> np.ndarray:
         """Recourse-block key of every element (-1: first stage)."""
@@ -455,26 +477,31 @@ def define_recourse(b: Builder, ctx: Context) -> None:
 
     0 <= r, u <= g;  0 <= l <= g of the receiver. Lending is labelled by the receiver's
     cell (s, p, m, t) and its arc a; the receiver pays its fee.
-    Expected cost: pi_s * shortfall_cost_usd_per_t * u (shortfall) + pi_s * cost_usd_per_t * l (lending).
+    Expected cost: pi_s * shortfall_cost_usd_per_t * u (shortfall) + pi_s * cost_usd_per_t * l (lending);
+    with risk.cvar_weight w > 0 each also carries -w times that (risk premium), so that with
+    define_cvar the objective is first stage + (1 - w) E[Q] + w CVaR_alpha(Q).
     """
     inst, cells = ctx.inst, ctx.cells
+    w = inst.cvar_weight
     b.add_vars("r", cells.coords, PAIR, lb=0.0, ub=cells.g)
+    short = inst.prob[cells.s] * inst.shortfall_cost[cells.m]
     b.add_vars(
         "u",
         cells.coords,
         PAIR,
         lb=0.0,
         ub=cells.g,
-        costs={CostKind.SHORTFALL: inst.prob[cells.s] * inst.shortfall_cost[cells.m]},
+        costs={CostKind.SHORTFALL: short} | ({CostKind.RISK: -w * short} if w > 0 else {}),
     )
     c = cells.lend_cell
+    fee = inst.prob[cells.s[c]] * inst.arc_cost[cells.lend_arc]
     b.add_vars(
         "l",
         {**{k: v[c] for k, v in cells.coords.items()}, "a": cells.lend_arc},
         PAIR,
         lb=0.0,
         ub=cells.g[c],
-        costs={CostKind.LENDING: inst.prob[cells.s[c]] * inst.arc_cost[cells.lend_arc]},
+        costs={CostKind.LENDING: fee} | ({CostKind.RISK: -w * fee} if w > 0 else {}),
     )
 
 
@@ -597,6 +624,44 @@ def define_storage(b: Builder, ctx: Context) -> None:
     b.add_terms(row_of[p][sel], nb.index[sel], inst.lot[m][sel])
 
 
+def cvar_unit(inst: Instance) -> float:
+    """Dollars per unit of eta and v: the largest shortfall cost, so that the CVaR row's
+    coefficients lie in (0, 1] (dollars next to tonnes made GLOP's recourse LPs imprecise)."""
+    return float(max(1.0, inst.shortfall_cost.max(initial=1.0), inst.arc_cost.max(initial=1.0)))
+
+
+def define_cvar(b: Builder, ctx: Context) -> None:
+    """CVaR of the recourse cost, as a transform of the model (Rockafellar-Uryasev), only for w > 0.
+
+    eta (first stage, >= 0: recourse costs are) and v_s >= 0 per scenario with shortfall, both
+    in units of U = cvar_unit dollars:
+        v_s + eta - sum_{cells of s} (b_m u + sum_a k_a l) / U >= 0
+    cost (risk premium): w U eta + w U pi_s / (1 - alpha) v_s, with w = risk.cvar_weight and
+    alpha = risk.cvar_alpha. At the optimum U eta is the alpha-quantile (VaR) of Q_s and
+    U (eta + sum_s pi_s v_s / (1 - alpha)) = CVaR_alpha(Q). Calm scenarios (Q_s = 0) need no v_s.
+    v_s and its row are keyed by scenario, so the decomposition's blocks become whole scenarios
+    and eta is one more master variable: no method needs to know about CVaR.
+    """
+    inst = ctx.inst
+    w, alpha = inst.cvar_weight, inst.cvar_alpha
+    if w <= 0:
+        return
+    unit = cvar_unit(inst)
+    eta = b.add_vars("eta", {}, FIRST, lb=0.0, ub=np.inf, costs={CostKind.RISK: w * unit})
+    scen = np.unique(ctx.cells.s)
+    v = b.add_vars(
+        "v", {"s": scen}, SCENARIO, lb=0.0, ub=np.inf, costs={CostKind.RISK: w * unit * inst.prob[scen] / (1 - alpha)}
+    )
+    rows = b.add_rows("cvar", {"s": scen}, SCENARIO, lb=0.0, ub=np.inf)
+    b.add_terms(rows, v, 1.0)
+    b.add_terms(rows, np.full(rows.size, eta[0]), 1.0)
+    row_of = np.full(len(inst.scenarios), -1)
+    row_of[scen] = rows
+    cells, lend = ctx.cells, b.var_blocks["l"]
+    b.add_terms(row_of[cells.s], b.var_blocks["u"].index, -inst.shortfall_cost[cells.m] / unit)
+    b.add_terms(row_of[lend.coords["s"]], lend.index, -inst.arc_cost[lend.coords["a"]] / unit)
+
+
 Family = Callable[[Builder, Context], None]
 
 # The model, family by family, in the order the columns and rows are laid out. A new
@@ -610,6 +675,7 @@ FAMILIES: tuple[Family, ...] = (
     define_program,
     define_budget,
     define_storage,
+    define_cvar,
 )
 
 
@@ -647,7 +713,7 @@ def names(lm: LinearModel, inst: Instance) -> tuple[list[str], list[str]]:
     def block_names(block: Block) -> list[str]:
         parts = [label[k][v] if k in label else (v + 1).astype(str).astype(object) for k, v in block.coords.items()]
         if not parts:
-            return []
+            return [block.name] * block.size
         joined = parts[0]
         for extra in parts[1:]:
             joined = joined + "," + extra

@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from .fmt import money as _money
+from .model import COST_KEYS
 from .outputs import atomic_write_text
 
 MAX_SCENARIOS_SHOWN = 30
@@ -674,7 +675,7 @@ def study_page(folder: Path) -> Page:
     metrics = [
         c
         for c in raw.columns
-        if c in ("objective_usd", "expected_coverage_share", *COST_COLUMNS)
+        if c in ("objective_usd", "expected_coverage_share", *COST_KEYS, *RISK_METRICS)
         or c.startswith(("holding_t.", "coverage_days."))
     ]
     swept = [c for c in raw.columns if "." in c and c not in metrics]
@@ -703,6 +704,14 @@ def study_page(folder: Path) -> Page:
             "point; named cases carry their names.",
             tradeoff_chart(ok, swept, label),
         )
+    if len(ok) and "risk.cvar_weight" in swept and "cvar_recourse_usd" in ok.columns:
+        page.add(
+            "Expected cost against tail risk",
+            "Each case's expected cost (first stage plus expected recourse) against the CVaR of its recourse "
+            "cost at the config's risk.cvar_alpha: raising risk.cvar_weight buys a thinner tail with a higher "
+            "expected cost.",
+            risk_frontier_chart(ok),
+        )
     if len(ok) and swept:
         for k in swept:
             others = [o for o in swept if o != k]
@@ -730,7 +739,7 @@ def study_page(folder: Path) -> Page:
     return page
 
 
-COST_COLUMNS = ("acquisition_usd", "fixed_usd", "holding_usd", "expected_shortfall_usd", "expected_lending_usd")
+RISK_METRICS = ("expected_recourse_usd", "var_recourse_usd", "cvar_recourse_usd")
 
 
 def non_dominated(cost: pd.Series, cover: pd.Series) -> pd.Series:
@@ -808,6 +817,24 @@ def tradeoff_chart(ok: pd.DataFrame, swept: list[str], label: dict[str, str]) ->
     return alt.layer(line, points, rings, names).properties(
         width=WIDTH, height=320, title="Expected cost against probability-weighted coverage"
     )
+
+
+def risk_frontier_chart(ok: pd.DataFrame) -> alt.TopLevelMixin:
+    df = ok.assign(
+        expected_cost=ok.objective_usd - ok.get("risk_premium_usd", 0.0).fillna(0.0),
+        w=ok["risk.cvar_weight"],
+    ).sort_values("w")
+    x = alt.X("expected_cost:Q", axis=usd_axis("expected total cost"), scale=alt.Scale(zero=False))
+    y = alt.Y("cvar_recourse_usd:Q", axis=usd_axis("CVaR of the recourse cost"), scale=alt.Scale(zero=False))
+    tip = [
+        "case",
+        "w",
+        alt.Tooltip("expected_cost:Q", format="$,.0f"),
+        alt.Tooltip("cvar_recourse_usd:Q", format="$,.0f"),
+    ]
+    line = alt.Chart(df).mark_line(point=True, color="#6b6b6b").encode(x=x, y=y, order="w:Q", tooltip=tip)
+    text = alt.Chart(df).mark_text(align="left", dx=8, dy=-6).encode(x=x, y=y, text=alt.Text("w:Q", format=".2f"))
+    return alt.layer(line, text).properties(width=WIDTH, height=260, title="Expected cost against CVaR (label: w)")
 
 
 def _metric_name(col: str) -> str:

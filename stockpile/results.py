@@ -17,7 +17,7 @@ import pandas as pd
 
 from .enums import Status
 from .instance import DAYS_PER_YEAR, Instance
-from .model import COST_KEYS, CostKind, LinearModel
+from .model import COST_KEYS, LinearModel
 from .outputs import write_run
 
 log = logging.getLogger(__name__)
@@ -128,20 +128,25 @@ def clean(values: np.ndarray) -> np.ndarray:
     return out + 0.0  # turns -0.0 into 0.0
 
 
-def participant_costs(lm: LinearModel, plan: Plan, inst: Instance) -> dict[str, dict[str, float]]:
+def participant_costs(
+    lm: LinearModel, plan: Plan, inst: Instance
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """Each participant's share of the objective, from the model's own cost terms: its buying
-    and holding, its unmet shortfall, and the fees of what it borrows (the borrower pays)."""
-    parts = lm.cost_breakdown(plan.x, len(inst.participants))
-    return {
-        name: {k.summary_key: float(parts[k][i]) for k in CostKind}
-        | {"total_usd": float(sum(parts[k][i] for k in CostKind))}
+    and holding, its unmet shortfall, and the fees of what it borrows (the borrower pays); and
+    the shared terms (the risk premium of a CVaR objective), which no single participant pays."""
+    parts, shared = lm.cost_breakdown(plan.x, len(inst.participants))
+    by = {
+        name: {k.summary_key: float(v[i]) for k, v in parts.items()}
+        | {"total_usd": float(sum(v[i] for v in parts.values()))}
         for i, name in enumerate(inst.participants)
     }
+    return by, {k.summary_key: v for k, v in shared.items()}
 
 
-def costs(by_participant: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Cost breakdown of a plan: each component summed over participants; they add up to the objective."""
-    return {k: float(sum(c[k] for c in by_participant.values())) for k in COST_KEYS}
+def costs(by_participant: dict[str, dict[str, float]], shared: dict[str, float]) -> dict[str, float]:
+    """Cost breakdown of a plan: each component summed over participants, and the shared ones;
+    they add up to the objective."""
+    return {k: shared[k] if k in shared else float(sum(c[k] for c in by_participant.values())) for k in COST_KEYS}
 
 
 def reporting_shift(lm: LinearModel, x: np.ndarray, plan: Plan) -> float:
@@ -158,6 +163,22 @@ def check_objective(solver_objective: float, breakdown_total: float, shift: floa
             f"{breakdown_total:,.6f} differ by {breakdown_total - solver_objective:,.6g} "
             f"(over {OBJECTIVE_AGREEMENT:g} relative)"
         )
+
+
+def scenario_recourse(inst: Instance, plan: Plan) -> np.ndarray:
+    """Q_s per scenario: the cost of its unmet shortfall and of its lending fees (not weighted by pi_s)."""
+    c, lc = plan.cells, plan.lending
+    q = np.bincount(c["s"], inst.shortfall_cost[c["m"]] * plan.unmet, len(inst.scenarios))
+    return q + np.bincount(lc["s"], inst.arc_cost[lc["a"]] * plan.lend, len(inst.scenarios))
+
+
+def var_cvar(q: np.ndarray, prob: np.ndarray, alpha: float) -> tuple[float, float]:
+    """VaR (the alpha-quantile: the smallest value with P(Q <= value) >= alpha) and
+    CVaR_alpha(Q) = VaR + sum_s pi_s max(Q_s - VaR, 0) / (1 - alpha) of a discrete distribution."""
+    order = np.argsort(q, kind="stable")
+    cum = np.cumsum(prob[order])
+    var = float(q[order][min(int(np.searchsorted(cum, alpha * cum[-1] - 1e-12)), q.size - 1)])
+    return var, var + float(prob @ np.maximum(q - var, 0.0)) / (1.0 - alpha)
 
 
 def holdings_table(inst: Instance, plan: Plan, notes: dict[tuple[str, str], str]) -> pd.DataFrame:
@@ -403,6 +424,9 @@ class Summary:
     holding_t_by_participant: dict[str, float] | None = None
     expected_coverage_days: dict[str, dict[str, float]] | None = None
     expected_coverage_share: float | None = None  # probability-weighted over disrupted (participant, mineral)
+    expected_recourse_usd: float | None = None  # E[Q], Q_s = shortfall plus lending fees of scenario s
+    var_recourse_usd: float | None = None  # the risk.cvar_alpha quantile of Q
+    cvar_recourse_usd: float | None = None  # CVaR at risk.cvar_alpha, whatever risk.cvar_weight is
     solver_version: str | None = None
     method: str | None = None
     build_seconds: float | None = None

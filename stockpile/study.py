@@ -207,7 +207,8 @@ def study_row(case: Case, summary: dict | None, error: str | None = None) -> dic
     for p, per in (s.get("expected_coverage_days") or {}).items():
         for m, v in per.items():
             row[f"coverage_days.{p}.{m}"] = v
-    row["expected_coverage_share"] = s.get("expected_coverage_share")
+    for key in ("expected_recourse_usd", "var_recourse_usd", "cvar_recourse_usd", "expected_coverage_share"):
+        row[key] = s.get(key)
     row["base"] = case.is_base
     row["gap"] = s.get("gap")
     row["solve_seconds"] = s.get("solve_seconds")

@@ -116,6 +116,12 @@ def recourse(cfg, sc, x):
     return res.fun
 
 
+def cvar(q, prob, alpha):
+    """CVaR_alpha by its definition min_eta eta + E[max(Q - eta, 0)] / (1 - alpha), the minimum
+    taken over the scenario values (where a piecewise-linear convex function has it)."""
+    return min(eta + sum(p * max(v - eta, 0.0) for p, v in zip(prob, q)) / (1 - alpha) for eta in q)
+
+
 def brute_force(cfg):
     """(best objective, best lots) over every admissible lot vector; None if none is admissible."""
     parts, mins = list(cfg["participants"]), list(cfg["minerals"])
@@ -159,7 +165,12 @@ def brute_force(cfg):
                 ok = False
         if not ok:
             continue
-        total = first + sum(sc["probability"] * recourse(cfg, sc, x) for sc in cfg["scenarios"])
+        q = [recourse(cfg, sc, x) for sc in cfg["scenarios"]]
+        prob = [sc["probability"] for sc in cfg["scenarios"]]
+        risk = cfg.get("risk") or {}
+        w, alpha = risk.get("cvar_weight", 0.0), risk.get("cvar_alpha", 0.9)
+        expected = sum(p * v for p, v in zip(prob, q))
+        total = first + (1 - w) * expected + (w * cvar(q, prob, alpha) if w > 0 else 0.0)
         if best is None or total < best[0] - 1e-9:
             best = (total, n)
     return best

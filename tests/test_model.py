@@ -134,8 +134,9 @@ def test_budget_and_storage_rows(inst):
 def test_cost_breakdown_is_the_objective(inst):
     lm = build_model(inst)
     x = np.random.default_rng(0).uniform(0, 3, lm.c.size)
-    parts = lm.cost_breakdown(x, len(inst.participants))
-    assert sum(v.sum() for v in parts.values()) == pytest.approx(lm.c @ x + lm.offset, rel=1e-12)
+    parts, shared = lm.cost_breakdown(x, len(inst.participants))
+    total = sum(v.sum() for v in parts.values()) + sum(shared.values())
+    assert total == pytest.approx(lm.c @ x + lm.offset, rel=1e-12)
     lend = lm.var_blocks["l"]  # the borrower (US) pays the lending fee
     assert parts[CostKind.LENDING][0] == pytest.approx(lend.costs[CostKind.LENDING] @ lend.values(x))
     assert parts[CostKind.LENDING][1] == 0.0

@@ -190,6 +190,17 @@ class ScenarioSample(StrictModel):
     sample: Sample = Field(description="Count and seed.")
 
 
+class Risk(StrictModel):
+    """Risk aversion: weight w on the CVaR of the recourse cost (w = 0: the expected cost alone)."""
+
+    cvar_alpha: float = Field(
+        0.9, ge=0, lt=1, allow_inf_nan=False, description="CVaR level alpha: the mean of the worst 1 - alpha tail."
+    )
+    cvar_weight: Share = Field(
+        0.0, description="w: objective = first stage + (1 - w) E[recourse] + w CVaR_alpha(recourse)."
+    )
+
+
 class Solver(StrictModel):
     """How the model is solved."""
 
@@ -250,6 +261,7 @@ class Config(StrictModel):
     scenarios: Annotated[list[Scenario], Field(min_length=1)] | ScenarioSample = Field(
         description="Supply-shock scenarios: a list, or {sample: {count, seed}} to draw them from `events`."
     )
+    risk: Risk = Field(default_factory=lambda: Risk(), description="Risk-aware objective (CVaR of the recourse cost).")
     solver: Solver = Field(default_factory=lambda: Solver(), description="Solver settings.")
     _provenance: dict = PrivateAttr(default_factory=dict)
 
