@@ -489,6 +489,106 @@ def show_explain(table: Any, measures: dict) -> None:
 
 
 @cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("scenarios_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--sample", type=click.IntRange(1, 10_000_000), help="Draw N scenarios from the run's events instead.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="Seed of --sample.")
+@click.option("--workers", type=click.IntRange(1, 4096), help="Parallel chunks (default: every core).")
+@click.option("--scheduler", metavar="ADDRESS", help="Run on Dask: 'local' or tcp://host:8786.")
+@user_errors
+def evaluate(
+    run_dir: str, scenarios_file: str | None, sample: int | None, seed: int, workers: int | None, scheduler: str | None
+) -> None:
+    """Hold a run's holdings fixed and re-optimise the recourse of other scenarios: evaluation.csv, .json."""
+    from .evaluate import evaluate_run
+
+    live = sys.stderr.isatty()
+    with _err_console().status("evaluating...", spinner="dots") if live else nullcontext() as status:
+
+        def progress(done: int, total: int) -> None:
+            if status is not None:
+                status.update(f"evaluating: {done} of {total} chunks")
+
+        _, m = evaluate_run(
+            run_dir, scenarios_file, None if sample is None else (sample, seed), workers, scheduler, progress
+        )
+    t = _table(f"{run_dir}: the plan on {m['count']:,} scenarios ({m['scenarios']})", show_header=False)
+    t.add_row("first stage (buy, hold)", _money(m["first_stage_usd"]))
+    t.add_row("expected recourse", f"{_money(m['mean_recourse_usd'])} (std {_money(m['std_recourse_usd'])})")
+    t.add_row(
+        "expected total cost",
+        f"{_money(m['expected_total_usd'])} (95% CI {_money(m['ci95_low_usd'])} to {_money(m['ci95_high_usd'])})",
+    )
+    t.add_row(
+        f"VaR / CVaR of recourse at {m['cvar_alpha']:g}",
+        f"{_money(m['var_recourse_usd'])} / {_money(m['cvar_recourse_usd'])}",
+    )
+    from rich.console import Console
+
+    Console().print(t)
+    click.echo(f"evaluation.csv and evaluation.json in {run_dir}/")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option(
+    "--sample", "count", type=click.IntRange(1, 1_000_000), required=True, help="Scenarios per replication N."
+)
+@click.option("--replications", type=click.IntRange(2, 10_000), required=True, help="Independent samples R.")
+@click.option(
+    "--evaluate",
+    "evaluate_count",
+    type=click.IntRange(1, 10_000_000),
+    required=True,
+    help="Fresh scenarios M to evaluate each candidate plan on.",
+)
+@click.option("--seed", type=click.IntRange(0, 2**62), default=0, show_default=True)
+@runner_options("runs/<name>-saa")
+@user_errors
+def saa(
+    config: str,
+    count: int,
+    replications: int,
+    evaluate_count: int,
+    seed: int,
+    out: str | None,
+    workers: int | None,
+    scheduler: str | None,
+    sets: tuple[str, ...],
+) -> None:
+    """Sample-average approximation: statistical lower and upper bounds and the gap of the best plan."""
+    from .saa import run_saa
+    from .study import resolve_workers
+
+    cfg = _load(config, _overrides(sets))
+    out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-saa"
+    try:
+        with CaseProgress(replications, "replications", resolve_workers(workers)) as progress:
+            head = run_saa(cfg, out_dir, count, replications, evaluate_count, seed, workers, scheduler, progress)
+    except KeyboardInterrupt:
+        raise _interrupted(out_dir, replications) from None
+    t = _table(
+        f"{cfg.name}: SAA, {replications} x {count} scenarios, plans evaluated on {evaluate_count:,}", show_header=False
+    )
+    t.add_row(
+        "lower bound (mean of optima)",
+        f"{_money(head['lower_bound_usd'])} (95% CI {_money(head['lower_ci95_low_usd'])} to {_money(head['lower_ci95_high_usd'])})",
+    )
+    t.add_row(
+        f"upper bound ({head['best_replication']}'s plan)",
+        f"{_money(head['upper_bound_usd'])} (95% CI {_money(head['upper_ci95_low_usd'])} to {_money(head['upper_ci95_high_usd'])})",
+    )
+    t.add_row(
+        "optimality gap of that plan",
+        f"{_money(head['gap_usd'])} ({head['gap_relative']:.2%}); 95% bound {_money(head['gap_ci95_high_usd'])}",
+    )
+    from rich.console import Console
+
+    Console().print(t)
+    click.echo(f"saa.json, saa.csv, the best plan in best/ and every replication in cases/ under {out_dir}/")
+
+
+@cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @runner_options("runs/<name>-coalitions")
 @user_errors

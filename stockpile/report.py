@@ -53,6 +53,8 @@ def detect(folder: Path) -> str:
     """Which kind of output folder this is: solve, study or coalition."""
     if (folder / "coalitions.csv").exists():
         return "coalition"
+    if (folder / "saa.json").exists():
+        return "saa"
     if (folder / "study.csv").exists():
         return "study"
     if (folder / "summary.json").exists() and (folder / "holdings.csv").exists():
@@ -66,7 +68,7 @@ def detect(folder: Path) -> str:
 def build_report(folder: str | Path) -> Page:
     folder = Path(folder)
     kind = detect(folder)
-    return {"solve": solve_page, "study": study_page, "coalition": coalition_page}[kind](folder)
+    return {"solve": solve_page, "study": study_page, "coalition": coalition_page, "saa": saa_page}[kind](folder)
 
 
 def write_report(folder: str | Path, figures: str | Path | None = None) -> Path:
@@ -95,7 +97,8 @@ def _kv_table(rows: list[tuple[str, str]], cls: str = "kv") -> str:
 
 def _df_table(df: pd.DataFrame, sortable: bool = False, money_cols: tuple = (), pct_cols: tuple = ()) -> str:
     """An HTML table: dollars as $m/$bn, shares as %, text left-aligned, figures right."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    # long keys may break after a dot or an underscore, never inside a word
+    head = "".join(f"<th>{html.escape(str(c)).replace('.', '.<wbr>').replace('_', '_<wbr>')}</th>" for c in df.columns)
     rows = []
     for _, r in df.iterrows():
         cells = []
@@ -985,6 +988,84 @@ def coalition_page(folder: Path) -> Page:
 
 
 # ----------------------------------------------------------------------------
+# Sample-average approximation
+
+
+def saa_page(folder: Path) -> Page:
+    head = json.loads((folder / "saa.json").read_text())
+    reps = pd.read_csv(folder / "saa.csv")
+    page = Page(f"stockpile SAA · {folder.name}", "saa")
+
+    def ci(low: str, high: str) -> str:
+        return f"{_money(head[low])} to {_money(head[high])}"
+
+    page.header = _kv_table(
+        [
+            ("replications x scenarios", f"{head['replications']} x {head['sample_count']:,}"),
+            ("plans evaluated on", f"{head['evaluate_count']:,} fresh scenarios"),
+            (
+                "lower bound",
+                f"<b>{_money(head['lower_bound_usd'])}</b> (95% CI {ci('lower_ci95_low_usd', 'lower_ci95_high_usd')})",
+            ),
+            (
+                "upper bound",
+                f"<b>{_money(head['upper_bound_usd'])}</b> ({html.escape(head['best_replication'])}'s plan; "
+                f"95% CI {ci('upper_ci95_low_usd', 'upper_ci95_high_usd')})",
+            ),
+            (
+                "optimality gap",
+                f"{_money(head['gap_usd'])} ({head['gap_relative']:.2%}); 95% bound {_money(head['gap_ci95_high_usd'])}",
+            ),
+        ]
+    )
+    long = pd.concat(
+        [
+            reps.assign(
+                measure="optimum of its sample (lower)",
+                usd=reps.objective_usd,
+                low=reps.objective_usd,
+                high=reps.objective_usd,
+            ),
+            reps.assign(
+                measure="its plan on the fresh scenarios (upper)",
+                usd=reps.upper_usd,
+                low=reps.upper_ci95_low_usd,
+                high=reps.upper_ci95_high_usd,
+            ),
+        ]
+    )
+    colors = alt.Scale(domain=list(long.measure.unique()), range=["#6b6b6b", "#f2b701"])
+    y = alt.Y("usd:Q", axis=usd_axis("expected total cost"), scale=alt.Scale(zero=False))
+    points = (
+        alt.Chart(long)
+        .mark_point(filled=True, size=70)
+        .encode(
+            x=alt.X("replication:N", title=None),
+            xOffset="measure:N",
+            y=y,
+            color=alt.Color("measure:N", scale=colors, title=None, legend=alt.Legend(orient="top", labelLimit=400)),
+            tooltip=["replication", "measure", alt.Tooltip("usd:Q", format="$,.0f")],
+        )
+    )
+    bars = (
+        alt.Chart(long)
+        .mark_rule()
+        .encode(
+            x="replication:N", xOffset="measure:N", y="low:Q", y2="high:Q", color=alt.Color("measure:N", scale=colors)
+        )
+    )
+    lower = alt.Chart(pd.DataFrame({"usd": [head["lower_bound_usd"]]})).mark_rule(strokeDash=[4, 3]).encode(y=y)
+    page.add(
+        "Bounds per replication",
+        "Each replication's optimum (the mean is the lower bound, dashed) and its plan's cost on the fresh "
+        "scenarios with a 95% interval (the lowest is the upper bound).",
+        alt.layer(bars, points, lower).properties(width=WIDTH, height=260, title="SAA replications"),
+        _df_table(reps, money_cols=tuple(c for c in reps.columns if c.endswith("_usd"))),
+    )
+    return page
+
+
+# ----------------------------------------------------------------------------
 # HTML
 
 
@@ -995,7 +1076,7 @@ p.note{color:#57606a;margin:4px 0 10px;font-size:.9rem}
 table{border-collapse:collapse;font-size:.85rem;margin:6px 0}
 table.kv th{text-align:left;padding:2px 16px 2px 0;color:#57606a;font-weight:500} table.kv td{padding:2px 0}
 table.data th,table.data td{border:1px solid #d0d7de;padding:3px 8px;text-align:right}
-table.data th{background:#f6f8fa;max-width:14em;overflow-wrap:anywhere} table.sortable th{cursor:pointer} table.data td.text{text-align:left}
+table.data th{background:#f6f8fa;max-width:14em} table.sortable th{cursor:pointer} table.data td.text{text-align:left}
 .chart{margin:8px 0 16px;overflow-x:auto}
 footer{margin-top:32px;color:#57606a;font-size:.8rem}
 @media print{.chart{break-inside:avoid} body{max-width:none}}

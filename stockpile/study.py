@@ -22,9 +22,11 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import as_completed as as_completed_local
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -344,12 +346,12 @@ def check_scheduler(scheduler: str | None) -> None:
     )
 
 
-def _run_dask(
-    todo: list[Case], out: Path, workers: int, scheduler: str | None, results: dict, progress: Progress | None
-) -> None:
-    """A Dask cluster: ``local`` starts a LocalCluster, anything else is a scheduler address."""
+@contextmanager
+def dask_client(scheduler: str, workers: int) -> Iterator[Any]:
+    """A Dask client: ``local`` starts a LocalCluster of single-threaded worker processes,
+    anything else is a scheduler address (refused in one line when nothing answers)."""
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster
     except ImportError:
         raise OptionError("--scheduler needs Dask, which is not installed: pip install 'stockpile[dask]'") from None
     cluster = (
@@ -366,20 +368,72 @@ def _run_dask(
                 f"{SCHEDULER_CONNECT_SECONDS} s ({type(exc).__name__})"
             ) from None
         with client:
-            # pure=False with unique keys: identical payloads are still solved, each once
-            futures = [client.submit(run_case, _payload(c), pure=False, key=f"case-{c.name}-{c.hash}") for c in todo]
-            names = {f.key: c.name for f, c in zip(futures, todo)}
-            if progress:
-                for c in todo:
-                    progress("submitted", c.name, None)
-            for fut in as_completed(futures):
-                if fut.status == "finished":
-                    _finish(out, fut.result(), results, progress)
-                else:
-                    _fail(names[fut.key], f"{fut.exception()!r}", results, progress)
+            yield client
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def _run_dask(
+    todo: list[Case], out: Path, workers: int, scheduler: str | None, results: dict, progress: Progress | None
+) -> None:
+    """Cases on a Dask cluster (``dask_client``)."""
+    assert scheduler is not None
+    with dask_client(scheduler, workers) as client:
+        from distributed import as_completed  # importable: dask_client checked
+
+        # pure=False with unique keys: identical payloads are still solved, each once
+        futures = [client.submit(run_case, _payload(c), pure=False, key=f"case-{c.name}-{c.hash}") for c in todo]
+        names = {f.key: c.name for f, c in zip(futures, todo)}
+        if progress:
+            for c in todo:
+                progress("submitted", c.name, None)
+        for fut in as_completed(futures):
+            if fut.status == "finished":
+                _finish(out, fut.result(), results, progress)
+            else:
+                _fail(names[fut.key], f"{fut.exception()!r}", results, progress)
+
+
+def parallel_map(
+    fn: Callable[[dict], Any],
+    payloads: list[dict],
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Any]:
+    """fn over payloads, in order: in this process for one worker or one payload, else a local
+    process pool or a Dask cluster (as for studies). progress(done, total) after each."""
+    check_scheduler(scheduler)
+    total, done = len(payloads), 0
+    if scheduler:
+        with dask_client(scheduler, resolve_workers(workers)) as client:
+            from distributed import as_completed  # importable: dask_client checked
+
+            futures = client.map(fn, payloads, pure=False)
+            for _ in as_completed(futures):
+                done += 1
+                if progress:
+                    progress(done, total)
+            return client.gather(futures)
+    n = min(resolve_workers(workers), total)
+    if n <= 1:
+        out = []
+        for payload in payloads:
+            out.append(fn(payload))
+            done += 1
+            if progress:
+                progress(done, total)
+        return out
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("forkserver")) as pool:
+        local: list[Future] = [pool.submit(fn, p) for p in payloads]
+        for _ in as_completed_local(local):
+            done += 1
+            if progress:
+                progress(done, total)
+        return [f.result() for f in local]
 
 
 def run_study(

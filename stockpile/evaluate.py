@@ -1,0 +1,178 @@
+"""How a plan does on disruptions it was not optimised for (``stockpile evaluate``).
+
+The run's lots are held fixed and only the recourse of every scenario is re-optimised: the
+same model with n_min = n_max = the lots (``model.build_model(inst, lots)``), solved by the
+decomposition's recourse (closed form where it is exact, warm-started LP batches elsewhere)
+at that one first-stage point, in chunks of scenarios that run in parallel (local processes
+or a Dask cluster).
+
+evaluation.json: with Q_s the recourse cost of scenario s (shortfall plus lending fees) and
+weights pi_s, mean = sum pi_s Q_s, std = sqrt(sum pi_s (Q_s - mean)^2), and the 95% interval
+of the total expected cost first_stage + mean +- 1.96 std / sqrt(n_eff), n_eff = 1 / sum pi_s^2
+(the count for equally likely sampled scenarios); VaR and CVaR at the run's risk.cvar_alpha.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, Scenario, read_yaml, validate
+from .errors import OptionError
+from .explain import read_run_config, run_lots
+from .outputs import write_csv, write_json
+
+log = logging.getLogger(__name__)
+
+EVALUATION_COLUMNS = [
+    "scenario",
+    "probability",
+    "recourse_usd",
+    "shortfall_usd",
+    "lending_usd",
+    "unmet_t",
+    "coverage_share",
+]
+CHUNK_SCENARIOS = 2_000  # scenarios per parallel chunk
+Z95 = 1.959963984540054
+
+Progress = Callable[[int, int], None]  # (chunks done, chunks)
+
+
+def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list]:
+    """Recourse of each scenario of one chunk for the fixed lots (runs in a worker process)."""
+    from .api import lot_array
+    from .benders import Recourse, Structure
+    from .instance import build_instance
+    from .model import build_model
+    from .results import plan_from_solution, scenario_recourse
+
+    cfg = validate(payload["config"], "evaluation chunk")
+    inst = build_instance(cfg)
+    lm = build_model(inst, lot_array(inst, payload["lots"]))
+    st = Structure.of(lm)
+    evaluated = Recourse.of(st).evaluate(lm.lb[st.first_cols].copy(), None)
+    assert evaluated is not None  # no deadline
+    plan = plan_from_solution(lm, evaluated[2], inst)
+    q = scenario_recourse(inst, plan)
+    c = plan.cells
+    S = len(inst.scenarios)
+    short = np.bincount(c["s"], inst.shortfall_cost[c["m"]] * plan.unmet, S)
+    unmet = np.bincount(c["s"], plan.unmet, S)
+    need = np.bincount(c["s"], inst.shortfall[c["s"], c["p"], c["m"], c["t"]], S)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(need > 0, 1.0 - unmet / np.where(need > 0, need, 1.0), 1.0)
+    return {
+        "scenario": list(inst.scenarios),
+        "recourse_usd": q.tolist(),
+        "shortfall_usd": short.tolist(),
+        "lending_usd": (q - short).tolist(),
+        "unmet_t": unmet.tolist(),
+        "coverage_share": share.tolist(),
+    }
+
+
+def scenarios_from(cfg: Config, source: str | None, sample: tuple[int, int] | None) -> list[Scenario]:
+    """The scenarios to evaluate: a config-format file's `scenarios` (a list or a sample), N drawn
+    from the run's events, or the run's own."""
+    from .config.sampling import sample_scenarios
+
+    if source is not None and sample is not None:
+        raise OptionError("give a scenarios file or --sample, not both")
+    if sample is not None:
+        if not cfg.events:
+            raise OptionError("--sample needs `events` in the run's config (see docs/model.md, sampled scenarios)")
+        return sample_scenarios(cfg, *sample)
+    if source is None:
+        return cfg.scenario_list
+    doc = read_yaml(source)
+    if not isinstance(doc.data, dict) or "scenarios" not in doc.data:
+        raise OptionError(f"{source}: expected a YAML file with a `scenarios` list (as `stockpile scenarios` writes)")
+    data = {**cfg.resolved_dict(), "scenarios": doc.data["scenarios"]}
+    return validate(data, source, doc).scenario_list
+
+
+def summarise(table: pd.DataFrame, first_stage: float, alpha: float) -> dict[str, Any]:
+    """evaluation.json's figures from the per-scenario table (module docstring)."""
+    from .results import var_cvar
+
+    p = table.probability.to_numpy()
+    p = p / p.sum()
+    q = table.recourse_usd.to_numpy()
+    mean = float(p @ q)
+    std = math.sqrt(float(p @ (q - mean) ** 2))
+    n_eff = 1.0 / float(p @ p)
+    half = Z95 * std / math.sqrt(n_eff)
+    var, cvar = var_cvar(q, p, alpha)
+    return {
+        "count": len(table),
+        "first_stage_usd": first_stage,
+        "mean_recourse_usd": mean,
+        "std_recourse_usd": std,
+        "expected_total_usd": first_stage + mean,
+        "ci95_low_usd": first_stage + mean - half,
+        "ci95_high_usd": first_stage + mean + half,
+        "var_recourse_usd": var,
+        "cvar_recourse_usd": cvar,
+        "cvar_alpha": alpha,
+        "effective_count": n_eff,
+    }
+
+
+def evaluate_plan(
+    cfg: Config,
+    lots: dict[str, dict[str, int]],
+    scenarios: list[Scenario],
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """evaluation.csv's table: each scenario's recourse for the fixed lots, chunks in parallel."""
+    from .study import parallel_map
+
+    resolved = cfg.resolved_dict()
+    resolved["risk"] = {**resolved["risk"], "cvar_weight": 0.0}  # the recourse of each scenario alone
+    resolved["solver"] = {**resolved["solver"], "threads": 1}
+    payloads = []
+    for i in range(0, len(scenarios), CHUNK_SCENARIOS):
+        part = scenarios[i : i + CHUNK_SCENARIOS]
+        listed = [{**sc.model_dump(mode="json", by_alias=True), "probability": 1.0 / len(part)} for sc in part]
+        payloads.append({"config": {**resolved, "scenarios": listed}, "lots": lots})
+    answers = parallel_map(evaluate_chunk, payloads, workers, scheduler, progress)
+    table = pd.concat([pd.DataFrame(a) for a in answers], ignore_index=True)
+    table.insert(1, "probability", [sc.probability for sc in scenarios])
+    log.info("evaluated %d scenarios in %d chunks", len(table), len(payloads))
+    return table[EVALUATION_COLUMNS]
+
+
+def first_stage_cost(summary: dict[str, Any]) -> float:
+    costs = summary["costs"]
+    return float(costs["acquisition_usd"] + costs["fixed_usd"] + costs["holding_usd"])
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    source: str | None = None,
+    sample: tuple[int, int] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Evaluate a run's plan on other scenarios; write evaluation.csv and evaluation.json into the run."""
+    run_dir = Path(run_dir)
+    cfg, summary = read_run_config(run_dir)
+    scen = scenarios_from(cfg, source, sample)
+    table = evaluate_plan(cfg, run_lots(run_dir), scen, workers, scheduler, progress)
+    measures = summarise(table, first_stage_cost(summary), cfg.risk.cvar_alpha)
+    measures["scenarios"] = source or ("sampled" if sample else "the run's own")
+    if sample:
+        measures["sample"] = {"count": sample[0], "seed": sample[1]}
+    write_csv(table, run_dir / "evaluation.csv")
+    write_json(measures, run_dir / "evaluation.json")
+    return table, measures

@@ -1,0 +1,127 @@
+"""stockpile evaluate (a plan on other scenarios) and stockpile saa (statistical bounds)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import ROOT, checked_solve, one_mineral
+
+from stockpile import load_config, solve
+from stockpile.cli import cli
+from stockpile.config import validate
+from stockpile.evaluate import evaluate_run
+from stockpile.generate import generate
+from stockpile.saa import run_saa
+
+SAMPLED = ROOT / "configs" / "us_japan_sampled.yaml"
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        load_config(ROOT / "configs" / "us_japan.yaml"),
+        validate(generate(2, 4, 30, 6, seed=3) | {"solver": {"relative_gap": 1e-9}}),
+        load_config(SAMPLED, [("scenarios.sample.count", 300)]),
+    ],
+    ids=["default", "generated", "sampled"],
+)
+def test_the_runs_own_scenarios_reproduce_its_expected_recourse(tmp_path, cfg):
+    result = checked_solve(cfg)
+    run = result.write(tmp_path / "run")
+    table, m = evaluate_run(run, workers=1)
+    assert m["mean_recourse_usd"] == pytest.approx(result.summary["expected_recourse_usd"], rel=1e-7, abs=1e-6)
+    assert m["expected_total_usd"] == pytest.approx(result.summary["objective_usd"], rel=1e-7)
+    assert m["cvar_recourse_usd"] == pytest.approx(result.summary["cvar_recourse_usd"], rel=1e-7, abs=1e-6)
+    assert len(table) == len(cfg.scenario_list)
+    assert (table.shortfall_usd + table.lending_usd).tolist() == pytest.approx(table.recourse_usd.tolist())
+
+
+def test_sampled_evaluation_in_parallel_matches_one_worker(tmp_path):
+    run = checked_solve(load_config(SAMPLED, [("scenarios.sample.count", 200)])).write(tmp_path / "run")
+    one, m1 = evaluate_run(run, sample=(4500, 9), workers=1)
+    two, m2 = evaluate_run(run, sample=(4500, 9), workers=2)
+    assert one.equals(two) and m1 == m2
+    assert m1["count"] == 4500 and m1["ci95_low_usd"] < m1["expected_total_usd"] < m1["ci95_high_usd"]
+    saved = json.loads((run / "evaluation.json").read_text())
+    assert saved["sample"] == {"count": 4500, "seed": 9}
+
+
+def test_evaluate_cli_scenarios_file_and_errors(tmp_path):
+    run = tmp_path / "run"
+    runner = CliRunner()
+    assert (
+        runner.invoke(cli, ["solve", str(ROOT / "configs" / "us_japan.yaml"), "--out", str(run), "--quiet"]).exit_code
+        == 0
+    )
+    scen = tmp_path / "s.yaml"
+    scen.write_text(
+        yaml.safe_dump(
+            {
+                "scenarios": [
+                    {
+                        "name": "cut",
+                        "probability": 1.0,
+                        "shocks": [{"mineral": "gallium", "start": 1, "periods": 12, "loss": 1.0}],
+                    }
+                ]
+            }
+        )
+    )
+    res = runner.invoke(cli, ["evaluate", str(run), str(scen), "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "evaluation.json").read_text())["count"] == 1
+    res = runner.invoke(cli, ["evaluate", str(run), "--sample", "10"])
+    assert res.exit_code == 2 and "needs `events`" in res.output
+    res = runner.invoke(cli, ["evaluate", str(run), str(scen), "--sample", "10"])
+    assert res.exit_code == 2 and "not both" in res.output
+
+
+def _enumerable(p: float) -> dict:
+    """One mineral, one period, one event of fixed duration and severity: two outcomes (cut, calm)."""
+    return one_mineral(
+        suppliers={"China": {"cobalt": 1.0}},
+        events=[
+            {
+                "name": "cut",
+                "supplier": "China",
+                "minerals": ["cobalt"],
+                "annual_probability": p,
+                "duration_periods": {"min": 1, "mode": 1, "max": 1},
+                "severity": {"min": 1.0, "max": 1.0},
+            }
+        ],
+        scenarios={"sample": {"count": 60, "seed": 0}},
+    )
+
+
+def test_saa_bounds_contain_the_true_optimum(tmp_path):
+    """The true problem has two scenarios (cut w.p. 0.3, calm): its optimum is solved exactly, and the
+    SAA lower bound's 95% interval and the best plan's upper-bound interval contain it."""
+    data = _enumerable(0.3)
+    true = solve(
+        validate(
+            {
+                **data,
+                "scenarios": [
+                    {
+                        "name": "cut",
+                        "probability": 0.3,
+                        "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": 1.0}],
+                    },
+                    {"name": "calm", "probability": 0.7},
+                ],
+            }
+        )
+    ).summary["objective_usd"]
+    head = run_saa(validate(data), tmp_path / "saa", 60, 8, 4000, 11, workers=1)
+    assert head["lower_ci95_low_usd"] <= true <= head["lower_ci95_high_usd"]
+    assert (
+        head["upper_ci95_low_usd"] <= true * (1 + 1e-9) <= head["upper_ci95_high_usd"]
+        or head["upper_bound_usd"] >= true
+    )
+    assert head["gap_usd"] >= -1e-6 and head["gap_ci95_high_usd"] >= head["gap_usd"]
+    assert (tmp_path / "saa" / "best" / "summary.json").exists()
+    assert len(__import__("pandas").read_csv(tmp_path / "saa" / "saa.csv")) == 8
