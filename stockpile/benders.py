@@ -624,29 +624,22 @@ def solve_benders(
         if pool:
             pool.shutdown()
     detail = f"{stats.lp_iterations} LP and {stats.iterations} MIP master iterations"
-    version = f"L-shaped: SCIP master, GLOP recourse, OR-tools {ortools_version()}"
-    if best[1] is None:
-        return SolveOutcome(
-            Status.NO_SOLUTION,
-            None,
-            None,
-            lb if np.isfinite(lb) else None,
-            "scip+glop",
-            version,
-            time.perf_counter() - start,
-            detail,
-        ), stats
     value, values = best
-    g = relative_gap(value, lb)
-    converged = g is not None and (g <= gap * (1 + 1e-9) or (repeated and g <= REPEAT_GAP))
+    g = relative_gap(value, lb) if values is not None else None
+    if values is None:
+        status = Status.NO_SOLUTION
+    elif g is not None and (g <= gap * (1 + 1e-9) or (repeated and g <= REPEAT_GAP)):
+        status = Status.OPTIMAL
+    else:
+        status = Status.FEASIBLE
     log.info("decomposition: %s, %d cuts, gap %s", detail, stats.cuts, "-" if g is None else f"{g:.2e}")
     return SolveOutcome(
-        Status.OPTIMAL if converged else Status.FEASIBLE,
+        status,
         values,
-        value,
+        None if values is None else value,
         lb if np.isfinite(lb) else None,
         "scip+glop",
-        version,
+        f"L-shaped: SCIP master, GLOP recourse, OR-tools {ortools_version()}",
         time.perf_counter() - start,
         detail,
     ), stats

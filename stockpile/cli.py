@@ -440,8 +440,6 @@ def show_explain(table: Any, measures: dict) -> None:
     """Limits by what relaxing them saves, then the value of information and of the stochastic solution."""
     from rich.console import Console
 
-    from .fmt import money_short
-
     console = Console()
     t = _table(
         "limits by what relaxing each by its step saves (* binds; delta < 0 saves; dual: $ per unit)",
@@ -458,7 +456,7 @@ def show_explain(table: Any, measures: dict) -> None:
         if v != v:
             return "-"
         if kind.endswith("_usd"):
-            return money_short(v)
+            return _money(v, short=True)
         return f"{v:.0%}" if kind in ("release_rate_max", "reserve_floor", "lending_max_share") else _num(v)
 
     order = table.assign(_d=table.delta_objective_usd.fillna(0.0)).sort_values("_d", kind="stable")
@@ -467,9 +465,9 @@ def show_explain(table: Any, measures: dict) -> None:
             r.limit,
             r.arc or " ".join(x for x in (r.participant, r.mineral) if x),
             f"{fig(r.limit, r.used)}/{fig(r.limit, r.value)}{'*' if r.binds else ''}",
-            "-" if r.dual_usd_per_unit != r.dual_usd_per_unit else money_short(r.dual_usd_per_unit),
+            "-" if r.dual_usd_per_unit != r.dual_usd_per_unit else _money(r.dual_usd_per_unit, short=True),
             fig(r.limit, r.step) if r.limit.endswith("_usd") or r.step != r.step else f"{r.step:+,.3g}",
-            "-" if r.delta_objective_usd != r.delta_objective_usd else money_short(r.delta_objective_usd),
+            "-" if r.delta_objective_usd != r.delta_objective_usd else _money(r.delta_objective_usd, short=True),
         )
     console.print(t)
     m = measures
@@ -826,7 +824,6 @@ def _table(title: str, *columns: str, show_header: bool = True) -> Any:
 
 def _cost_table(s: dict, lending_flows: Any) -> Any:
     """Cost per participant: what each pays (its parts sum to the total) and the fees it receives."""
-    from .fmt import money_short
 
     received = lending_flows.groupby("from").expected_fees_usd.sum() if not lending_flows.empty else {}
     t = _table(
@@ -845,7 +842,7 @@ def _cost_table(s: dict, lending_flows: Any) -> Any:
     rows.append(("all", {**s["costs"], "total_usd": s["objective_usd"]}, sum(r[2] for r in rows)))
     for name, c, got in rows:
         parts = [c["acquisition_usd"], c["fixed_usd"], c["holding_usd"], c["expected_shortfall_usd"]]
-        t.add_row(name, *(money_short(v) for v in [*parts, c["expected_lending_usd"], c["total_usd"], got]))
+        t.add_row(name, *(_money(v, short=True) for v in [*parts, c["expected_lending_usd"], c["total_usd"], got]))
     return t
 
 
