@@ -41,6 +41,10 @@ def restrict(resolved: dict[str, Any], members: tuple[str, ...]) -> dict[str, An
         for m, spec in resolved["minerals"].items()
     }
     out["lending"] = [a for a in resolved["lending"] if a["from"] in keep and a["to"] in keep]
+    out["suppliers"] = {
+        k: {m: ({p: x for p, x in v.items() if p in keep} if isinstance(v, dict) else v) for m, v in per.items()}
+        for k, per in resolved.get("suppliers", {}).items()
+    }
     out["scenarios"] = [
         {
             **sc,

@@ -104,3 +104,16 @@ def test_core_check_on_a_known_game():
     phi = shapley(v, ("a", "b"))
     assert phi == {"a": 6.0, "b": 6.0} and in_core(phi, v)
     assert not in_core({"a": 11.0, "b": 1.0}, v)
+
+
+def test_coalitions_of_a_sampled_config_keep_only_their_members_supplier_shares():
+    from conftest import ROOT
+
+    from stockpile import load_config
+    from stockpile.coalition import coalition_cases
+
+    cfg = load_config(ROOT / "configs" / "us_japan_sampled.yaml", [("scenarios.sample.count", 20)])
+    cases = {c.name: c for c in coalition_cases(cfg)}
+    assert set(cases) == {"US", "JP", "US+JP"}
+    assert cases["US"].config.suppliers["China"]["rare_earths"] == {"US": 0.70}
+    assert len(cases["US"].config.scenario_list) == 20  # the same draw, restricted to the member
