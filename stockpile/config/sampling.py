@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import Problem
+from ..errors import Problem, did_you_mean
 from .schema import TINY, Config, Event, Scenario, Shock
 
 CALM = "calm"
@@ -133,11 +133,15 @@ def check_sampling(data: dict[str, Any]) -> list[Problem]:
     for supplier, per in suppliers.items():
         for m, value in _mapping(per).items():
             if minerals and m not in minerals:
-                problems.append(Problem(("suppliers", supplier, m), f"unknown mineral '{m}'"))
+                problems.append(
+                    Problem(("suppliers", supplier, m), f"unknown mineral '{m}'{did_you_mean(m, minerals)}")
+                )
             for p, v in (value if isinstance(value, dict) else dict.fromkeys(parts, value)).items():
                 x = _number(v)
                 if parts and p not in parts:
-                    problems.append(Problem(("suppliers", supplier, m, p), f"unknown participant '{p}'"))
+                    problems.append(
+                        Problem(("suppliers", supplier, m, p), f"unknown participant '{p}'{did_you_mean(p, parts)}")
+                    )
                 elif x is not None:
                     totals[(p, m)] = totals.get((p, m), 0.0) + x
     for (p, m), total in totals.items():
@@ -160,19 +164,24 @@ def check_sampling(data: dict[str, Any]) -> list[Problem]:
         seen.add(name)
         if e.get("supplier") is not None and e.get("supplier") not in suppliers:
             problems.append(
-                Problem(("events", i, "supplier"), f"unknown supplier '{e.get('supplier')}' (not in suppliers)")
+                Problem(
+                    ("events", i, "supplier"),
+                    f"unknown supplier '{e.get('supplier')}'{did_you_mean(str(e.get('supplier')), suppliers) or ' (not in suppliers)'}",
+                )
             )
         listed = e.get("minerals")
         for j, m in enumerate(listed if isinstance(listed, list) else []):
             if minerals and m not in minerals:
-                problems.append(Problem(("events", i, "minerals", j), f"unknown mineral '{m}'"))
+                problems.append(
+                    Problem(("events", i, "minerals", j), f"unknown mineral '{m}'{did_you_mean(m, minerals)}")
+                )
         corr = _mapping(e.get("correlated_with"))
         if not corr:
             continue
         loc = ("events", i, "correlated_with")
         other = str(corr.get("event"))
         if other not in prob:
-            problems.append(Problem(loc + ("event",), f"unknown event '{other}'"))
+            problems.append(Problem(loc + ("event",), f"unknown event '{other}'{did_you_mean(other, prob)}"))
         elif other == name:
             problems.append(Problem(loc + ("event",), "an event cannot be correlated with itself"))
         elif other in parent:
