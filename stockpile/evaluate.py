@@ -54,6 +54,14 @@ def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list]:
     from .results import plan_from_solution, scenario_recourse
 
     cfg = validate(payload["config"], "evaluation chunk")
+    if "sample" in payload:  # draw this chunk of the sample here, in the worker
+        from .config.sampling import sample_scenarios
+
+        count, seed, start, stop = payload["sample"]
+        cfg.scenarios = [
+            sc.model_copy(update={"probability": 1.0 / (stop - start)})
+            for sc in sample_scenarios(cfg, count, seed, range(start, stop))
+        ]
     inst = build_instance(cfg)
     lm = build_model(inst, lot_array(inst, payload["lots"]))
     st = Structure.of(lm)
@@ -78,17 +86,15 @@ def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list]:
     }
 
 
-def scenarios_from(cfg: Config, source: str | None, sample: tuple[int, int] | None) -> list[Scenario]:
-    """The scenarios to evaluate: a config-format file's `scenarios` (a list or a sample), N drawn
-    from the run's events, or the run's own."""
-    from .config.sampling import sample_scenarios
-
+def scenarios_from(cfg: Config, source: str | None, sample: tuple[int, int] | None) -> list[Scenario] | tuple[int, int]:
+    """The scenarios to evaluate: a config-format file's `scenarios` (a list or a sample), a
+    sample (count, seed) from the run's events (drawn by the workers), or the run's own."""
     if source is not None and sample is not None:
         raise OptionError("give a scenarios file or --sample, not both")
     if sample is not None:
         if not cfg.events:
             raise OptionError("--sample needs `events` in the run's config (see docs/model.md, sampled scenarios)")
-        return sample_scenarios(cfg, *sample)
+        return sample
     if source is None:
         return cfg.scenario_list
     doc = read_yaml(source)
@@ -128,25 +134,37 @@ def summarise(table: pd.DataFrame, first_stage: float, alpha: float) -> dict[str
 def evaluate_plan(
     cfg: Config,
     lots: dict[str, dict[str, int]],
-    scenarios: list[Scenario],
+    scenarios: list[Scenario] | tuple[int, int],
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """evaluation.csv's table: each scenario's recourse for the fixed lots, chunks in parallel."""
+    """evaluation.csv's table: each scenario's recourse for the fixed lots, chunks in parallel.
+
+    scenarios: a list, or (count, seed) of a sample from cfg's events, which each worker draws
+    for its own chunk (the parent then only splits the work)."""
     from .study import parallel_map
 
     resolved = cfg.resolved_dict()
     resolved["risk"] = {**resolved["risk"], "cvar_weight": 0.0}  # the recourse of each scenario alone
     resolved["solver"] = {**resolved["solver"], "threads": 1}
-    payloads = []
-    for i in range(0, len(scenarios), CHUNK_SCENARIOS):
-        part = scenarios[i : i + CHUNK_SCENARIOS]
-        listed = [{**sc.model_dump(mode="json", by_alias=True), "probability": 1.0 / len(part)} for sc in part]
-        payloads.append({"config": {**resolved, "scenarios": listed}, "lots": lots})
+    placeholder = [{"name": "chunk", "probability": 1.0}]  # replaced in the worker
+    payloads: list[dict[str, Any]] = []
+    if isinstance(scenarios, tuple):
+        count, seed = scenarios
+        for i in range(0, count, CHUNK_SCENARIOS):
+            chunk = (count, seed, i, min(i + CHUNK_SCENARIOS, count))
+            payloads.append({"config": {**resolved, "scenarios": placeholder}, "lots": lots, "sample": chunk})
+        probability = [1.0 / count] * count
+    else:
+        for i in range(0, len(scenarios), CHUNK_SCENARIOS):
+            part = scenarios[i : i + CHUNK_SCENARIOS]
+            listed = [{**sc.model_dump(mode="json", by_alias=True), "probability": 1.0 / len(part)} for sc in part]
+            payloads.append({"config": {**resolved, "scenarios": listed}, "lots": lots})
+        probability = [sc.probability for sc in scenarios]
     answers = parallel_map(evaluate_chunk, payloads, workers, scheduler, progress)
     table = pd.concat([pd.DataFrame(a) for a in answers], ignore_index=True)
-    table.insert(1, "probability", [sc.probability for sc in scenarios])
+    table.insert(1, "probability", probability)
     log.info("evaluated %d scenarios in %d chunks", len(table), len(payloads))
     return table[EVALUATION_COLUMNS]
 

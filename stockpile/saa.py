@@ -27,7 +27,6 @@ import pandas as pd
 from scipy import stats
 
 from .config import Config, validate
-from .config.sampling import sample_scenarios
 from .errors import OptionError
 from .evaluate import evaluate_plan, first_stage_cost, summarise
 from .explain import run_lots
@@ -77,7 +76,7 @@ def run_saa(
     solved = [c for c in cases if (results.get(c.name, (None, None))[0] or {}).get("status") in ("optimal", "feasible")]
     if len(solved) < 2:
         raise OptionError(f"only {len(solved)} of {replications} replications have a plan; see {out}/cases")
-    fresh = sample_scenarios(cfg, evaluate_count, seed + replications + 1)
+    fresh = (evaluate_count, seed + replications + 1)
     rows = []
     lots = {}
     for c in solved:

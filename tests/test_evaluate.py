@@ -125,3 +125,15 @@ def test_saa_bounds_contain_the_true_optimum(tmp_path):
     assert head["gap_usd"] >= -1e-6 and head["gap_ci95_high_usd"] >= head["gap_usd"]
     assert (tmp_path / "saa" / "best" / "summary.json").exists()
     assert len(__import__("pandas").read_csv(tmp_path / "saa" / "saa.csv")) == 8
+
+
+def test_a_sample_drawn_by_the_workers_is_the_sample_drawn_whole():
+    from stockpile.config.sampling import sample_scenarios
+    from stockpile.evaluate import CHUNK_SCENARIOS, evaluate_plan
+
+    cfg = load_config(SAMPLED, [("scenarios.sample.count", 100)])
+    lots = {"JP": {"rare_earths": 300, "gallium": 20}, "US": {"germanium": 5}}
+    count = CHUNK_SCENARIOS + 321  # two chunks, the second partial
+    by_workers = evaluate_plan(cfg, lots, (count, 5), workers=1)
+    whole = evaluate_plan(cfg, lots, sample_scenarios(cfg, count, 5), workers=1)
+    assert by_workers.equals(whole)

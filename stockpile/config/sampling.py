@@ -17,6 +17,7 @@ shape (N x events), whatever occurs, so a sample is byte-reproducible from its s
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -63,13 +64,13 @@ def occurrence(events: list[Event], u: np.ndarray) -> np.ndarray:
     return occurs
 
 
-def sample_scenarios(cfg: Config, count: int, seed: int) -> list[Scenario]:
-    """N equally likely scenarios drawn from cfg.events and cfg.suppliers (module docstring)."""
-    events = cfg.events
-    T = cfg.horizon.periods
+@lru_cache(maxsize=4)
+def _draws(events_json: tuple[str, ...], T: int, count: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Occurrence, duration, severity and start of every (scenario, event): the whole sample's
+    draws, kept for the chunks of the same sample a worker builds one after another."""
+    events = [Event.model_validate_json(e) for e in events_json]
     rng = np.random.Generator(np.random.PCG64(seed))
-    E = len(events)
-    shape = (count, E)
+    shape = (count, len(events))
     u = rng.random(shape)
     lo = np.array([e.duration_periods.min for e in events])
     mode = np.array([e.duration_periods.mode for e in events])
@@ -83,7 +84,17 @@ def sample_scenarios(cfg: Config, count: int, seed: int) -> list[Scenario]:
         np.broadcast_to([e.severity.max for e in events], shape),
     )
     start = rng.integers(1, T + 1, size=shape)
-    occurs = occurrence(events, u)
+    return occurrence(events, u), duration, severity, start
+
+
+def sample_scenarios(cfg: Config, count: int, seed: int, part: range | None = None) -> list[Scenario]:
+    """N equally likely scenarios drawn from cfg.events and cfg.suppliers (module docstring);
+    part: only these scenarios of the sample (the draws are the whole sample's, so a worker can
+    build its chunk of a large sample and get exactly the scenarios the whole draw has)."""
+    events = cfg.events
+    occurs, duration, severity, start = _draws(
+        tuple(e.model_dump_json() for e in events), cfg.horizon.periods, count, seed
+    )
     parts = list(cfg.participants)
     share = {
         (supplier, m): cfg.per_participant(value, 0.0)
@@ -93,7 +104,7 @@ def sample_scenarios(cfg: Config, count: int, seed: int) -> list[Scenario]:
     width = len(str(count))
     prob = 1.0 / count
     out = []
-    for n in range(count):
+    for n in range(count) if part is None else part:
         shocks = []
         names = []
         for e in np.nonzero(occurs[n])[0]:
