@@ -222,10 +222,6 @@ def study_row(case: Case, summary: dict | None, error: str | None = None) -> dic
 def write_table(out: Path, rows: list[dict], name: str = "study") -> Path:
     df = pd.DataFrame(rows)
     write_csv(df, out / f"{name}.csv")
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return out / f"{name}.csv"
     buf = io.BytesIO()
     df.astype({c: "string" for c in df.columns if df[c].dtype == object}).to_parquet(buf, index=False)
     atomic_write_bytes(out / f"{name}.parquet", buf.getvalue())
@@ -443,7 +439,7 @@ def run_study(
     scheduler: str | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Run a study and write study.csv (and study.parquet with pyarrow); interrupted runs keep
+    """Run a study and write study.csv and study.parquet; interrupted runs keep
     every finished case and rewrite the table before leaving."""
     results: Results = {}
     try:
