@@ -30,7 +30,7 @@ import pandas as pd
 
 from .config import Config, apply_overrides, read_yaml, validate
 from .errors import OptionError
-from .instance import Instance, build_instance
+from .instance import DAYS_PER_YEAR, Instance, build_instance
 from .limits import LIMIT_COLUMNS, Limit
 from .outputs import CONFIG_FILE, FINISHED_FILE, write_csv, write_json
 from .study import Case, Progress, Results, run_cases
@@ -109,8 +109,7 @@ def relaxations(inst: Instance, limits: pd.DataFrame, steps: dict[str, tuple[flo
         if r.limit in (Limit.BUDGET, Limit.STORAGE, Limit.RATE, Limit.FLOOR):
             key, value = f"participants.{r.participant}.{r.limit}", relaxed
         elif r.limit == Limit.LENDING:
-            a = [f"{inst.participants[f]}->{inst.participants[t]}" for f, t in zip(inst.arc_from, inst.arc_to)]
-            key, value = f"lending.{a.index(r.arc)}.max_share", relaxed
+            key, value = f"lending.{inst.arc_names.index(r.arc)}.max_share", relaxed
         else:
             m = inst.minerals.index(r.mineral)
             table = inst.max_acquisition if r.limit == Limit.ACQUISITION else inst.min_days
@@ -129,7 +128,7 @@ def mean_scenario(inst: Instance) -> dict[str, Any]:
     """The EV scenario: one scenario (probability 1) whose loss per (participant, mineral, period)
     is the probability-weighted mean of the scenarios' losses; one one-period shock per
     (mineral, period) with a loss."""
-    q = inst.consumption * inst.period_days / 365.0  # (P, M) per period
+    q = inst.consumption * inst.period_days / DAYS_PER_YEAR  # (P, M) per period
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(q[None, :, :, None] > 0, inst.shortfall / q[None, :, :, None], 0.0)
     mean = np.einsum("s,spmt->pmt", inst.prob, share)
@@ -191,9 +190,8 @@ def duals(cfg: Config, inst: Instance, lots: np.ndarray, limits: pd.DataFrame) -
             out[i] = saving(b.name, p, p == inst.participants.index(r.participant))
         elif r.limit == Limit.LENDING:
             b = lm.row_blocks["lend_cap"]
-            arcs = [f"{inst.participants[f]}->{inst.participants[t]}" for f, t in zip(inst.arc_from, inst.arc_to)]
             a = b.coords["a"]
-            out[i] = saving(b.name, inst.arc_from[a], a == arcs.index(r.arc))
+            out[i] = saving(b.name, inst.arc_from[a], a == inst.arc_names.index(r.arc))
     return out + 0.0
 
 

@@ -76,6 +76,11 @@ class Instance:
         }
 
     @property
+    def arc_names(self) -> tuple[str, ...]:
+        """Each lending arc as FROM->TO, the way limits.csv and explain name it."""
+        return tuple(f"{self.participants[f]}->{self.participants[t]}" for f, t in zip(self.arc_from, self.arc_to))
+
+    @property
     def axes(self) -> Axes:
         """Sizes of the labelled dimensions s, p, m, t, a."""
         return Axes(

@@ -35,12 +35,6 @@ class Limit:
     FLOOR = "reserve_floor"
     LENDING = "lending_max_share"
 
-    ALL = (BUDGET, STORAGE, ACQUISITION, MIN_DAYS, RATE, FLOOR, LENDING)
-
-
-def arc_label(inst: Instance, a: int) -> str:
-    return f"{inst.participants[inst.arc_from[a]]}->{inst.participants[inst.arc_to[a]]}"
-
 
 def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
     """value, used, slack (room left, in the limit's unit) and binds for every limit the config sets.
@@ -155,7 +149,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
                 Limit.LENDING,
                 inst.participants[g],
                 "",
-                arc_label(inst, a),
+                inst.arc_names[a],
                 inst.arc_share[a],
                 used,
                 inst.arc_share[a] - used,
@@ -247,36 +241,26 @@ def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tupl
 
 
 def coverage_notes(
-    coverage: pd.DataFrame, flows_table: pd.DataFrame, inst: Instance, held: dict[tuple[str, str], str], x: np.ndarray
-) -> dict[tuple[str, str], str]:
-    """Where each disrupted (participant, mineral)'s coverage comes from, expected given a disruption:
-    own stock, borrowed (from whom), or nothing and why (the holding note)."""
-    if coverage.empty:
-        return {}
-    prob = dict(zip(inst.scenarios, inst.prob))
-    df = coverage.assign(w=coverage.scenario.map(prob))
-    g = (
-        df.assign(o=df.w * df.own_coverage_days, b=df.w * df.borrowed_coverage_days)
-        .groupby(["participant", "mineral"], sort=False)[["w", "o", "b"]]
-        .sum()
-    )
+    expected: pd.DataFrame, flows_table: pd.DataFrame, holdings: pd.DataFrame, held: dict[tuple[str, str], str]
+) -> list[str]:
+    """Where each row of expected_coverage's coverage comes from (its expected own and borrowed
+    days): own stock, borrowed (from whom), or nothing and why (the holding note)."""
     lenders = flows_table.groupby(["to", "mineral"])["from"].agg(lambda s: ", ".join(sorted(set(s))))
-    p_of = {p: i for i, p in enumerate(inst.participants)}
-    m_of = {m: i for i, m in enumerate(inst.minerals)}
-    out = {}
-    for (p, m), row in g.iterrows():
-        own, bor = row.o / row.w, row.b / row.w
-        src = lenders.get((p, m), "partners")
-        has = x[p_of[p], m_of[m]] > 0
+    has = {(r.participant, r.mineral): r.holding_t > 0 for r in holdings.itertuples()}
+    out = []
+    for r in expected.itertuples():
+        key = (r.participant, r.mineral)
+        own, bor = r.own_coverage_days, r.borrowed_coverage_days
+        src = lenders.get(key, "partners")
         if bor > 0 and own > 0:
             note = f"own {own:,.1f} d + borrowed {bor:,.1f} d from {src}"
         elif bor > 0:
-            note = f"{'own stock kept back' if has else 'no own stock'}: all {bor:,.1f} d borrowed from {src}"
+            note = f"{'own stock kept back' if has[key] else 'no own stock'}: all {bor:,.1f} d borrowed from {src}"
         elif own > 0:
             note = "own stock"
-        elif has:
+        elif has[key]:
             note = "own stock kept back (reserve floor, release rate or lent to partners)"
         else:
-            note = held[(p, m)]
-        out[(p, m)] = note
+            note = held[key]
+        out.append(note)
     return out

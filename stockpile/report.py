@@ -824,7 +824,7 @@ def tradeoff_chart(ok: pd.DataFrame, swept: list[str], label: dict[str, str]) ->
 
 def risk_frontier_chart(ok: pd.DataFrame) -> alt.TopLevelMixin:
     df = ok.assign(
-        expected_cost=ok.objective_usd - ok.get("risk_premium_usd", 0.0).fillna(0.0),
+        expected_cost=ok.objective_usd - ok.risk_premium_usd.fillna(0.0),
         w=ok["risk.cvar_weight"],
     ).sort_values("w")
     x = alt.X("expected_cost:Q", axis=usd_axis("expected total cost"), scale=alt.Scale(zero=False))

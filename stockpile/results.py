@@ -337,14 +337,14 @@ def coverage_table(inst: Instance, f: Flows) -> pd.DataFrame:
     )
 
 
-def expected_coverage(inst: Instance, coverage: pd.DataFrame, notes: dict[tuple[str, str], str]) -> pd.DataFrame:
+def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
     """Probability-weighted coverage per (participant, mineral), over the scenarios that disrupt it.
 
     expected_coverage_days = sum_s pi_s coverage_days_s / sum_s pi_s over disrupting scenarios,
     i.e. the coverage an analyst should expect *given* a disruption of that mineral; own_t,
     borrowed_t and their days are expected the same way. worst_coverage_share is the lowest
     share over those scenarios, worst_scenario the first (in config order) that has it.
-    note: where the coverage comes from, or why nothing is held (``holding_notes``).
+    note: left empty here; ``limits.coverage_notes`` says where the coverage comes from.
     """
     if coverage.empty:
         return pd.DataFrame(columns=EXPECTED_COVERAGE_COLUMNS)
@@ -368,7 +368,7 @@ def expected_coverage(inst: Instance, coverage: pd.DataFrame, notes: dict[tuple[
             "worst_scenario": worst.scenario,
         }
     ).reset_index()
-    out["note"] = [notes.get((r.participant, r.mineral), "") for r in out.itertuples()]
+    out["note"] = ""
     return out[EXPECTED_COVERAGE_COLUMNS]
 
 

@@ -104,13 +104,14 @@ def run_saa(
     best_first = float(best.first_stage_usd)
     gaps = []
     for c in solved:
-        own = cfg.resolved_dict()
-        own_cfg = validate(
-            {**own, "scenarios": {"sample": {"count": count, "seed": c.overrides["scenarios.sample.seed"]}}}
+        own = evaluate_plan(
+            cfg, lots[best.replication], (count, c.overrides["scenarios.sample.seed"]), workers, scheduler
         )
-        table = evaluate_plan(own_cfg, lots[best.replication], own_cfg.scenario_list, workers, scheduler)
-        mean = float(table.probability.to_numpy() @ table.recourse_usd.to_numpy())
-        gaps.append(best_first + mean - results[c.name][0]["objective_usd"])  # type: ignore[index]
+        summary = results[c.name][0]
+        assert summary is not None  # a solved replication
+        gaps.append(
+            best_first + float(own.probability.to_numpy() @ own.recourse_usd.to_numpy()) - summary["objective_usd"]
+        )
     df["best_plan_gap_usd"] = gaps
     z = df.objective_usd.to_numpy()
     R = len(z)
