@@ -154,7 +154,10 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
 
 
 def run_case(payload: dict) -> dict:
-    """Solve one case in a worker; return its summary and run-folder files as bytes."""
+    """Solve one case in a worker. With payload["out"] (a local pool: same disk) the worker writes
+    the case folder itself and returns only the summary, a message small enough to reach the
+    parent in one write: a worker killed while sending megabytes of tables leaves a partial
+    message that blocks the pool for ever. Otherwise (Dask) the files come back as bytes."""
     from .api import solve
 
     cfg = validate(payload["config"], f"case {payload['name']}")
@@ -162,21 +165,29 @@ def run_case(payload: dict) -> dict:
     start = time.perf_counter()
     result = solve(cfg, lots=payload.get("lots"))
     files = run_files(result.summary, result.tables(), result.config)
-    return {"name": payload["name"], "summary": result.summary, "files": files, "seconds": time.perf_counter() - start}
+    answer = {"name": payload["name"], "summary": result.summary, "seconds": time.perf_counter() - start}
+    if "out" in payload:
+        write_folder(Path(payload["out"]) / "cases" / payload["name"], files)
+        return answer
+    return answer | {"files": files}
 
 
-def _payload(case: Case) -> dict:
-    return {
+def _payload(case: Case, out: Path | None = None) -> dict:
+    """What a worker needs to solve a case; out: write its folder there (local workers only)."""
+    payload = {
         "name": case.name,
         "config": case.config.resolved_dict(),
         "provenance": case.config.provenance,
         "lots": case.lots,
     }
+    return payload if out is None else payload | {"out": str(out)}
 
 
 def _store(out: Path, answer: dict) -> None:
-    """Write a finished case's folder as a whole; a crash leaves the earlier folder or none."""
-    write_folder(out / "cases" / answer["name"], answer["files"])
+    """Write a finished case's folder as a whole, unless its worker did; a crash leaves the
+    earlier folder or none."""
+    if "files" in answer:
+        write_folder(out / "cases" / answer["name"], answer["files"])
 
 
 def finished_summary(out: Path, case: Case) -> dict | None:
@@ -298,7 +309,7 @@ def _run_local(
     while pending:
         ctx = mp.get_context("forkserver")
         with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
-            futures: dict[Future, Case] = {pool.submit(run_case, _payload(c)): c for c in pending}
+            futures: dict[Future, Case] = {pool.submit(run_case, _payload(c, out)): c for c in pending}
             if progress:
                 for c in pending:
                     progress("submitted", c.name, None)
