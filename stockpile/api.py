@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import relative_gap, solve_model
+from .backends import SolveOutcome, relative_gap, solve_model
 from .benders import Progress, solve_benders
 from .canonical import canonical_schedule, exact_cvar
-from .config import Config
+from .config import Config, Solver
 from .enums import Method, Status
 from .errors import InfeasibleConfig
 from .instance import Instance, build_instance, check_feasible
@@ -84,7 +84,6 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
     lm = build_model(inst, fixed)
     build_seconds = time.perf_counter() - t0
     opts = cfg.solver
-    gap = max(opts.relative_gap, MIN_RELATIVE_GAP)
     method = choose_method(opts.method, lm)
     log.info(
         "%s: %s variables, %s rows; solving with the %s method",
@@ -93,12 +92,7 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
         f"{lm.A.shape[0]:,}",
         method,
     )
-    iterations = None
-    if method == Method.BENDERS:
-        out, stats = solve_benders(lm, opts.time_limit_s, gap, opts.threads, progress)
-        iterations = {"lp_phase": stats.lp_iterations, "mip_phase": stats.iterations, "cuts": stats.cuts}
-    else:
-        out = solve_model(lm, opts.name, opts.time_limit_s, gap)
+    out, iterations = optimise(lm, method, opts, progress)
     timing = {
         "solver_version": out.solver_version,
         "method": str(method),
@@ -118,6 +112,17 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
     x, saving = canonical_schedule(inst, lm, out.x)
     x, tail = exact_cvar(inst, lm, x)
     return assemble(cfg, inst, lm, x, out.objective, out.bound, summary, saving + tail)
+
+
+def optimise(
+    lm: LinearModel, method: Method, opts: Solver, progress: Progress | None = None
+) -> tuple[SolveOutcome, dict | None]:
+    """Solve a built model by the chosen method; the decomposition's iteration counts (else None)."""
+    gap = max(opts.relative_gap, MIN_RELATIVE_GAP)
+    if method == Method.BENDERS:
+        out, stats = solve_benders(lm, opts.time_limit_s, gap, opts.threads, progress)
+        return out, {"lp_phase": stats.lp_iterations, "mip_phase": stats.iterations, "cuts": stats.cuts}
+    return solve_model(lm, opts.name, opts.time_limit_s, gap), None
 
 
 def assemble(

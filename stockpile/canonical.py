@@ -27,7 +27,15 @@ import numpy as np
 
 from .instance import Instance
 from .model import LinearModel, cvar_unit
-from .results import clean, early_cover_gaps, flows, plan_from_solution, scenario_recourse, var_cvar
+from .results import (
+    clean,
+    early_cover_gaps,
+    flows,
+    plan_from_solution,
+    same_in_every_continuation,
+    scenario_recourse,
+    var_cvar,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,8 @@ def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[
     starts = np.searchsorted(slot[order], np.arange(D * P * T + 1))
     for t in range(T - 1):
         room = np.minimum(unmet[:, :, t], cap - rel[:, :, t] - lent[:, :, t])
+        if t < inst.shared_periods:  # an order is the same in every continuation: move what all can
+            room = same_in_every_continuation(np.minimum(room, (rel + lent)[:, :, t + 1 :].sum(axis=-1)), f.pairs_m)
         for later in range(T - 1, t, -1):  # own releases, latest first
             mv = np.where(room > tol, np.minimum(room, rel[:, :, later]), 0.0)
             rel[:, :, t] += mv
@@ -92,6 +102,11 @@ def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[
     new[r.start + cell_of[has]] = clean(rel[has])
     new[u.start + cell_of[has]] = clean(np.maximum(unmet[has], 0.0))
     new[lb.start : lb.start + lb.size] = clean(lend)
+    if "order_r" in lm.var_blocks:  # the orders are the shared periods' releases
+        ob = lm.var_blocks["order_r"]
+        by_m = np.argsort(f.pairs_m, kind="stable")
+        d = by_m[np.searchsorted(f.pairs_m[by_m], ob.coords["m"])]  # any continuation: they agree
+        new[ob.index] = clean(rel[d, ob.coords["p"], ob.coords["t"]])
     # the repair knows release, unmet and lending; a family it does not know may forbid a move,
     # so the model's own rows decide whether the repaired schedule stands
     act, was = lm.A @ new, lm.A @ x

@@ -392,3 +392,80 @@ def check_run(run_dir: str | Path, tol: float = 1e-6) -> list[Violation]:
     if r.summary.get("status") not in ("optimal", "feasible"):
         return []  # nothing to verify: no plan was reported
     return [v for rule in RULES for v in rule(r)] + list(check_lending_summary(r, Path(run_dir)))
+
+
+# ----------------------------------------------------------------------------
+# A response folder (stockpile respond): the period's orders and every continuation
+
+
+def check_response(folder: str | Path, tol: float = 1e-6) -> list[Violation]:
+    """Every violated rule of a response: the orders are the same in every continuation; each
+    period's demand balance, release-rate cap, reserve floor and inventory from the state; the
+    lending caps counting what was lent before; the expected cost from the flows."""
+    d = Path(folder)
+    cfg = yaml.safe_load((d / "config.resolved.yaml").read_text())
+    st = yaml.safe_load((d / "state.resolved.yaml").read_text())
+    summary = json.loads((d / "summary.json").read_text())
+    orders, cont, lend = (_read(d, f) for f in ("orders.csv", "contingency.csv", "lending.csv"))
+    k, out = st["period"], []
+    parts = cfg["participants"]
+    held = lambda p, m: float(st["holding"][p][m])
+    for r in cont.itertuples():
+        where = f"{r.continuation} {r.participant} {r.mineral} period {r.period}"
+        H, scale = held(r.participant, r.mineral), max(1.0, r.shortfall_t)
+        if not _close(r.release_t + r.borrowed_t + r.unmet_t, r.shortfall_t, scale, tol):
+            out.append(Violation("demand", where, "release + borrowed + unmet != shortfall"))
+        if min(r.release_t, r.lent_t, r.borrowed_t, r.unmet_t) < -tol * scale:
+            out.append(Violation("sign", where, "a negative flow"))
+        rate = float(parts[r.participant].get("release_rate_max", 1.0))
+        if r.release_t + r.lent_t > rate * H + tol * max(1.0, H):
+            out.append(Violation("rate", where, f"outflow {r.release_t + r.lent_t:g} t > {rate:g} x {H:g} t"))
+        floor = float(parts[r.participant].get("reserve_floor", 0.0))
+        if r.inventory_t < floor * H - tol * max(1.0, H):
+            out.append(Violation("floor", where, f"stock {r.inventory_t:g} t < {floor:g} x {H:g} t"))
+    for (c, p, m), g in cont.sort_values("period").groupby(["continuation", "participant", "mineral"]):
+        stock = float(st["inventory"][p][m]) - (g.release_t + g.lent_t).cumsum()
+        if not all(_close(a, b, max(1.0, held(p, m)), tol) for a, b in zip(stock, g.inventory_t)):
+            out.append(Violation("inventory", f"{c} {p} {m}", "inventory does not follow from the state and outflows"))
+    first = cont[cont.period == k].set_index(["participant", "mineral"])
+    for r in orders.itertuples():
+        rows = first.loc[[(r.participant, r.mineral)]] if (r.participant, r.mineral) in first.index else first[:0]
+        for col in ("release_t", "lent_t", "borrowed_t", "unmet_t"):
+            if any(not _close(v, getattr(r, col), max(1.0, r.shortfall_t), tol) for v in rows[col]):
+                out.append(Violation("orders", f"{r.participant} {r.mineral}", f"{col} differs between continuations"))
+    arcs = {f"{a['from']}->{a['to']}": a for a in cfg.get("lending", [])}
+    fees: defaultdict[str, float] = defaultdict(float)
+    for (c, fr, to, m), g in lend.groupby(["continuation", "from", "to", "mineral"]):
+        arc = arcs.get(f"{fr}->{to}")
+        if arc is None or (arc.get("minerals") is not None and m not in arc["minerals"]):
+            out.append(Violation("lending", f"{c} {fr}->{to} {m}", "not an allowed lending arc"))
+            continue
+        before = float(st["lent_so_far"].get(f"{fr}->{to}", {}).get(m, 0.0))
+        cap = float(arc.get("max_share", 1.0)) * held(fr, m)
+        if g.lent_t.sum() + before > cap + tol * max(1.0, cap):
+            out.append(
+                Violation("lending", f"{c} {fr}->{to} {m}", f"{g.lent_t.sum() + before:g} t > max_share cap {cap:g} t")
+            )
+        fees[c] += float(arc.get("cost_usd_per_t", 0.0)) * g.lent_t.sum()
+    for c, g in cont.groupby("continuation"):
+        sums = lend[lend.continuation == c]
+        for who, col in (("from", "lent_t"), ("to", "borrowed_t")):
+            got = sums.groupby([who, "mineral", "period"]).lent_t.sum()
+            want = g.set_index(["participant", "mineral", "period"])[col]
+            want = want[want.abs() > tol]
+            if not all(_close(got.get(i, 0.0), v, max(1.0, v), tol) for i, v in want.items()):
+                out.append(Violation("lending", str(c), f"contingency {col} differs from lending.csv"))
+    cost = {
+        c: float((g.unmet_t * g.mineral.map(lambda m: cfg["minerals"][m]["shortfall_cost_usd_per_t"])).sum()) + fees[c]
+        for c, g in cont.groupby("continuation")
+    }
+    prob = st["continuations"]
+    expected = sum(prob[c] * v for c, v in cost.items())
+    if (
+        not _close(expected, summary["expected_cost_usd"], 1.0, 1e-6)
+        and abs(expected - summary["expected_cost_usd"]) > CENT
+    ):
+        out.append(
+            Violation("costs", "expected_cost_usd", f"{summary['expected_cost_usd']:,.2f} != flows {expected:,.2f}")
+        )
+    return out

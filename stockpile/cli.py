@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from functools import wraps
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -247,15 +248,18 @@ def validate(config: str, sets: tuple[str, ...]) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @user_errors
 def check(run_dir: str) -> None:
-    """Verify a run folder's outputs against every rule of the model, independently."""
-    from .check import check_run
+    """Verify a run (or respond) folder's outputs against every rule of the model, independently."""
+    from .check import check_response, check_run
     from .outputs import RUN_FILES
+    from .respond import RESPONSE_FILES
 
     path = Path(run_dir)
-    missing = [f for f in RUN_FILES if f != "expected_coverage.csv" and not (path / f).is_file()]
+    response = (path / "state.resolved.yaml").is_file()
+    needed = RESPONSE_FILES if response else [f for f in RUN_FILES if f != "expected_coverage.csv"]
+    missing = [f for f in needed if not (path / f).is_file()]
     if missing:
         raise UserError(f"{run_dir}: not a finished run folder (missing {', '.join(missing)})")
-    problems = check_run(path)
+    problems = check_response(path) if response else check_run(path)
     for v in problems[:200]:
         click.echo(str(v))
     if problems:
@@ -734,6 +738,138 @@ def report(folder: str, figures: str | None) -> None:
 
 
 @cli.command()
+@click.argument("state", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default runs/respond-<state name>).")
+@user_errors
+def respond(state: str, out: str | None) -> None:
+    """Orders for this period of a disruption under way, for every way it may go on: orders.csv,
+    contingency.csv, summary.json."""
+    from .respond import resolve_state, write_response
+    from .respond import respond as run
+
+    sit = resolve_state(state)
+    resp = run(sit)
+    out_dir = Path(out) if out else Path("runs") / f"respond-{Path(state).stem}"
+    write_response(resp, sit, out_dir)
+    show_response(resp.summary, resp.orders)
+    click.echo(f"orders.csv, contingency.csv and summary.json in {out_dir}/")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--scenario", "names", multiple=True, metavar="NAME", help="Replay this scenario (repeatable).")
+@click.option("--all", "every", is_flag=True, help="Replay every disrupted scenario (the default).")
+@click.option("--workers", type=click.IntRange(1, 4096), help="Parallel scenarios (default: every core).")
+@click.option("--scheduler", metavar="ADDRESS", help="Run on Dask: 'local' or tcp://host:8786.")
+@user_errors
+def simulate(run_dir: str, names: tuple[str, ...], every: bool, workers: int | None, scheduler: str | None) -> None:
+    """Replay a run's scenarios month by month with `respond` (not knowing the duration):
+    simulation.csv, simulation.json."""
+    from .explain import read_run_config
+    from .simulate import simulate_run
+
+    if names and every:
+        raise UserError("give --scenario NAME or --all, not both")
+    read_run_config(Path(run_dir))  # a finished run with a plan, else a clear message
+    live = sys.stderr.isatty()
+    with _err_console().status("simulating...", spinner="dots") if live else nullcontext() as status:
+
+        def progress(done: int, total: int) -> None:
+            if status is not None:
+                status.update(f"simulating: {done} of {total} scenarios")
+
+        _, m = simulate_run(run_dir, list(names) or None, workers, scheduler, progress)
+    t = _table(
+        f"{run_dir}: month by month, not knowing the duration",
+        "scenario",
+        "rolling",
+        "clairvoyant",
+        "knowing",
+        "alone",
+        "coordinating",
+    )
+    rows = [(r["scenario"], r) for r in m["scenarios"]]
+    if "expected" in m:
+        rows.append(("expected", m["expected"]))
+    for name, r in rows:
+        t.add_row(
+            name,
+            *(
+                _money(r[k], short=True)
+                for k in (
+                    "rolling_cost_usd",
+                    "clairvoyant_cost_usd",
+                    "value_of_knowing_duration_usd",
+                    "alone_cost_usd",
+                    "coordination_value_usd",
+                )
+            ),
+        )
+    from rich.console import Console
+
+    Console().print(t)
+    click.echo(
+        "rolling: the response month by month; clairvoyant: the run's schedule, which knew the duration; "
+        "knowing: their difference; alone: each participant responds alone (no lending); coordinating: what "
+        "lending saves"
+    )
+    click.echo(f"simulation.csv and simulation.json in {run_dir}/")
+
+
+def show_response(s: dict, orders: Any) -> None:
+    """The period's orders as a minister would read them, then what they are worth."""
+    from rich.console import Console
+
+    console = Console()
+    k = s["period"]
+    t = _table(
+        f"{s['config_name']}: orders for period {k} of {s['periods']}, tonnes (the same whatever follows)",
+        "who",
+        "mineral",
+        "short",
+        "release",
+        "borrow",
+        "lend",
+        "unmet",
+        "left",
+    )
+    arcs = [c for c in orders.columns if c.startswith("lent_t.")]
+    num = lambda v: f"{v:,.3g}" if v else "0"
+    for row in orders.to_dict("records"):
+        r = SimpleNamespace(**{k: v for k, v in row.items() if "." not in k})
+        mine = [c for c in arcs if row[c] > 0 and c.split(".", 1)[1].startswith(f"{r.participant}->")]
+        lends = ", ".join(f"{num(row[c])}→{c.split('->')[1]}" for c in mine)
+        t.add_row(
+            r.participant,
+            r.mineral,
+            num(r.shortfall_t),
+            num(r.release_t),
+            num(r.borrowed_t),
+            lends or "0",
+            num(r.unmet_t),
+            num(r.inventory_after_t),
+        )
+    console.print(t)
+    console.print(
+        f"expected cost from period {k} on (unmet shortfall and lending fees): {_money(s['expected_cost_usd'])}; "
+        f"each acting alone {_money(s['alone_expected_cost_usd'])}: coordinating saves "
+        f"{_money(s['coordination_value_usd'])}. Knowing how long it lasts would save "
+        f"{_money(s['value_of_knowing_duration_usd'])}.",
+        highlight=False,
+    )
+    c = _table("how it may go on", "continuation", "probability", "cost", "unmet", "covered")
+    for x in s["continuations"]:
+        c.add_row(
+            x["name"],
+            f"{x['probability']:.2f}",
+            _money(x["cost_usd"]),
+            f"{x['unmet_t']:,.4g} t",
+            f"{x['coverage_share']:.0%}",
+        )
+    console.print(c)
+
+
+@cli.command()
 def schema() -> None:
     """Print the config reference (Markdown), generated from the schema."""
     from .docs import config_reference
@@ -815,7 +951,7 @@ def _table(title: str, *columns: str, show_header: bool = True) -> Any:
 
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), show_header=show_header)
     for col in columns:
-        left = col in ("participant", "mineral", "why", "limit", "who")
+        left = col in ("participant", "mineral", "why", "limit", "who", "continuation", "scenario")
         t.add_column(
             col, justify="left" if left else "right", no_wrap=col in ("limit", "who", "used/value", "dual", "delta")
         )

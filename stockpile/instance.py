@@ -61,6 +61,10 @@ class Instance:
     arc_cost: np.ndarray  # (A,) USD/t
     arc_minerals: np.ndarray  # (A, M) bool: mineral may be lent on the arc
     shortfall: np.ndarray  # (S, P, M, T) tonnes of supply lost, g
+    # the state of a disruption already under way (respond.py); zero for a plan made before it
+    drawn: np.ndarray  # (P, M) t of the holding already released or lent before period 1
+    arc_lent: np.ndarray  # (A, M) t already lent on each arc (counts against max_share)
+    shared_periods: int = 0  # the first periods' orders are the same in every scenario (non-anticipative)
     cvar_alpha: float = 0.9
     cvar_weight: float = 0.0
     solver: dict = field(default_factory=dict)
@@ -200,6 +204,8 @@ def build_instance(cfg: Config) -> Instance:
         arc_cost=np.array([a.cost_usd_per_t for a in arcs], dtype=float),
         arc_minerals=arc_minerals,
         shortfall=_shortfall(cfg, p_of, m_of, consumption * cfg.horizon.period_days / DAYS_PER_YEAR),
+        drawn=np.zeros((len(P), len(M))),
+        arc_lent=np.zeros((len(arcs), len(M))),
         cvar_alpha=cfg.risk.cvar_alpha,
         cvar_weight=cfg.risk.cvar_weight,
         solver=cfg.solver.model_dump(),

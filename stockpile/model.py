@@ -536,8 +536,9 @@ def define_release_limits(b: Builder, ctx: Context) -> None:
 
     rate:  r_spmt + sum_p' l_{s,p->p',m,t} <= release_rate_max_p * x_pm
            (only where release_rate_max_p < 1 - reserve_floor_p; otherwise implied)
-    floor: sum_t (r_spmt + sum_p' l_{s,p->p',m,t}) <= (1 - reserve_floor_p) * x_pm,
-           equivalent to I_spmt >= reserve_floor_p * x_pm for every t since I is non-increasing.
+    floor: sum_t (r_spmt + sum_p' l_{s,p->p',m,t}) <= (1 - reserve_floor_p) * x_pm - D_pm,
+           equivalent to I_spmt >= reserve_floor_p * x_pm for every t since I is non-increasing;
+           D_pm: what a disruption under way has drawn already (respond STATE inventory: D = x - I_k).
     With x_pm = initial_t + lot_t * n_pm the holding's variable part moves left.
     """
     inst, axes = ctx.inst, ctx.inst.axes
@@ -562,7 +563,7 @@ def define_release_limits(b: Builder, ctx: Context) -> None:
     spm, inv2 = axes.unique(spmt, ("s", "p", "m"))
     s2, p2, m2 = (spm[k] for k in "spm")
     out = 1.0 - inst.reserve_floor[p2]
-    rows2 = b.add_rows("floor", spm, PAIR, lb=-np.inf, ub=out * inst.initial[p2, m2])
+    rows2 = b.add_rows("floor", spm, PAIR, lb=-np.inf, ub=out * inst.initial[p2, m2] - inst.drawn[p2, m2])
     b.add_terms(rows2[inv2[inv]], outflow_vars, 1.0)
     b.add_terms(rows2, ctx.lots(b, p2, m2), -out * inst.lot[m2])
 
@@ -570,8 +571,10 @@ def define_release_limits(b: Builder, ctx: Context) -> None:
 def define_lending_caps(b: Builder, ctx: Context) -> None:
     """Total lent on an arc in a scenario is a share of the lender's holding.
 
-    sum_t l_{s,p->p',m,t} <= max_share * x_pm   (lending.*.max_share)
-    Rows only where max_share < 1 - reserve_floor of the lender (otherwise implied by the floor).
+    sum_t l_{s,p->p',m,t} <= max_share * x_pm - L_am   (lending.*.max_share; L: lent already in a
+    disruption under way, respond STATE lent_so_far)
+    Rows only where max_share < 1 - reserve_floor of the lender (otherwise implied by the floor,
+    also with L: what is lent is part of what is drawn, L_am <= D_pm).
     """
     inst = ctx.inst
     lb_ = b.var_blocks["l"]
@@ -580,7 +583,7 @@ def define_lending_caps(b: Builder, ctx: Context) -> None:
     sam, inv = inst.axes.unique({k: v[need] for k, v in lb_.coords.items()}, ("s", "a", "m"))
     arc, m = sam["a"], sam["m"]
     share, frm = inst.arc_share[arc], inst.arc_from[arc]
-    rows = b.add_rows("lend_cap", sam, PAIR, lb=-np.inf, ub=share * inst.initial[frm, m])
+    rows = b.add_rows("lend_cap", sam, PAIR, lb=-np.inf, ub=share * inst.initial[frm, m] - inst.arc_lent[arc, m])
     b.add_terms(rows[inv], lb_.index[need], 1.0)
     b.add_terms(rows, ctx.lots(b, frm, m), -share * inst.lot[m])
 
@@ -662,6 +665,32 @@ def define_cvar(b: Builder, ctx: Context) -> None:
     b.add_terms(row_of[lend.coords["s"]], lend.index, -inst.arc_cost[lend.coords["a"]] / unit)
 
 
+def define_orders(b: Builder, ctx: Context) -> None:
+    """Non-anticipative orders of a disruption under way (respond.py), only when shared_periods > 0.
+
+    The orders of the first K = shared_periods periods are decided before anyone knows which
+    continuation (scenario) follows, so they are first-stage variables, the same in all:
+        r_spmt = o_pmt               (release order; t < K)
+        l_{s,p,m,t,a} = o^l_{amt}    (lending order on arc a; t < K)
+    Every continuation shares the known shortfall of those periods (the history), so each
+    (p, m, t < K) with a cell has one in every scenario. No cost: r, u and l keep theirs.
+    The orders are one more family of the master; no method needs to know about them.
+    """
+    K = ctx.inst.shared_periods
+    if K <= 0:
+        return
+    axes = ctx.inst.axes
+    for var, dims in (("r", ("p", "m", "t")), ("l", ("a", "m", "t"))):
+        blk = b.var_blocks[var]
+        early = blk.coords["t"] < K
+        keys, inv = axes.unique({k: v[early] for k, v in blk.coords.items()}, dims)
+        orders = b.add_vars(f"order_{var}", keys, FIRST, lb=0.0, ub=np.inf)
+        coords = {k: v[early] for k, v in blk.coords.items()}
+        rows = b.add_rows(f"same_{var}", coords, PAIR, lb=0.0, ub=0.0)
+        b.add_terms(rows, blk.index[early], 1.0)
+        b.add_terms(rows, orders[inv], -1.0)
+
+
 Family = Callable[[Builder, Context], None]
 
 # The model, family by family, in the order the columns and rows are laid out. A new
@@ -676,6 +705,7 @@ FAMILIES: tuple[Family, ...] = (
     define_budget,
     define_storage,
     define_cvar,
+    define_orders,
 )
 
 

@@ -233,8 +233,8 @@ def flows(inst: Instance, plan: Plan) -> Flows:
     unmet[d, c["p"], c["t"]] = plan.unmet
     np.add.at(bor, (dl, lc["p"], lc["t"]), plan.lend)
     np.add.at(lent, (dl, inst.arc_from[lc["a"]], lc["t"]), plan.lend)
-    held = (inst.initial + inst.lot * plan.lots)[:, pairs["m"]].T  # (D, P)
-    inv = clean(held[:, :, None] - np.cumsum(rel + lent, axis=-1))
+    stock = (inst.initial + inst.lot * plan.lots - inst.drawn)[:, pairs["m"]].T  # (D, P) at the start
+    inv = clean(stock[:, :, None] - np.cumsum(rel + lent, axis=-1))
     return Flows(pairs["s"], pairs["m"], short, rel, lent, bor, unmet, inv)
 
 
@@ -243,11 +243,14 @@ def early_cover_gaps(inst: Instance, plan: Plan, f: Flows, tol: float = 1e-6) ->
     shortfall in a period while the participant's stock after it is above its floor, its
     release-rate headroom is positive, and it releases or lends that mineral later in the
     scenario. Each gap is the most that could move to the earlier period at the same cost;
-    values under tol x max(1, holding) are zero.
+    values under tol x max(1, holding) are zero. In the shared (non-anticipative) periods of a
+    response, "later" is what every continuation releases or lends later.
     """
     held = (inst.initial + inst.lot * plan.lots)[:, f.pairs_m].T[:, :, None]  # (D, P, 1)
     out = f.release + f.lent
     later = np.cumsum(out[..., ::-1], axis=-1)[..., ::-1] - out  # outflow after t
+    K = inst.shared_periods  # an order can move earlier only as far as every continuation allows
+    later[..., :K] = same_in_every_continuation(later[..., :K], f.pairs_m)
     room = np.minimum.reduce(
         [
             f.unmet,
@@ -257,6 +260,16 @@ def early_cover_gaps(inst: Instance, plan: Plan, f: Flows, tol: float = 1e-6) ->
         ]
     )
     return np.where(room > tol * np.maximum(1.0, held), room, 0.0)
+
+
+def same_in_every_continuation(values: np.ndarray, minerals: np.ndarray) -> np.ndarray:
+    """values (D, ...) over (scenario, mineral) pairs, each replaced by the least over the pairs
+    of its mineral: what holds in every scenario (continuation) of a non-anticipative order."""
+    out = values.copy()
+    for m in np.unique(minerals):
+        sel = minerals == m
+        out[sel] = values[sel].min(axis=0)
+    return out
 
 
 def schedule_table(inst: Instance, f: Flows) -> pd.DataFrame:

@@ -81,7 +81,7 @@ def _explain(err: dict, root: type[BaseModel]) -> str:
 
 
 # schema models that appear as one branch of a union: pydantic tags the location with their name
-MODEL_TAGS = {"ScenarioSample"}
+MODEL_TAGS = {"ScenarioSample", "FromRun"}
 _BRANCH = re.compile(r"^(float|int|str|bool|list|dict|none|union|constrained-\w+|function-\w+|literal)(\[.*\])?$")
 
 

@@ -1,0 +1,169 @@
+"""Replay a run's scenarios period by period with the rolling response (``stockpile simulate``).
+
+At each period k of a scenario the history so far is known, ``respond`` decides period k's
+orders over the continuations that match it (the run's scenarios with the same periods 1..k),
+the orders are applied (stock drawn, lending counted) and the state moves on. Nothing of
+the future is used before it happens, so the rolling cost is at least the run's clairvoyant
+recourse of the scenario (its schedule saw the whole scenario): their difference is the value
+of knowing the duration. The same replay with each participant alone (no lending) prices
+coordination.
+
+simulation.csv: scenario, period, participant, mineral, shortfall_t and the applied release_t,
+lent_t, borrowed_t, unmet_t, inventory_t (after the period), then alone_release_t, alone_unmet_t.
+simulation.json: per scenario and in expectation (the run's probabilities; calm scenarios cost
+nothing) rolling_cost_usd, clairvoyant_cost_usd, value_of_knowing_duration_usd, alone_cost_usd,
+coordination_value_usd.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import Config
+from .errors import OptionError
+from .explain import read_run_config, run_lots
+from .instance import Instance, build_instance
+from .outputs import write_csv, write_json
+from .respond import period_orders, situation, solve_response
+
+log = logging.getLogger(__name__)
+
+SIMULATION_COLUMNS = [
+    "scenario",
+    "period",
+    "participant",
+    "mineral",
+    "shortfall_t",
+    "release_t",
+    "lent_t",
+    "borrowed_t",
+    "unmet_t",
+    "inventory_t",
+    "alone_release_t",
+    "alone_unmet_t",
+]
+
+
+@lru_cache(maxsize=2)
+def _run(run_dir: str) -> tuple[Config, Instance, np.ndarray]:
+    """The run's config, instance and holdings (P, M), read once per worker."""
+    cfg, _ = read_run_config(Path(run_dir))
+    inst = build_instance(cfg)
+    table = pd.read_csv(Path(run_dir) / "holdings.csv", keep_default_na=False)
+    held = np.zeros((len(inst.participants), len(inst.minerals)))
+    p = table.participant.map(inst.participants.index).to_numpy()
+    m = table.mineral.map(inst.minerals.index).to_numpy()
+    held[p, m] = table.holding_t.to_numpy()
+    return cfg, inst, held
+
+
+def replay(cfg: Config, inst: Instance, held: np.ndarray, s: int, alone: bool) -> tuple[dict[str, np.ndarray], float]:
+    """Period by period through scenario s: orders from the response over the continuations
+    that match the history so far, applied to the stock. Returns the applied flows (T, P, M)
+    and the cost."""
+    T, A = inst.periods, inst.arc_from.size
+    P, M = held.shape
+    inventory, lent_so_far = held.copy(), np.zeros((A, M))
+    out = {k: np.zeros((T, P, M)) for k in ("release", "lent", "borrowed", "unmet", "inventory")}
+    cost = 0.0
+    for k in range(1, T + 1):
+        g = inst.shortfall[s, :, :, k - 1]
+        if g.any():
+            sit = situation(cfg, inst, k, held, inventory, lent_so_far, inst.shortfall[s, :, :, :k])
+            o = solve_response(sit, alone=alone)
+            if not o.status.has_plan:
+                raise RuntimeError(f"scenario {inst.scenarios[s]}, period {k}: the response has no solution")
+            release, unmet, lend = period_orders(o, 0 if alone else A)
+            if not alone:
+                np.add.at(out["lent"][k - 1], inst.arc_from, lend)
+                np.add.at(out["borrowed"][k - 1], inst.arc_to, lend)
+                lent_so_far += lend
+                cost += float((inst.arc_cost[:, None] * lend).sum())
+            out["release"][k - 1], out["unmet"][k - 1] = release, unmet
+            inventory = inventory - release - out["lent"][k - 1]
+            cost += float((inst.shortfall_cost[None, :] * unmet).sum())
+        out["inventory"][k - 1] = inventory
+    return out, cost
+
+
+def simulate_scenario(payload: dict[str, Any]) -> dict[str, Any]:
+    """One scenario, coordinated and alone (runs in a worker)."""
+    cfg, inst, held = _run(payload["run_dir"])
+    s = inst.scenarios.index(payload["scenario"])
+    both, cost = replay(cfg, inst, held, s, alone=False)
+    alone, alone_cost = replay(cfg, inst, held, s, alone=True)
+    T, P, M = both["release"].shape
+    t, p, m = (a.ravel() for a in np.meshgrid(np.arange(T), np.arange(P), np.arange(M), indexing="ij"))
+    g = inst.shortfall[s].transpose(2, 0, 1)  # (T, P, M)
+    keep = (g[t, p, m] > 0) | (both["lent"][t, p, m] > 0)
+    t, p, m = t[keep], p[keep], m[keep]
+    rows = {
+        "scenario": payload["scenario"],
+        "period": t + 1,
+        "participant": np.array(inst.participants, dtype=object)[p],
+        "mineral": np.array(inst.minerals, dtype=object)[m],
+        "shortfall_t": g[t, p, m],
+        **{f"{k}_t": both[k][t, p, m] for k in ("release", "lent", "borrowed", "unmet", "inventory")},
+        "alone_release_t": alone["release"][t, p, m],
+        "alone_unmet_t": alone["unmet"][t, p, m],
+    }
+    return {"rows": rows, "rolling": cost, "alone": alone_cost}
+
+
+def clean_usd(difference: float, scale: float) -> float:
+    """A difference of two solved costs, 0 when it is below their relative tolerance (1e-9)."""
+    return 0.0 if abs(difference) <= 1e-9 * max(1.0, abs(scale)) else difference
+
+
+def simulate_run(
+    run_dir: str | Path,
+    scenarios: list[str] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Any = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Replay the named scenarios (None: all disrupted ones) of a run; write simulation.csv and
+    simulation.json into the run folder."""
+    from .evaluate import evaluate_plan
+    from .study import parallel_map
+
+    run_dir = Path(run_dir)
+    cfg, inst, _ = _run(str(run_dir))
+    names = list(scenarios) if scenarios else [n for i, n in enumerate(inst.scenarios) if inst.shortfall[i].any()]
+    unknown = [n for n in names if n not in inst.scenarios]
+    if unknown:
+        raise OptionError(f"--scenario {unknown[0]!r}: not a scenario of the run ({', '.join(inst.scenarios)})")
+    answers = parallel_map(
+        simulate_scenario, [{"run_dir": str(run_dir), "scenario": n} for n in names], workers, scheduler, progress
+    )
+    seer = evaluate_plan(cfg, run_lots(run_dir), cfg.scenario_list, workers=1).set_index("scenario").recourse_usd
+    per = []
+    for name, a in zip(names, answers):
+        per.append(
+            {
+                "scenario": name,
+                "probability": float(inst.prob[inst.scenarios.index(name)]),
+                "rolling_cost_usd": a["rolling"],
+                "clairvoyant_cost_usd": float(seer[name]),
+                "value_of_knowing_duration_usd": a["rolling"] - float(seer[name]),
+                "alone_cost_usd": a["alone"],
+                "coordination_value_usd": a["alone"] - a["rolling"],
+            }
+        )
+    for r in per:  # the two costs agree to the solvers' tolerance where the duration is worth nothing
+        r["value_of_knowing_duration_usd"] = clean_usd(r["value_of_knowing_duration_usd"], r["clairvoyant_cost_usd"])
+    measures: dict[str, Any] = {"scenarios": per}
+    if not scenarios:  # every disrupted scenario: the expectation over the run's (calm ones cost 0)
+        measures["expected"] = (
+            {k: float(sum(r["probability"] * r[k] for r in per)) for k in per[0] if k.endswith("_usd")} if per else {}
+        )
+    table = pd.concat([pd.DataFrame(a["rows"]) for a in answers], ignore_index=True)[SIMULATION_COLUMNS]
+    write_csv(table, run_dir / "simulation.csv")
+    write_json(measures, run_dir / "simulation.json")
+    return table, measures
