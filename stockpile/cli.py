@@ -864,7 +864,7 @@ def show_response(s: dict, orders: Any) -> None:
             f"{x['probability']:.2f}",
             _money(x["cost_usd"]),
             f"{x['unmet_t']:,.4g} t",
-            f"{x['coverage_share']:.0%}",
+            f"{x['coverage_share']:.1%}",
         )
     console.print(c)
 

@@ -229,7 +229,70 @@ def solve_page(folder: Path) -> Page:
             measures_chart(m),
             _kv_table([(k.removesuffix("_usd").upper(), _money(m.get(k))) for k in MEASURES]),
         )
+    if (folder / "simulation.json").exists():
+        sim = json.loads((folder / "simulation.json").read_text())
+        rows = pd.DataFrame(
+            sim["scenarios"] + ([{"scenario": "expected", **sim["expected"]}] if "expected" in sim else [])
+        )
+        page.add(
+            "Responding month by month",
+            "stockpile simulate: each disruption replayed month by month, the orders decided without knowing how "
+            "long it lasts (rolling), against this plan's schedule, which knew (clairvoyant), and against each "
+            "participant responding alone (no lending). Costs are the disruption's unmet shortfall and lending "
+            "fees; 'expected' weighs every scenario by its probability.",
+            simulation_chart(rows),
+            _df_table(
+                rows.rename(columns=lambda c: c.removesuffix("_usd").replace("_", " "))[
+                    [
+                        "scenario",
+                        "rolling cost",
+                        "clairvoyant cost",
+                        "value of knowing duration",
+                        "alone cost",
+                        "coordination value",
+                    ]
+                ],
+                money_cols=(
+                    "rolling cost",
+                    "clairvoyant cost",
+                    "value of knowing duration",
+                    "alone cost",
+                    "coordination value",
+                ),
+            ),
+        )
     return page
+
+
+SIMULATION_SERIES = {
+    "clairvoyant_cost_usd": "knew the duration (the plan's schedule)",
+    "rolling_cost_usd": "month by month, not knowing it",
+    "alone_cost_usd": "month by month, each alone",
+}
+
+
+def simulation_chart(rows: pd.DataFrame) -> alt.Chart:
+    """Per scenario: the three response costs side by side."""
+    long = rows.melt(id_vars="scenario", value_vars=list(SIMULATION_SERIES), var_name="kind", value_name="usd")
+    long["response"] = long.kind.map(SIMULATION_SERIES)
+    order = list(SIMULATION_SERIES.values())
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            y=alt.Y("scenario:N", sort=list(rows.scenario), title=None, axis=alt.Axis(labelLimit=300)),
+            yOffset=alt.YOffset("response:N", sort=order),
+            x=alt.X("usd:Q", axis=usd_axis("cost of the disruption (unmet shortfall and lending fees)")),
+            color=alt.Color(
+                "response:N",
+                sort=order,
+                scale=alt.Scale(domain=order, range=["#bdbdbd", "#1f77b4", "#000000"]),
+                legend=alt.Legend(orient="top", title=None, labelLimit=400),
+            ),
+            tooltip=["scenario", "response", alt.Tooltip("usd:Q", format="$,.0f")],
+        )
+        .properties(width=WIDTH, title="Cost of each disruption by how the response is decided")
+    )
 
 
 MEASURES = ("rp_usd", "ws_usd", "evpi_usd", "ev_usd", "eev_usd", "vss_usd")
