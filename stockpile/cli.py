@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from .enums import Method, SolverName, values
-from .errors import ConfigError, InfeasibleConfig, OptionError
+from .errors import ConfigError, InfeasibleConfig, NoSolution, OptionError
 from .fmt import money as _money
 from .version import __version__
 
@@ -69,6 +69,8 @@ def user_errors(fn: Callable) -> Callable:
             raise UserError("\n".join(lines)) from None
         except OptionError as exc:
             raise UserError(str(exc)) from None
+        except NoSolution as exc:
+            raise UserError(str(exc), EXIT_NO_SOLUTION) from None
         except InfeasibleConfig as exc:
             raise UserError(
                 "the config's limits admit no plan:\n  " + "\n  ".join(exc.reasons), EXIT_INFEASIBLE

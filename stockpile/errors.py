@@ -3,6 +3,7 @@
 * ConfigError: problems in a config, each with where (file, line or override, key path) and what;
 * InfeasibleConfig: the config's limits admit no plan, with the limit to move and by how much;
 * OptionError: a command-line option is wrong (a scheduler that is not there, ...);
+* NoSolution: the solver stopped without a solution (a response at its time limit);
 * OutputError: the output cannot be written where asked.
 """
 
@@ -56,6 +57,10 @@ class InfeasibleConfig(ValueError):
     def __init__(self, reasons: list[str]):
         self.reasons = reasons
         super().__init__("; ".join(reasons))
+
+
+class NoSolution(RuntimeError):
+    """The solver stopped without a solution (its time limit); the message says what to raise."""
 
 
 class OutputError(OSError):

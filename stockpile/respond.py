@@ -28,7 +28,7 @@ from .config import Config, Problem, load_config
 from .config.loader import Document
 from .config.state import FromRun, State, load_state
 from .enums import Status
-from .errors import ConfigError
+from .errors import ConfigError, NoSolution
 from .instance import Instance, build_instance
 from .model import build_model
 from .outputs import CONFIG_FILE, FINISHED_FILE, json_bytes, write_folder
@@ -376,7 +376,7 @@ def respond(sit: Situation) -> Response:
     t0 = time.perf_counter()
     o = solve_response(sit)
     if not o.status.has_plan:
-        raise RuntimeError(f"the response has no solution ({o.status})")
+        raise NoSolution(f"the response has no solution ({o.status}); raise solver.time_limit_s in the config")
     alone = solve_response(sit, alone=True)
     seer = solve_response(sit, clairvoyant=True)
     f = flows(o.inst, o.plan)

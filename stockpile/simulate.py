@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
-from .errors import OptionError
+from .errors import NoSolution, OptionError
 from .explain import read_run_config, run_lots
 from .instance import Instance, build_instance
 from .outputs import write_csv, write_json
@@ -78,7 +78,7 @@ def replay(cfg: Config, inst: Instance, held: np.ndarray, s: int, alone: bool) -
             sit = situation(cfg, inst, k, held, inventory, lent_so_far, inst.shortfall[s, :, :, :k])
             o = solve_response(sit, alone=alone)
             if not o.status.has_plan:
-                raise RuntimeError(f"scenario {inst.scenarios[s]}, period {k}: the response has no solution")
+                raise NoSolution(f"scenario {inst.scenarios[s]}, period {k}: the response has no solution ({o.status})")
             release, unmet, lend = period_orders(o, 0 if alone else A)
             if not alone:
                 np.add.at(out["lent"][k - 1], inst.arc_from, lend)

@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -248,3 +249,14 @@ def test_respond_cli_prints_the_orders_and_check_verifies_them(tmp_path, cfg_pat
     assert "orders for period 1 of 5" in res.output and "coordinating saves" in res.output
     res = CliRunner().invoke(cli, ["check", str(tmp_path / "o")])
     assert res.exit_code == 0 and "every rule holds" in res.output, res.output
+
+
+def test_inventory_from_a_run_takes_its_holdings(tmp_path, cfg_path):
+    run = solve_dict(tmp_path, tiny(), "tiny").write(tmp_path / "run")
+    sit = resolve_state(state_file(tmp_path, cfg_path, inventory={"from_run": "run"}))
+    held = pd.read_csv(run / "holdings.csv").set_index("participant").holding_t
+    assert sit.inventory[:, 0].tolist() == [held["US"], held["JP"]]
+    assert (sit.holding == sit.inventory).all()  # nothing drawn yet
+    missing = state_file(tmp_path, cfg_path, inventory={"from_run": "nowhere"})
+    res = CliRunner().invoke(cli, ["respond", str(missing), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "inventory.from_run: " in res.output and "not a run folder" in res.output
