@@ -16,9 +16,10 @@ from .backends import SolveOutcome, relative_gap, solve_model
 from .benders import Progress, solve_benders
 from .canonical import canonical_schedule, exact_cvar
 from .config import Config, Solver
-from .enums import Method, Status
+from .enums import Allocation, Method, Status
 from .errors import InfeasibleConfig
-from .instance import Instance, build_instance, check_feasible
+from .fmt import money
+from .instance import Instance, build_instance, check_feasible, day_rule_lots, prorata_lots, without_lending
 from .limits import coverage_notes, holding_notes, limit_table
 from .model import LinearModel, build_model
 from .results import (
@@ -76,7 +77,11 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
     t0 = time.perf_counter()
     inst = build_instance(cfg)
     fixed = None if lots is None else lot_array(inst, lots)
-    reasons = check_feasible(inst) if fixed is None else plan_problems(inst, fixed)
+    reasons: list[str] = []
+    if fixed is None:
+        inst, fixed, reasons = allocate(cfg, inst, progress)
+    if not reasons:
+        reasons = check_feasible(inst) if fixed is None else plan_problems(inst, fixed)
     if reasons:
         log.info("%s: the limits admit no plan", cfg.name)
         summary = _summary(cfg, inst.sizes, Status.INFEASIBLE, str(cfg.solver.name), reasons=reasons)
@@ -114,6 +119,32 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
     return assemble(cfg, inst, lm, x, out.objective, out.bound, summary, saving + tail)
 
 
+def allocate(cfg: Config, inst: Instance, progress: Progress | None) -> tuple[Instance, np.ndarray | None, list[str]]:
+    """The instance and fixed lots of the config's allocation rule (lots None: optimised), or why the
+    rule has no plan. prorata splits the optimised plan's total of each mineral, so it solves that first."""
+    rule = cfg.allocation
+    if rule == Allocation.ALONE:
+        return without_lending(inst), None, []
+    n_min, _ = inst.lot_range()  # a participant's min_days is its regulation under any arrangement
+    if rule == Allocation.DAYS:
+        return inst, np.maximum(day_rule_lots(inst, cfg.allocation_days), n_min), []
+    if rule == Allocation.PRORATA:
+        base = solve(cfg.model_copy(update={"allocation": Allocation.OPTIMISED}), progress)
+        if not base.has_solution:
+            why = "; ".join(base.summary.get("reasons") or [base.status])
+            return inst, None, [f"the optimised plan that prorata splits has none: {why}"]
+        total = base.holdings.groupby("mineral").holding_t.sum().reindex(list(inst.minerals)).to_numpy()
+        return inst, np.maximum(prorata_lots(inst, total), n_min), []
+    return inst, None, []
+
+
+RULE_NOTES = {
+    Allocation.DAYS: "allocation rule: {days:g} days of own consumption (or min_days if more), rounded up to lots",
+    Allocation.PRORATA: "allocation rule: the optimised total split by consumption (or min_days if more), "
+    "rounded up to lots",
+}
+
+
 def optimise(
     lm: LinearModel, method: Method, opts: Solver, progress: Progress | None = None
 ) -> tuple[SolveOutcome, dict | None]:
@@ -149,6 +180,8 @@ def assemble(
     coverage = coverage_table(inst, f)
     limits = limit_table(inst, plan, f)
     held = holding_notes(inst, plan, limits)
+    if cfg.allocation in RULE_NOTES and summary.fixed_lots is None:  # the rule, not the model, chose them
+        held = dict.fromkeys(held, RULE_NOTES[cfg.allocation].format(days=cfg.allocation_days))
     holdings = holdings_table(inst, plan, held)
     lent = lending_flows_table(inst, plan)
     expected = expected_coverage(inst, coverage)
@@ -203,12 +236,26 @@ def plan_problems(inst: Instance, lots: np.ndarray) -> list[str]:
     held = (inst.initial + lots * inst.lot).sum(axis=1)
     out = []
     for p, name in enumerate(inst.participants):
-        for m in np.nonzero((lots[p] < n_min[p] - 1e-9) | (lots[p] > n_cap[p] + 1e-9))[0]:
-            out.append(f"{name} {inst.minerals[m]}: {lots[p, m]:g} lots is outside min_days/max_acquisition_t")
+        for m in np.nonzero(lots[p] < n_min[p] - 1e-9)[0]:
+            out.append(
+                f"{name} {inst.minerals[m]}: {lots[p, m]:g} lots, fewer than minerals.{inst.minerals[m]}."
+                f"min_days.{name} needs ({n_min[p, m]:g})"
+            )
+        for m in np.nonzero(lots[p] > n_cap[p] + 1e-9)[0]:
+            out.append(
+                f"{name} {inst.minerals[m]}: {lots[p, m] * inst.lot[m]:,.0f} t bought, over minerals."
+                f"{inst.minerals[m]}.max_acquisition_t.{name} {inst.max_acquisition[p, m]:,.0f}"
+            )
         if spend[p] > inst.budget[p] * (1 + 1e-9):
-            out.append(f"{name}: the plan spends {spend[p]:,.0f} USD over budget_usd {inst.budget[p]:,.0f}")
+            out.append(
+                f"{name}: the plan spends {money(spend[p])}, over participants.{name}.budget_usd "
+                f"{money(inst.budget[p])} by {money(spend[p] - inst.budget[p])}"
+            )
         if held[p] > inst.storage[p] * (1 + 1e-9):
-            out.append(f"{name}: the plan holds {held[p]:,.0f} t over storage_capacity_t {inst.storage[p]:,.0f}")
+            out.append(
+                f"{name}: the plan holds {held[p]:,.0f} t, over participants.{name}.storage_capacity_t "
+                f"{inst.storage[p]:,.0f} by {held[p] - inst.storage[p]:,.0f}"
+            )
     return out
 
 

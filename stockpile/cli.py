@@ -592,6 +592,20 @@ def saa(
     click.echo(f"saa.json, saa.csv, the best plan in best/ and every replication in cases/ under {out_dir}/")
 
 
+def _run_case_set(cases: list, out_dir: Path, label: str, workers: int | None, scheduler: str | None) -> dict:
+    """Solve a set of cases with a progress bar; each case's summary (None if it failed) by name.
+    Ctrl-C keeps the finished cases and says how to resume."""
+    from .study import resolve_workers, run_cases
+
+    results: dict = {}
+    try:
+        with CaseProgress(len(cases), label, resolve_workers(workers)) as progress:
+            run_cases(cases, out_dir, results, workers, scheduler, progress)
+    except KeyboardInterrupt:
+        raise _interrupted(out_dir, len(cases)) from None
+    return {k: v[0] for k, v in results.items()}
+
+
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @runner_options("runs/<name>-coalitions")
@@ -599,18 +613,11 @@ def saa(
 def coalition(config: str, out: str | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...]) -> None:
     """Solve every coalition of participants; value of cooperation and Shapley cost shares."""
     from .coalition import coalition_cases, coalition_tables, write_coalition_tables
-    from .study import resolve_workers, run_cases
 
     cfg = _load(config, _overrides(sets))
-    cases = coalition_cases(cfg)
     out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-coalitions"
-    results: dict = {}
-    try:
-        with CaseProgress(len(cases), "coalitions", resolve_workers(workers)) as progress:
-            run_cases(cases, out_dir, results, workers, scheduler, progress)
-    except KeyboardInterrupt:
-        raise _interrupted(out_dir, len(cases)) from None
-    coal, shares, head = coalition_tables(tuple(cfg.participants), {k: v[0] for k, v in results.items()})
+    summaries = _run_case_set(coalition_cases(cfg), out_dir, "coalitions", workers, scheduler)
+    coal, shares, head = coalition_tables(tuple(cfg.participants), summaries)
     write_coalition_tables(out_dir, coal, shares, head)
     _show_table(coal, ["coalition", "size", "status", "objective_usd"], "coalitions")
     if not head["complete"]:
@@ -622,6 +629,36 @@ def coalition(config: str, out: str | None, workers: int | None, scheduler: str 
         f"Shapley split {'is' if head['in_core'] else 'is NOT'} in the core; {head['transfers']}"
     )
     click.echo(f"coalitions.csv, shares.csv and one folder per coalition in {out_dir}/")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@runner_options("runs/<name>-compare")
+@user_errors
+def compare(config: str, out: str | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...]) -> None:
+    """The optimised arrangement against the day-count rule, pro-rata and each alone: compare.csv."""
+    from .compare import compare_cases, compare_table, write_compare
+
+    cfg = _load(config, _overrides(sets))
+    out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-compare"
+    table = compare_table(out_dir, _run_case_set(compare_cases(cfg), out_dir, "rules", workers, scheduler))
+    write_compare(out_dir, table)
+    t = _table(f"{cfg.name}: who holds what (same budgets and limits)", "rule", "status", "cost", "vs optimised")
+    for r in table.itertuples():
+        ok = r.status in ("optimal", "feasible")
+        t.add_row(
+            r.rule,
+            r.status,
+            _money(r.objective_usd) if ok else "-",
+            _money(r.complementarity_value_usd) if ok else "-",
+        )
+    from rich.console import Console
+
+    console = Console()
+    console.print(t)
+    for r in table[table.reasons.fillna("") != ""].itertuples():
+        console.print(f"  {r.rule}: {r.reasons}", highlight=False)
+    click.echo(f"compare.csv and one folder per rule in {out_dir}/")
 
 
 def _show_cases(cases: list, out_dir: Path, finished: Callable) -> None:
@@ -953,7 +990,7 @@ def _table(title: str, *columns: str, show_header: bool = True) -> Any:
 
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), show_header=show_header)
     for col in columns:
-        left = col in ("participant", "mineral", "why", "limit", "who", "continuation", "scenario")
+        left = col in ("participant", "mineral", "why", "limit", "who", "continuation", "scenario", "rule", "status")
         t.add_column(
             col, justify="left" if left else "right", no_wrap=col in ("limit", "who", "used/value", "dual", "delta")
         )

@@ -37,6 +37,15 @@ class Method(StrEnum):
     BENDERS = "benders"
 
 
+class Allocation(StrEnum):
+    """Who holds what (``allocation``): the optimised arrangement or a rule countries use today."""
+
+    OPTIMISED = "optimised"  # the model chooses every holding
+    DAYS = "days"  # each holds allocation_days of its own consumption, rounded up to lots
+    PRORATA = "prorata"  # the optimised total of each mineral, split by consumption
+    ALONE = "alone"  # no lending; each optimises for itself
+
+
 def values(enum: type[StrEnum]) -> list[str]:
     """The string values of an enum, in declaration order (for CLI choices and messages)."""
     return [e.value for e in enum]

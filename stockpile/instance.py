@@ -14,6 +14,7 @@ mineral) fits each participant's budget and storage.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -112,6 +113,40 @@ class Instance:
         with np.errstate(invalid="ignore"):
             n_cap = np.floor(self.max_acquisition / self.lot + LOT_ROUNDING)
         return n_min, n_cap
+
+
+def without_lending(inst: Instance, keep: np.ndarray | None = None) -> Instance:
+    """The instance with only the lending arcs in keep (default: none): each participant alone."""
+    arcs = np.zeros(inst.arc_from.size, dtype=bool) if keep is None else keep
+    return dataclasses.replace(
+        inst,
+        arc_from=inst.arc_from[arcs],
+        arc_to=inst.arc_to[arcs],
+        arc_share=inst.arc_share[arcs],
+        arc_cost=inst.arc_cost[arcs],
+        arc_minerals=inst.arc_minerals[arcs],
+        arc_lent=inst.arc_lent[arcs],
+    )
+
+
+def lots_to_hold(inst: Instance, tonnes: np.ndarray) -> np.ndarray:
+    """Lots that bring each holding up to tonnes (P, M), rounded up: ceil((tonnes - initial) / lot)."""
+    need = np.maximum(tonnes - inst.initial, 0.0) / inst.lot
+    return np.ceil(need - LOT_ROUNDING) + 0.0
+
+
+def day_rule_lots(inst: Instance, days: float) -> np.ndarray:
+    """allocation: days: every participant holds `days` of its own consumption of every mineral."""
+    return lots_to_hold(inst, days * inst.consumption / DAYS_PER_YEAR)
+
+
+def prorata_lots(inst: Instance, total: np.ndarray) -> np.ndarray:
+    """allocation: prorata: the total tonnes of each mineral (M,) split by consumption share."""
+    use = inst.consumption.sum(axis=0)
+    share = np.divide(
+        inst.consumption, use, out=np.full_like(inst.consumption, 1.0 / inst.consumption.shape[0]), where=use > 0
+    )
+    return lots_to_hold(inst, share * total[None, :])
 
 
 MAX_MEMORY_ENV = "STOCKPILE_MAX_MEMORY_GB"

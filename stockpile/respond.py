@@ -29,7 +29,7 @@ from .config.loader import Document
 from .config.state import FromRun, State, load_state
 from .enums import Status
 from .errors import ConfigError, NoSolution
-from .instance import Instance, build_instance
+from .instance import Instance, build_instance, without_lending
 from .model import build_model
 from .outputs import CONFIG_FILE, FINISHED_FILE, json_bytes, write_folder
 from .results import coverage_table, flows, lending_table, plan_from_solution, scenario_recourse, schedule_table
@@ -249,11 +249,9 @@ def response_instance(sit: Situation, alone: bool = False, clairvoyant: bool = F
     """The run's model for the rest of the disruption: continuations as scenarios, periods k..T,
     the holding fixed, what was drawn and lent counted; alone: no lending arcs; clairvoyant: each
     continuation's orders are its own (the lower bound: knowing the duration)."""
-    inst = sit.inst
-    P, M = len(inst.participants), len(inst.minerals)
-    arcs = np.full(inst.arc_from.size, not alone)
-    return dataclasses.replace(
-        inst,
+    P, M = len(sit.inst.participants), len(sit.inst.minerals)
+    inst = dataclasses.replace(
+        sit.inst,
         scenarios=sit.names,
         prob=sit.prob,
         periods=sit.future.shape[-1],
@@ -262,15 +260,11 @@ def response_instance(sit: Situation, alone: bool = False, clairvoyant: bool = F
         drawn=sit.holding - sit.inventory,
         min_days=np.zeros((P, M)),
         max_acquisition=np.zeros((P, M)),
-        arc_from=inst.arc_from[arcs],
-        arc_to=inst.arc_to[arcs],
-        arc_share=inst.arc_share[arcs],
-        arc_cost=inst.arc_cost[arcs],
-        arc_minerals=inst.arc_minerals[arcs],
-        arc_lent=sit.lent[arcs],
+        arc_lent=sit.lent,
         shared_periods=0 if clairvoyant else 1,
         cvar_weight=0.0,
     )
+    return without_lending(inst) if alone else inst
 
 
 @dataclass

@@ -24,6 +24,8 @@ from stockpile.report import build_report, write_report
 def runs(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("report")
     out = {"solve": checked_solve(load_config(ROOT / "configs" / "us_japan.yaml")).write(tmp / "solve")}
+    simulated = CliRunner().invoke(cli, ["simulate", str(out["solve"]), "--workers", "2"])
+    assert simulated.exit_code == 0, simulated.output
     study = tmp / "study.yaml"
     study.write_text(
         yaml.safe_dump(
@@ -39,6 +41,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for kind, args in (
         ("study", ["study", str(study)]),
         ("coalition", ["coalition", str(ROOT / "configs" / "us_japan.yaml")]),
+        ("compare", ["compare", str(ROOT / "configs" / "us_japan.yaml"), "--set", "participants.JP.budget_usd=9e8"]),
     ):
         result = CliRunner().invoke(cli, [*args, "--out", str(tmp / kind), "--workers", "2"])
         assert result.exit_code == 0, result.output
@@ -112,6 +115,23 @@ def test_study_and_coalition_report_numbers(runs):
     assert shown[shown.measure == "Shapley share"].usd.tolist() == pytest.approx(shares.shapley_usd.tolist())
 
 
+def test_compare_and_simulation_report_numbers(runs):
+    page = build_report(runs["compare"])
+    table = pd.read_csv(runs["compare"] / "compare.csv").set_index("rule")
+    bars = _data(_chart(page, "What complementarity is worth"))
+    assert set(bars.rule) == {"optimised", "days", "prorata", "alone"}
+    for rule, g in bars.groupby("rule"):
+        assert g.usd.sum() == pytest.approx(table.loc[rule, "objective_usd"], rel=1e-9)
+    page = build_report(runs["solve"])
+    sim = json.loads((runs["solve"] / "simulation.json").read_text())
+    shown = _data(_chart(page, "Responding month by month"))
+    rolling = shown[shown.kind == "rolling_cost_usd"].set_index("scenario").usd
+    assert rolling["expected"] == pytest.approx(sim["expected"]["rolling_cost_usd"])
+    assert [rolling[r["scenario"]] for r in sim["scenarios"]] == pytest.approx(
+        [r["rolling_cost_usd"] for r in sim["scenarios"]]
+    )
+
+
 def test_report_is_self_contained(runs):
     for folder in runs.values():
         html = write_report(folder).read_text()
@@ -148,7 +168,7 @@ CHROME_FLAGS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["solve", "study", "coalition"])
+@pytest.mark.parametrize("kind", ["solve", "study", "coalition", "compare"])
 def test_every_chart_renders_in_a_real_browser(runs, kind, tmp_path):
     browser = _chromium()
     if browser is None:

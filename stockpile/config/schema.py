@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from ..enums import Method, SolverName
+from ..enums import Allocation, Method, SolverName
 
 TINY = 1e-9
 
@@ -262,6 +262,21 @@ class Config(StrictModel):
         description="Supply-shock scenarios: a list, or {sample: {count, seed}} to draw them from `events`."
     )
     risk: Risk = Field(default_factory=lambda: Risk(), description="Risk-aware objective (CVaR of the recourse cost).")
+    allocation: Allocation = Field(
+        Allocation.OPTIMISED,
+        description="Who holds what: optimised (the model chooses); days (each participant holds allocation_days "
+        "of its own consumption of every mineral, rounded up to lots); prorata (the optimised total of each "
+        "mineral split in proportion to consumption, rounded up to lots); alone (no lending, each optimises for "
+        "itself). The recourse, lending included where allowed, is optimised under every rule.",
+    )
+    allocation_days: float = Field(
+        60.0,
+        ge=0,
+        le=3650,
+        allow_inf_nan=False,
+        description="Days of consumption each participant holds under allocation: days (JOGMEC's standard "
+        "target is 60).",
+    )
     solver: Solver = Field(default_factory=lambda: Solver(), description="Solver settings.")
     _provenance: dict = PrivateAttr(default_factory=dict)
 

@@ -1,0 +1,95 @@
+"""The optimised arrangement against the rules countries use today (``stockpile compare``).
+
+Each allocation rule (``allocation``: optimised, days, prorata, alone) is one case of the same
+config, solved by the study runner (parallel, resumable). The value of complementarity of a
+rule is its expected cost minus the optimised arrangement's, for the same budgets and limits:
+never negative, since every rule's plan is one the optimised model could have chosen (alone
+drops lending, the others fix the lots). A rule the limits cannot afford is infeasible, and
+its row says which limit breaks and by how much.
+
+compare.csv: rule, status, objective_usd, complementarity_value_usd, each cost part of
+summary.json's costs, cost_usd.<participant>, coverage_days.<participant>.<mineral>
+(expected, given a disruption), worst_coverage_share.<participant>.<mineral>, reasons.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import Config, validate
+from .enums import Allocation, values
+from .model import COST_KEYS
+from .study import Case
+
+RULES = values(Allocation)
+
+
+def compare_cases(cfg: Config) -> list[Case]:
+    """One case per allocation rule of the same config (one solver thread each: they run in parallel)."""
+    resolved = cfg.resolved_dict()
+    resolved["solver"] = {**resolved["solver"], "threads": 1}
+    cases = []
+    for rule in RULES:
+        sub = validate({**resolved, "allocation": rule}, f"allocation {rule}")
+        sub._provenance = {**cfg.provenance, "allocation": rule}
+        cases.append(Case(rule, {"allocation": rule}, sub, is_base=rule == Allocation.OPTIMISED))
+    return cases
+
+
+def compare_table(out: Path, summaries: dict[str, dict | None]) -> pd.DataFrame:
+    """compare.csv's rows, in rule order, from each case's summary and expected coverage."""
+    rows = []
+    for rule in RULES:
+        s = summaries.get(rule) or {}
+        row: dict[str, Any] = {
+            "rule": rule,
+            "status": s.get("status", "error"),
+            "objective_usd": s.get("objective_usd"),
+        }
+        row.update({k: (s.get("costs") or {}).get(k) for k in COST_KEYS})
+        for p, c in (s.get("costs_by_participant") or {}).items():
+            row[f"cost_usd.{p}"] = c["total_usd"]
+        for p, per in (s.get("expected_coverage_days") or {}).items():
+            for m, days in per.items():
+                row[f"coverage_days.{p}.{m}"] = days
+        expected = out / "cases" / rule / "expected_coverage.csv"
+        if s.get("status") in ("optimal", "feasible") and expected.is_file():
+            for r in pd.read_csv(expected, keep_default_na=False).itertuples():
+                row[f"worst_coverage_share.{r.participant}.{r.mineral}"] = r.worst_coverage_share
+        row["reasons"] = "; ".join(s.get("reasons") or [])
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    best = table.objective_usd[table.rule == Allocation.OPTIMISED].iloc[0]
+    table.insert(3, "complementarity_value_usd", table.objective_usd - best)
+    return table
+
+
+def headline(table: pd.DataFrame) -> dict[str, Any]:
+    """What complementarity is worth against each rule, in one mapping (compare.json)."""
+    out: dict[str, Any] = {}
+    for r in table.itertuples():
+        feasible = r.status in ("optimal", "feasible")
+        out[r.rule] = {
+            "status": r.status,
+            "objective_usd": r.objective_usd if feasible else None,
+            "complementarity_value_usd": r.complementarity_value_usd if feasible else None,
+            "reasons": r.reasons,
+        }
+    return out
+
+
+def write_compare(out: Path, table: pd.DataFrame) -> None:
+    from .outputs import write_csv, write_json
+
+    write_csv(table, out / "compare.csv")
+    write_json(headline(table), out / "compare.json")
+
+
+def read_compare(out: Path) -> tuple[pd.DataFrame, dict]:
+    return pd.read_csv(out / "compare.csv", keep_default_na=False, na_values=[""]), json.loads(
+        (out / "compare.json").read_text()
+    )
