@@ -135,7 +135,7 @@ def mean_scenario(inst: Instance) -> dict[str, Any]:
     mean = np.where(mean >= 1e-9, np.minimum(mean, 1.0), 0.0)  # below the schema's smallest share
     shocks = []
     for m, t in zip(*np.nonzero(mean.any(axis=0))):
-        loss = {inst.participants[p]: float(mean[p, m, t]) for p in np.nonzero(mean[:, m, t])[0]}
+        loss = {name: float(mean[p, m, t]) for p, name in enumerate(inst.participants)}
         shocks.append({"mineral": inst.minerals[m], "start": int(t) + 1, "periods": 1, "loss": loss})
     return {"name": "expected_value", "probability": 1.0, "shocks": shocks}
 

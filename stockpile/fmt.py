@@ -10,9 +10,12 @@ def money(x: float | None, short: bool = False) -> str:
         return "–"
     if x < 0:
         return "-" + money(-x, short) if x <= -0.5 else "$0"
-    for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
+    units = (("bn", 1e9), ("m", 1e6), ("k", 1e3))
+    for i, (unit, div) in enumerate(units):
         if x >= div:
             v = x / div
             decimals = max(0, 3 - len(str(int(v)))) if short else 2
+            if i > 0 and round(v, decimals) >= 1000:  # $999.999m rounds to the next unit: $1.00bn
+                return money(units[i - 1][1], short)
             return f"${v:,.{decimals}f}{unit}"
     return f"${x:,.0f}"

@@ -118,7 +118,8 @@ def generate(
                     "mineral": names[int(m)],
                     "start": start,
                     "periods": length,
-                    "loss": hit or float(np.round(rng.uniform(0.2, 1.0), 2)),
+                    # every participant named (0: not cut), from the same draws as always
+                    "loss": {p: hit.get(p, 0.0) for p in parts} if hit else float(np.round(rng.uniform(0.2, 1.0), 2)),
                 }
             )
         scen.append({"name": f"shock_{s + 1:05d}", "probability": float(weights[s]), "shocks": shocks})

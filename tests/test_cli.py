@@ -83,6 +83,7 @@ BAD = [
         "scenarios.1.shocks.0.loss.US: input should be greater than or equal to 0",
     ),
     ("scenarios.1.probability", 0.4, "scenarios: probabilities sum to 0.9, expected 1"),
+    ("scenarios.1.shocks.0.loss", {"US": 0.5}, "scenarios.1.shocks.0.loss: no loss for JP: give every participant"),
     (
         "scenarios.1.shocks.0.mineral",
         "cobalx",

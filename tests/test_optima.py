@@ -51,12 +51,12 @@ def test_pooling_gain_matches_hand_computation(tmp_path):
             {
                 "name": "us_hit",
                 "probability": 0.5,
-                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {"US": 0.1}}],
+                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {"US": 0.1, "JP": 0.0}}],
             },
             {
                 "name": "jp_hit",
                 "probability": 0.5,
-                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {"JP": 0.1}}],
+                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {"US": 0.0, "JP": 0.1}}],
             },
         ],
         "solver": {"relative_gap": 1e-9},

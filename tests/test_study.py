@@ -41,7 +41,7 @@ def base() -> dict:
                 "probability": 0.4,
                 "shocks": [
                     {"mineral": "cobalt", "start": 1, "periods": 2, "loss": 0.6},
-                    {"mineral": "gallium", "start": 2, "periods": 2, "loss": {"US": 1.0}},
+                    {"mineral": "gallium", "start": 2, "periods": 2, "loss": {"US": 1.0, "JP": 0.0}},
                 ],
             },
         ],
@@ -51,7 +51,10 @@ def base() -> dict:
 @pytest.fixture
 def study_file(tmp_path):
     write_config(tmp_path / "base.yaml", base())
-    (tmp_path / "frag.yaml").write_text(yaml.safe_dump({"participants": {"KR": {"budget_usd": 1e6}}, "lending": []}))
+    scenarios = base()["scenarios"]  # a new participant needs its loss in every loss map
+    scenarios[1]["shocks"][1]["loss"]["KR"] = 0.5
+    frag = {"participants": {"KR": {"budget_usd": 1e6}}, "lending": [], "scenarios": scenarios}
+    (tmp_path / "frag.yaml").write_text(yaml.safe_dump(frag))
     path = tmp_path / "study.yaml"
     path.write_text(
         yaml.safe_dump(

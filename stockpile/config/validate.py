@@ -134,7 +134,8 @@ def cross_check(data: dict) -> list[Problem]:
     """References between fields, on the raw tree: they are checked even when some field is malformed.
 
     Unknown participants and minerals, self and duplicate lending arcs, duplicate scenario
-    names, shocks starting past the horizon, probabilities not summing to 1.
+    names, shocks starting past the horizon, a loss map that leaves a participant out,
+    probabilities not summing to 1.
     """
     problems: list[Problem] = []
     raw_parts = data.get("participants")
@@ -196,6 +197,15 @@ def cross_check(data: dict) -> list[Problem]:
             if isinstance(shock.get("loss"), dict):
                 for p in shock["loss"]:
                     known(p, loc + ("loss", p), "participant", parts)
+                missing = sorted((parts or set()) - set(shock["loss"]))
+                if missing:  # a participant left out would silently go undisrupted
+                    problems.append(
+                        Problem(
+                            loc + ("loss",),
+                            f"no loss for {', '.join(missing)}: give every participant its share lost "
+                            "(0 where it is not cut), or one number for all",
+                        )
+                    )
     numbers: list[float] = [float(p) for p in probabilities if isinstance(p, (int, float))]
     if probabilities and all(
         isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p) for p in probabilities
