@@ -33,6 +33,7 @@ from .results import (
     holdings_table,
     lending_flows_table,
     lending_table,
+    offtake_table,
     participant_costs,
     plan_from_solution,
     reporting_shift,
@@ -215,6 +216,7 @@ def assemble(
         lent,
         limits,
         cfg.resolved_dict(),
+        offtake_table(inst, plan),
     )
 
 

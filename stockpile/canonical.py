@@ -25,7 +25,7 @@ import logging
 
 import numpy as np
 
-from .instance import Instance
+from .instance import DAYS_PER_YEAR, Instance
 from .model import LinearModel, cvar_unit
 from .results import (
     clean,
@@ -46,6 +46,7 @@ FEASIBLE = 1e-9
 def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[np.ndarray, float]:
     """x with every break of the rule repaired, and what the repair lowered the cost by (the fees
     of lending moved; 0 when the solver's recourse was optimal for its plan)."""
+    x = offtake_first(inst, lm, x)
     plan = plan_from_solution(lm, x, inst)
     f = flows(inst, plan)
     if not early_cover_gaps(inst, plan, f).any():
@@ -125,6 +126,27 @@ def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[
         int((left > 0).sum()),
     )
     return new, saving
+
+
+def offtake_first(inst: Instance, lm: LinearModel, x: np.ndarray) -> np.ndarray:
+    """Offtake serves the shortfall before any release: where a cell releases stock while the
+    offtake committed for it (Delta / 365 sum_j u_j o_pj) is not used up, the release moves to
+    offtake. Same cost, the same demand met, and stock is only kept (floor and rate rows loosen)."""
+    if "f" not in lm.var_blocks:
+        return x
+    fb, ob, rb = lm.var_blocks["f"], lm.var_blocks["o"], lm.var_blocks["r"]
+    units = x[ob.index].reshape(len(inst.participants), len(inst.projects))
+    of_mineral = np.zeros((len(inst.projects), len(inst.minerals)))
+    of_mineral[np.arange(len(inst.projects)), inst.proj_m] = inst.proj_lot * inst.period_days / DAYS_PER_YEAR
+    per_period = units @ of_mineral  # (P, M) tonnes a period
+    p, m = fb.coords["p"], fb.coords["m"]
+    r_col = rb.start + np.searchsorted(inst.axes.key(rb.coords, tuple("spmt")), inst.axes.key(fb.coords, tuple("spmt")))
+    served = x[fb.index]
+    move = np.clip(np.minimum(x[r_col], per_period[p, m] - served), 0.0, None)
+    out = x.copy()
+    out[fb.index] = served + move
+    out[r_col] = x[r_col] - move
+    return out
 
 
 def exact_cvar(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[np.ndarray, float]:

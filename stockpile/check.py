@@ -26,6 +26,7 @@ COSTS = (
     "holding_usd",
     "expected_shortfall_usd",
     "expected_lending_usd",
+    "offtake_usd",
     "risk_premium_usd",
 )
 
@@ -67,10 +68,12 @@ class Run:
     sched: pd.DataFrame
     lend: pd.DataFrame
     cov: pd.DataFrame
+    offtake: pd.DataFrame  # empty when the run has none
     tol: float
     x: dict[tuple[str, str], float] = field(default_factory=dict)  # holding per (participant, mineral)
     costs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COSTS, 0.0))  # recomputed by the rules
     recourse: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # Q_s: shortfall + fees
+    offtake_per_period: dict[tuple[str, str], float] = field(default_factory=dict)  # t each period may serve
 
     @property
     def parts(self) -> list[str]:
@@ -90,6 +93,7 @@ def read_run(run_dir: str | Path, tol: float = 1e-6) -> Run:
         sched=_read(run, "schedule.csv"),
         lend=_read(run, "lending.csv"),
         cov=_read(run, "coverage.csv"),
+        offtake=_read(run, "offtake.csv") if (run / "offtake.csv").exists() else pd.DataFrame(),
         tol=tol,
     )
 
@@ -214,11 +218,17 @@ def check_schedule(r: Run) -> Iterator[Violation]:
         want_g = g.get(key, 0.0)
         if not _close(row.shortfall_t, want_g):
             yield Violation("shortfall", where, f"{row.shortfall_t:g} t, shocks give {want_g:g} t")
+        served = getattr(row, "offtake_t", 0.0)
         for col in ("release_t", "lent_t", "borrowed_t", "unmet_t"):
             if getattr(row, col) < -tol:
                 yield Violation("non-negative", where, f"{col} = {getattr(row, col)}")
-        if not _close(row.release_t + row.borrowed_t + row.unmet_t, row.shortfall_t, row.shortfall_t):
-            yield Violation("demand balance", where, "release + borrowed + unmet != shortfall")
+        if not _close(row.release_t + row.borrowed_t + served + row.unmet_t, row.shortfall_t, row.shortfall_t):
+            yield Violation("demand balance", where, "release + borrowed + offtake + unmet != shortfall")
+        cap = r.offtake_per_period.get((p, m), 0.0)
+        if not -tol * max(1.0, cap) <= served <= min(cap, row.shortfall_t) + tol * max(1.0, cap):
+            yield Violation("offtake", where, f"offtake_t {served:g} outside [0, min(shortfall, {cap:g} t committed)]")
+        if served < min(cap, row.shortfall_t) - tol * max(1.0, cap) and row.release_t > tol * max(1.0, r.x[p, m]):
+            yield Violation("offtake first", where, "stock released while committed offtake is left unused")
         if not _close(row.lent_t, lent_by.get(key, 0.0)):
             yield Violation("lending total", where, f"lent_t {row.lent_t:g} != lending.csv {lent_by.get(key, 0.0):g}")
         if not _close(row.borrowed_t, borrowed_by.get(key, 0.0)):
@@ -239,6 +249,41 @@ def check_schedule(r: Run) -> Iterator[Violation]:
         yield Violation("schedule rows", "schedule.csv", f"no row for shortfall at {missing}")
     for missing in set(lent_by) - seen:
         yield Violation("schedule rows", "schedule.csv", f"no row for lending at {missing}")
+
+
+def check_offtake(r: Run) -> Iterator[Violation]:
+    """offtake.csv: known projects producing in year 1, capacity, whole lots, the price-gap subsidy
+    (floor above the market price), the agreement cost, and the offtake each period may serve.
+    Runs before the schedule, which reads what each participant may take per period."""
+    cfg, tol = r.cfg, r.tol
+    projects = {pr["name"]: pr for pr in cfg.get("projects", [])}
+    used: dict[str, float] = defaultdict(float)
+    for row in r.offtake.itertuples(index=False):
+        where = f"offtake.csv ({row.participant}, {row.project})"
+        pr = projects.get(row.project)
+        if pr is None or pr["available_from_year"] > 1:
+            yield Violation("offtake", where, "not a project of the config producing in year 1")
+            continue
+        t = row.offtake_t_per_year
+        used[row.project] += t
+        lot = pr.get("offtake_lot_t")
+        if lot and not _close(t / lot, round(t / lot)):
+            yield Violation("offtake", where, f"{t:g} t/yr is not whole lots of {lot:g} t")
+        gap = max(pr["floor_price_usd_per_t"] - cfg["minerals"][pr["mineral"]]["price_usd_per_t"], 0.0)
+        if not _close(row.subsidy_usd_per_year, gap * t, gap * t):
+            yield Violation("offtake", where, f"subsidy {row.subsidy_usd_per_year:,.2f} != {gap:g} x {t:g} t")
+        fixed = pr["fixed_cost_usd"] if t > tol else 0.0
+        if not _close(row.agreement_usd, fixed, fixed):
+            yield Violation("offtake", where, f"agreement {row.agreement_usd:,.2f} != fixed_cost_usd {fixed:,.2f}")
+        r.costs["offtake_usd"] += cfg["horizon"]["holding_years"] * gap * t + fixed
+        per = cfg["horizon"]["period_days"] / DAYS
+        r.offtake_per_period[row.participant, pr["mineral"]] = (
+            r.offtake_per_period.get((row.participant, pr["mineral"]), 0.0) + per * t
+        )
+    for name, t in used.items():
+        cap = projects[name]["capacity_t_per_year"]
+        if t > cap + tol * max(1.0, cap):
+            yield Violation("offtake", f"project {name}", f"{t:g} t/yr taken > capacity_t_per_year {cap:g}")
 
 
 def check_coverage(r: Run) -> Iterator[Violation]:
@@ -378,6 +423,7 @@ def check_costs(r: Run) -> Iterator[Violation]:
 # The rules, in order: later ones read what earlier ones derived (holdings, recomputed costs).
 RULES: tuple[Callable[[Run], Iterator[Violation]], ...] = (
     check_holdings,
+    check_offtake,
     check_schedule,
     check_coverage,
     check_release_order,

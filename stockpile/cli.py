@@ -252,12 +252,12 @@ def validate(config: str, sets: tuple[str, ...]) -> None:
 def check(run_dir: str) -> None:
     """Verify a run (or respond) folder's outputs against every rule of the model, independently."""
     from .check import check_response, check_run
-    from .outputs import RUN_FILES
+    from .outputs import OPTIONAL_FILES, RUN_FILES
     from .respond import RESPONSE_FILES
 
     path = Path(run_dir)
     response = (path / "state.resolved.yaml").is_file()
-    needed = RESPONSE_FILES if response else [f for f in RUN_FILES if f != "expected_coverage.csv"]
+    needed = RESPONSE_FILES if response else [f for f in RUN_FILES if f not in OPTIONAL_FILES]
     missing = [f for f in needed if not (path / f).is_file()]
     if missing:
         raise UserError(f"{run_dir}: not a finished run folder (missing {', '.join(missing)})")

@@ -18,6 +18,7 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,14 @@ class Instance:
     # the state of a disruption already under way (respond.py); zero for a plan made before it
     drawn: np.ndarray  # (P, M) t of the holding already released or lent before period 1
     arc_lent: np.ndarray  # (A, M) t already lent on each arc (counts against max_share)
+    # allied projects offering offtake at a floor price (available in year 1)
+    projects: tuple[str, ...]
+    proj_m: np.ndarray  # (J,) mineral
+    proj_cap: np.ndarray  # (J,) t/yr
+    proj_gap: np.ndarray  # (J,) USD/t/yr: max(floor - price, 0), the subsidy per tonne
+    proj_fixed: np.ndarray  # (J,) USD per agreement
+    proj_lot: np.ndarray  # (J,) t/yr per unit of offtake (1: any amount)
+    proj_integer: np.ndarray  # (J,) offtake in whole lots
     shared_periods: int = 0  # the first periods' orders are the same in every scenario (non-anticipative)
     cvar_alpha: float = 0.9
     cvar_weight: float = 0.0
@@ -87,7 +96,7 @@ class Instance:
 
     @property
     def axes(self) -> Axes:
-        """Sizes of the labelled dimensions s, p, m, t, a."""
+        """Sizes of the labelled dimensions s, p, m, t, a (lending arc), j (project)."""
         return Axes(
             {
                 "s": len(self.scenarios),
@@ -95,6 +104,7 @@ class Instance:
                 "m": len(self.minerals),
                 "t": self.periods,
                 "a": int(self.arc_from.size),
+                "j": len(self.projects),
             }
         )
 
@@ -241,10 +251,26 @@ def build_instance(cfg: Config) -> Instance:
         shortfall=_shortfall(cfg, p_of, m_of, consumption * cfg.horizon.period_days / DAYS_PER_YEAR),
         drawn=np.zeros((len(P), len(M))),
         arc_lent=np.zeros((len(arcs), len(M))),
+        **_projects(cfg, m_of),
         cvar_alpha=cfg.risk.cvar_alpha,
         cvar_weight=cfg.risk.cvar_weight,
         solver=cfg.solver.model_dump(),
     )
+
+
+def _projects(cfg: Config, m_of: dict[str, int]) -> dict[str, Any]:
+    """The projects producing in year 1 (the model's one-year horizon) as arrays."""
+    live = [pr for pr in cfg.projects if pr.available_from_year <= 1]
+    price = np.array([cfg.minerals[pr.mineral].price_usd_per_t for pr in live], dtype=float)
+    return {
+        "projects": tuple(pr.name for pr in live),
+        "proj_m": np.array([m_of[pr.mineral] for pr in live], dtype=np.int64),
+        "proj_cap": np.array([pr.capacity_t_per_year for pr in live], dtype=float),
+        "proj_gap": np.maximum(np.array([pr.floor_price_usd_per_t for pr in live], dtype=float) - price, 0.0),
+        "proj_fixed": np.array([pr.fixed_cost_usd for pr in live], dtype=float),
+        "proj_lot": np.array([pr.offtake_lot_t or 1.0 for pr in live], dtype=float),
+        "proj_integer": np.array([pr.offtake_lot_t is not None for pr in live], dtype=bool),
+    }
 
 
 def _shortfall(cfg: Config, p_of: dict[str, int], m_of: dict[str, int], q: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from enum import StrEnum
 import numpy as np
 import scipy.sparse as sp
 
-from .instance import Instance
+from .instance import DAYS_PER_YEAR, Instance
 from .labels import Axes
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class CostKind(StrEnum):
     HOLDING = "holding"
     SHORTFALL = "shortfall"
     LENDING = "lending"
+    OFFTAKE = "offtake"  # price-gap subsidies and agreement costs of offtake from allied projects
     RISK = "risk_premium"  # w (CVaR - E): what risk aversion adds to the expected cost; shared, no payer
 
     @property
@@ -213,14 +214,15 @@ class Builder:
         lb,
         ub,
         costs: Mapping[CostKind, np.ndarray | float] | None = None,
-        integer: bool = False,
+        integer: bool | np.ndarray = False,
     ) -> np.ndarray:
-        """Add a variable family; costs by kind (their sum is the objective coefficient)."""
+        """Add a variable family; costs by kind (their sum is the objective coefficient); integer
+        for the whole family or per variable."""
         self._check_stage(name, coords, stage)
         size = self._size(name, coords)
         if "p" not in coords and any(not CostKind(k).shared for k in (costs or {})):
             raise ModelError(f"family {name}: a cost needs the participant who pays (coordinate p)")
-        if integer and not stage.first:
+        if np.any(integer) and not stage.first:
             raise ModelError(f"family {name}: integer variables must be first stage (the recourse is an LP)")
         block = Block(
             name,
@@ -233,7 +235,7 @@ class Builder:
         self.var_blocks[name] = block
         for key, value in (("lb", lb), ("ub", ub)):
             self.cols[key].append(np.broadcast_to(np.asarray(value, dtype=float), (size,)))
-        self.cols["int"].append(np.full(size, bool(integer)))
+        self.cols["int"].append(np.broadcast_to(np.asarray(integer, dtype=bool), (size,)))
         self.n_vars += size
         return block.index
 
@@ -428,6 +430,7 @@ class Context:
     cells: Cells
     n_min: np.ndarray
     n_max: np.ndarray
+    offtake: np.ndarray | None = None  # (P, J) units of offtake fixed by a given plan (None: optimised)
 
     def lots(self, b: Builder, p: np.ndarray, m: np.ndarray) -> np.ndarray:
         """Column of the lot variable n_pm for each (p, m)."""
@@ -665,6 +668,78 @@ def define_cvar(b: Builder, ctx: Context) -> None:
     b.add_terms(row_of[lend.coords["s"]], lend.index, -inst.arc_cost[lend.coords["a"]] / unit)
 
 
+def define_offtake(b: Builder, ctx: Context) -> None:
+    """Offtake from allied projects (`projects`), first stage, only when the config has projects.
+
+    o_pj >= 0: units of offtake participant p commits to take from project j each year; a unit
+    is offtake_lot_t tonnes (integer units) or 1 t (any amount). With u_j the unit,
+        capacity:  sum_p u_j o_pj <= capacity_t_per_year_j
+        agreement: u_j o_pj <= capacity_j z_pj,  z_pj binary (only where fixed_cost_usd_j > 0)
+    Cost (offtake): Y * max(floor_price_usd_per_t_j - price_usd_per_t_m, 0) * u_j o_pj, the
+    price-gap subsidy for as long as the stock is held (Y = horizon.holding_years, as the
+    holding cost), + fixed_cost_usd_j z_pj. Not charged to budget_usd (a separate appropriation).
+    """
+    inst = ctx.inst
+    J = len(inst.projects)
+    if J == 0:
+        return
+    pj = inst.axes.grid(("p", "j"))
+    p, j = pj["p"], pj["j"]
+    unit = inst.proj_lot[j]
+    most = np.where(inst.proj_integer[j], np.floor(inst.proj_cap[j] / unit + 1e-9), inst.proj_cap[j] / unit)
+    given = None if ctx.offtake is None else ctx.offtake.ravel()
+    o = b.add_vars(
+        "o",
+        {"p": p, "j": j},
+        FIRST,
+        lb=0.0 if given is None else given,
+        ub=most if given is None else given,
+        integer=inst.proj_integer[j],
+        costs={CostKind.OFFTAKE: inst.holding_years * inst.proj_gap[j] * unit},
+    )
+    rows = b.add_rows("capacity", {"j": np.arange(J)}, FIRST, lb=-np.inf, ub=inst.proj_cap)
+    b.add_terms(rows[j], o, unit)
+    has_z = inst.proj_fixed[j] > 0
+    zp, zj = p[has_z], j[has_z]
+    z = b.add_vars(
+        "z",
+        {"p": zp, "j": zj},
+        FIRST,
+        lb=0.0 if given is None else (given[has_z] > 0).astype(float),
+        ub=1.0,
+        integer=True,
+        costs={CostKind.OFFTAKE: inst.proj_fixed[zj]},
+    )
+    agree = b.add_rows("agreement", {"p": zp, "j": zj}, FIRST, lb=-np.inf, ub=0.0)
+    b.add_terms(agree, o[has_z], unit[has_z])
+    b.add_terms(agree, z, -inst.proj_cap[zj])
+
+
+def define_offtake_use(b: Builder, ctx: Context) -> None:
+    """Offtake serves the taker's shortfall in every scenario: it comes from an allied source,
+    so no shock cuts it. f_spmt >= 0 on every cell of a mineral some project produces:
+        r + sum l_in + f + u = g          (a term of the demand row)
+        f_spmt <= g_spmt,  f_spmt - (Delta / 365) sum_{j of m} u_j o_pj <= 0   (offtake row)
+    No cost: the offtake is paid in the first stage. It is not lent onward.
+    """
+    inst, cells = ctx.inst, ctx.cells
+    if len(inst.projects) == 0:
+        return
+    served = np.zeros(len(inst.minerals), dtype=bool)
+    served[inst.proj_m] = True
+    idx = np.nonzero(served[cells.m])[0]
+    coords = {k: v[idx] for k, v in cells.coords.items()}
+    f = b.add_vars("f", coords, PAIR, lb=0.0, ub=cells.g[idx])
+    b.add_terms(b.row_blocks["demand"].index[idx], f, 1.0)
+    rows = b.add_rows("offtake", coords, PAIR, lb=-np.inf, ub=0.0)
+    b.add_terms(rows, f, 1.0)
+    o = b.var_blocks["o"]
+    for jj in range(len(inst.projects)):  # projects are few: one vectorised term set each
+        mine = np.nonzero(coords["m"] == inst.proj_m[jj])[0]
+        col = o.start + inst.axes.key({"p": coords["p"][mine], "j": np.full(mine.size, jj)}, ("p", "j"))
+        b.add_terms(rows[mine], col, -inst.period_days / DAYS_PER_YEAR * inst.proj_lot[jj])
+
+
 def define_orders(b: Builder, ctx: Context) -> None:
     """Non-anticipative orders of a disruption under way (respond.py), only when shared_periods > 0.
 
@@ -704,19 +779,24 @@ FAMILIES: tuple[Family, ...] = (
     define_program,
     define_budget,
     define_storage,
+    define_offtake,
+    define_offtake_use,
     define_cvar,
     define_orders,
 )
 
 
-def build_model(inst: Instance, lots: np.ndarray | None = None) -> LinearModel:
+def build_model(inst: Instance, lots: np.ndarray | None = None, offtake: np.ndarray | None = None) -> LinearModel:
     """The extensive form: every scenario's recourse in one MIP.
 
     lots (P, M): a first-stage plan to evaluate rather than optimise (n_min = n_max = lots):
-    the expected cost of a given plan with its recourse re-optimised per scenario.
+    the expected cost of a given plan with its recourse re-optimised per scenario; offtake
+    (P, J, units), with lots: that plan's offtake (absent: none).
     """
     n_min, n_max = lot_bounds(inst) if lots is None else (lots.astype(float), lots.astype(float))
-    ctx = Context(inst, find_cells(inst), n_min, n_max)
+    if lots is not None and offtake is None:
+        offtake = np.zeros((len(inst.participants), len(inst.projects)))
+    ctx = Context(inst, find_cells(inst), n_min, n_max, offtake)
     b = Builder(inst.axes)
     for define in FAMILIES:
         define(b, ctx)

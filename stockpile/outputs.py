@@ -78,10 +78,12 @@ RUN_TABLES = (
     "lending_flows.csv",
     "limits.csv",
     "expected_coverage.csv",
+    "offtake.csv",
 )
 CONFIG_FILE = "config.resolved.yaml"
 FINISHED_FILE = "summary.json"
 RUN_FILES = (CONFIG_FILE, *RUN_TABLES, FINISHED_FILE)
+OPTIONAL_FILES = ("expected_coverage.csv", "offtake.csv")  # only when something is disrupted / taken
 
 
 def _pandas_csv(df: pd.DataFrame) -> bytes:

@@ -46,6 +46,7 @@ SCHEDULE_COLUMNS = [
     "release_t",
     "lent_t",
     "borrowed_t",
+    "offtake_t",
     "unmet_t",
     "inventory_t",
 ]
@@ -59,9 +60,13 @@ COVERAGE_COLUMNS = [
     "unmet_t",
     "own_t",
     "borrowed_t",
+    "offtake_t",
     "own_coverage_days",
     "borrowed_coverage_days",
+    "offtake_coverage_days",
 ]
+# the parts of coverage by source, each expected the same way in expected_coverage.csv
+SOURCES = ["own_t", "borrowed_t", "offtake_t", "own_coverage_days", "borrowed_coverage_days", "offtake_coverage_days"]
 LENDING_COLUMNS = ["scenario", "from", "to", "mineral", "period", "lent_t"]
 EXPECTED_COVERAGE_COLUMNS = [
     "participant",
@@ -70,13 +75,20 @@ EXPECTED_COVERAGE_COLUMNS = [
     "expected_disruption_days",
     "expected_coverage_days",
     "expected_coverage_share",
-    "own_t",
-    "borrowed_t",
-    "own_coverage_days",
-    "borrowed_coverage_days",
+    *SOURCES,
     "worst_coverage_share",
     "worst_scenario",
     "note",
+]
+OFFTAKE_COLUMNS = [
+    "participant",
+    "project",
+    "mineral",
+    "offtake_t_per_year",
+    "subsidy_usd_per_year",
+    "agreement_usd",
+    "cost_usd",
+    "expected_served_t",
 ]
 LENDING_FLOWS_COLUMNS = [
     "from",
@@ -104,6 +116,8 @@ class Plan:
     lend: np.ndarray  # per lending variable
     cells: dict[str, np.ndarray]  # s, p, m, t of each cell
     lending: dict[str, np.ndarray]  # s, p (receiver), m, t, a of each lending variable
+    offtake: np.ndarray  # per cell: the shortfall offtake serves (0 where no project produces)
+    offtake_units: np.ndarray  # (P, J) units of offtake committed
 
 
 def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
@@ -111,15 +125,14 @@ def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
     x = clean(np.where(lm.integer, np.rint(x), x))
     vb = lm.var_blocks
     lots = vb["n"].values(x).reshape(inst.axes.shape(("p", "m")))
-    return Plan(
-        x,
-        lots,
-        vb["r"].values(x),
-        vb["u"].values(x),
-        vb["l"].values(x),
-        {k: vb["r"].coords[k] for k in "spmt"},
-        vb["l"].coords,
-    )
+    cells = {k: vb["r"].coords[k] for k in "spmt"}
+    served = np.zeros(vb["r"].size)
+    units = np.zeros((len(inst.participants), len(inst.projects)))
+    if "f" in vb:  # f lies on a subset of the cells, in the same (key) order
+        keys = inst.axes.key(cells, tuple("spmt"))
+        served[np.searchsorted(keys, inst.axes.key(vb["f"].coords, tuple("spmt")))] = vb["f"].values(x)
+        units = vb["o"].values(x).reshape(units.shape)
+    return Plan(x, lots, vb["r"].values(x), vb["u"].values(x), vb["l"].values(x), cells, vb["l"].coords, served, units)
 
 
 def clean(values: np.ndarray) -> np.ndarray:
@@ -217,6 +230,7 @@ class Flows:
     borrowed: np.ndarray
     unmet: np.ndarray
     inventory: np.ndarray
+    offtake: np.ndarray
 
 
 def flows(inst: Instance, plan: Plan) -> Flows:
@@ -227,15 +241,16 @@ def flows(inst: Instance, plan: Plan) -> Flows:
     keys = axes.key(pairs, ("s", "m"))
     dl = np.searchsorted(keys, axes.key(lc, ("s", "m")))  # every lending variable sits on a cell
     shape = (keys.size, len(inst.participants), inst.periods)
-    short, rel, lent, bor, unmet = (np.zeros(shape) for _ in range(5))
+    short, rel, lent, bor, unmet, off = (np.zeros(shape) for _ in range(6))
     short[d, c["p"], c["t"]] = inst.shortfall[c["s"], c["p"], c["m"], c["t"]]
     rel[d, c["p"], c["t"]] = plan.release
     unmet[d, c["p"], c["t"]] = plan.unmet
+    off[d, c["p"], c["t"]] = plan.offtake
     np.add.at(bor, (dl, lc["p"], lc["t"]), plan.lend)
     np.add.at(lent, (dl, inst.arc_from[lc["a"]], lc["t"]), plan.lend)
     stock = (inst.initial + inst.lot * plan.lots - inst.drawn)[:, pairs["m"]].T  # (D, P) at the start
     inv = clean(stock[:, :, None] - np.cumsum(rel + lent, axis=-1))
-    return Flows(pairs["s"], pairs["m"], short, rel, lent, bor, unmet, inv)
+    return Flows(pairs["s"], pairs["m"], short, rel, lent, bor, unmet, inv, off)
 
 
 def early_cover_gaps(inst: Instance, plan: Plan, f: Flows, tol: float = 1e-6) -> np.ndarray:
@@ -289,6 +304,7 @@ def schedule_table(inst: Instance, f: Flows) -> pd.DataFrame:
             "release_t": f.release.ravel(),
             "lent_t": f.lent.ravel(),
             "borrowed_t": f.borrowed.ravel(),
+            "offtake_t": f.offtake.ravel(),
             "unmet_t": f.unmet.ravel(),
             "inventory_t": f.inventory.ravel(),
         },
@@ -318,9 +334,9 @@ def coverage_table(inst: Instance, f: Flows) -> pd.DataFrame:
     """Coverage per (scenario, participant, mineral) with some shortfall, split by source.
 
     disruption_days = Delta * #{t: g_t > 0};  coverage_days = sum_{t: g_t > 0} Delta * covered_t / g_t;
-    coverage_share = sum covered / sum g;  covered = g - unmet = own release + borrowed (the demand
-    row), so own_coverage_days + borrowed_coverage_days = coverage_days with own_t = sum release,
-    borrowed_t = sum borrowed.
+    coverage_share = sum covered / sum g;  covered = g - unmet = own release + borrowed + offtake
+    (the demand row), so own + borrowed + offtake coverage days = coverage_days with own_t = sum
+    release, borrowed_t = sum borrowed, offtake_t = sum of the shortfall offtake served.
     """
     g = f.shortfall
     hit = g > 0
@@ -343,8 +359,10 @@ def coverage_table(inst: Instance, f: Flows) -> pd.DataFrame:
             "unmet_t": clean(f.unmet.sum(axis=-1)[d, p]),
             "own_t": clean(f.release.sum(axis=-1)[d, p]),
             "borrowed_t": clean(f.borrowed.sum(axis=-1)[d, p]),
+            "offtake_t": clean(f.offtake.sum(axis=-1)[d, p]),
             "own_coverage_days": days(f.release),
             "borrowed_coverage_days": days(f.borrowed),
+            "offtake_coverage_days": days(f.offtake),
         },
         columns=COVERAGE_COLUMNS,
     )
@@ -363,7 +381,7 @@ def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=EXPECTED_COVERAGE_COLUMNS)
     order = {name: i for i, name in enumerate(inst.scenarios)}
     df = coverage.assign(w=coverage["scenario"].map(dict(zip(inst.scenarios, inst.prob))))
-    mean_of = ["disruption_days", "coverage_days", "coverage_share", *EXPECTED_COVERAGE_COLUMNS[6:10]]
+    mean_of = ["disruption_days", "coverage_days", "coverage_share", *SOURCES]
     df = df.assign(**{f"w_{c}": df.w * df[c] for c in mean_of}, order=df["scenario"].map(order))
     keys = ["participant", "mineral"]
     g = df.groupby(keys, sort=False)[["w", *(f"w_{c}" for c in mean_of)]].sum()
@@ -376,13 +394,43 @@ def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
             "expected_disruption_days": mean["disruption_days"],
             "expected_coverage_days": mean["coverage_days"],
             "expected_coverage_share": mean["coverage_share"],
-            **{c: mean[c] for c in EXPECTED_COVERAGE_COLUMNS[6:10]},
+            **{c: mean[c] for c in SOURCES},
             "worst_coverage_share": worst.coverage_share,
             "worst_scenario": worst.scenario,
         }
     ).reset_index()
     out["note"] = ""
     return out[EXPECTED_COVERAGE_COLUMNS]
+
+
+def offtake_table(inst: Instance, plan: Plan) -> pd.DataFrame:
+    """One row per (participant, project) with offtake: tonnes a year, the yearly price-gap subsidy,
+    the agreement's fixed cost, the cost over the horizon (as in costs.offtake_usd) and the
+    shortfall it serves in expectation (its mineral's offtake split by the taker's tonnes)."""
+    units = plan.offtake_units
+    p, j = np.nonzero(units > 0)
+    tonnes = units[p, j] * inst.proj_lot[j]
+    subsidy = tonnes * inst.proj_gap[j]
+    agreement = inst.proj_fixed[j]
+    c = plan.cells
+    served = np.zeros((len(inst.participants), len(inst.minerals)))
+    np.add.at(served, (c["p"], c["m"]), inst.prob[c["s"]] * plan.offtake)
+    taken = np.zeros_like(served)
+    np.add.at(taken, (p, inst.proj_m[j]), tonnes)
+    share = np.divide(tonnes, taken[p, inst.proj_m[j]], out=np.zeros_like(tonnes), where=taken[p, inst.proj_m[j]] > 0)
+    return pd.DataFrame(
+        {
+            "participant": np.array(inst.participants, dtype=object)[p],
+            "project": np.array(inst.projects, dtype=object)[j],
+            "mineral": np.array(inst.minerals, dtype=object)[inst.proj_m[j]],
+            "offtake_t_per_year": tonnes,
+            "subsidy_usd_per_year": subsidy,
+            "agreement_usd": agreement,
+            "cost_usd": inst.holding_years * subsidy + agreement,
+            "expected_served_t": share * served[p, inst.proj_m[j]],
+        },
+        columns=OFFTAKE_COLUMNS,
+    )
 
 
 def lending_flows_table(inst: Instance, plan: Plan) -> pd.DataFrame:
@@ -470,6 +518,7 @@ class Result:
     lending_flows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LENDING_FLOWS_COLUMNS))
     limits: pd.DataFrame = field(default_factory=pd.DataFrame)
     config: dict[str, Any] = field(default_factory=dict)
+    offtake: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=OFFTAKE_COLUMNS))
 
     @property
     def status(self) -> Status:
@@ -491,6 +540,8 @@ class Result:
         }
         if not self.expected_coverage.empty:
             out["expected_coverage.csv"] = self.expected_coverage
+        if not self.offtake.empty:
+            out["offtake.csv"] = self.offtake
         return out
 
     def write(self, out_dir: str | Path) -> Path:

@@ -34,8 +34,9 @@ def _shortfall(cfg, sc, parts, mins, T):
     return g
 
 
-def recourse(cfg, sc, x):
-    """Optimal second-stage cost of one scenario for holdings x[p][m]."""
+def recourse(cfg, sc, x, offtake=None):
+    """Optimal second-stage cost of one scenario for holdings x[p][m] and offtake[p][m] (t a
+    period from allied projects, uncut by the shocks; serves the taker's own shortfall)."""
     parts, mins = list(cfg["participants"]), list(cfg["minerals"])
     T = cfg["horizon"]["periods"]
     g = _shortfall(cfg, sc, parts, mins, T)
@@ -61,7 +62,7 @@ def recourse(cfg, sc, x):
     for i in range(len(parts)):
         for j in range(len(mins)):
             for t in range(T):
-                v("r", i, j, t), v("u", i, j, t), v("I", i, j, t)
+                v("r", i, j, t), v("u", i, j, t), v("I", i, j, t), v("f", i, j, t)
     for k in range(len(arcs)):
         for t in range(T):
             v("l", k, t)
@@ -92,6 +93,7 @@ def recourse(cfg, sc, x):
                 row = np.zeros(n)  # demand
                 row[var["r", i, j, t]] += 1
                 row[var["u", i, j, t]] += 1
+                row[var["f", i, j, t]] += 1
                 row[inn] += 1
                 A_eq.append(row)
                 b_eq.append(g[i, j, t])
@@ -109,9 +111,12 @@ def recourse(cfg, sc, x):
             row[var["l", k, t]] = 1
         A_ub.append(row)
         b_ub.append(a[3] * x[a[0]][a[2]])
-    res = linprog(
-        c, A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=b_eq, bounds=[(0, None)] * n, method="highs"
-    )
+    bounds = [(0, None)] * n
+    for (kind, *key), col in var.items():
+        if kind == "f":
+            i, j, _ = key
+            bounds[col] = (0, offtake[i][j] if offtake is not None else 0.0)
+    res = linprog(c, A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=b_eq, bounds=bounds, method="highs")
     assert res.status == 0, res.message
     return res.fun
 
@@ -133,8 +138,14 @@ def brute_force(cfg):
             cap = _pp(mc.get("max_acquisition_t"), p, None)
             assert cap is not None, "brute force needs an acquisition ceiling on every pair"
             ranges.append(range(int(np.floor(cap / mc.get("lot_t", 1.0) + 1e-9)) + 1))
+    projects = cfg.get("projects", [])
+    offers = []  # (participant, project) with its units of offtake_lot_t
+    for pr in projects:
+        assert pr.get("offtake_lot_t"), "brute force needs offtake in lots"
+        most = int(np.floor(pr["capacity_t_per_year"] / pr["offtake_lot_t"] + 1e-9))
+        offers += [(i, pr, range(most + 1)) for i in range(len(parts))]
     best = None
-    for lots in itertools.product(*ranges):
+    for lots, units in itertools.product(itertools.product(*ranges), itertools.product(*(o[2] for o in offers))):
         n = np.array(lots, float).reshape(len(parts), len(mins))
         x = [
             [
@@ -163,16 +174,26 @@ def brute_force(cfg):
                 ok = False
             if lim.get("storage_capacity_t") is not None and sum(x[i]) > lim["storage_capacity_t"] + 1e-9:
                 ok = False
+        taken: dict = {}
+        per = [[0.0] * len(mins) for _ in parts]
+        for (i, pr, _), k in zip(offers, units):
+            t = k * pr["offtake_lot_t"]
+            taken[pr["name"]] = taken.get(pr["name"], 0.0) + t
+            gap = max(pr["floor_price_usd_per_t"] - cfg["minerals"][pr["mineral"]]["price_usd_per_t"], 0.0)
+            first += years * gap * t + (pr.get("fixed_cost_usd", 0.0) if t > 0 else 0.0)
+            per[i][mins.index(pr["mineral"])] += t * cfg["horizon"].get("period_days", 30) / 365.0
+        if any(t > pr["capacity_t_per_year"] + 1e-9 for pr in projects for t in [taken.get(pr["name"], 0.0)]):
+            ok = False
         if not ok:
             continue
-        q = [recourse(cfg, sc, x) for sc in cfg["scenarios"]]
+        q = [recourse(cfg, sc, x, per) for sc in cfg["scenarios"]]
         prob = [sc["probability"] for sc in cfg["scenarios"]]
         risk = cfg.get("risk") or {}
         w, alpha = risk.get("cvar_weight", 0.0), risk.get("cvar_alpha", 0.9)
         expected = sum(p * v for p, v in zip(prob, q))
         total = first + (1 - w) * expected + (w * cvar(q, prob, alpha) if w > 0 else 0.0)
         if best is None or total < best[0] - 1e-9:
-            best = (total, n)
+            best = (total, n, units)
     return best
 
 
@@ -260,3 +281,23 @@ def random_config(seed: int) -> dict:
         "scenarios": scenarios,
         "solver": {"relative_gap": 1e-9},
     }
+
+
+def with_project(cfg: dict, seed: int) -> dict:
+    """The config with one allied project on its first mineral, offtake in lots, its floor price
+    between the market price and 3x it (so that it sometimes beats stock, sometimes not)."""
+    rng = np.random.default_rng(1000 + seed)
+    m = next(iter(cfg["minerals"]))
+    price = cfg["minerals"][m]["price_usd_per_t"]
+    lot = float(rng.integers(20, 80))
+    project = {
+        "name": "ally",
+        "host": "AU",
+        "mineral": m,
+        "capacity_t_per_year": lot * float(rng.integers(1, 3)),
+        "floor_price_usd_per_t": float(np.round(price * rng.uniform(1.0, 3.0), 2)),
+        "offtake_lot_t": lot,
+    }
+    if rng.random() < 0.5:
+        project["fixed_cost_usd"] = float(rng.integers(100, 2000))
+    return {**cfg, "projects": [project]}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bruteforce import brute_force, random_config
+from bruteforce import brute_force, random_config, with_project
 from conftest import solve_dict
 
 SEEDS = range(30)
@@ -44,5 +44,19 @@ def test_cvar_objective_matches_enumeration(tmp_path, seed, w, method):
     if best is None:
         pytest.skip("infeasible instance")
     res = solve_dict(tmp_path, cfg, method=method, relative_gap=0.0)
+    assert res.status == "optimal", res.summary
+    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["extensive", "benders"])
+@pytest.mark.parametrize("seed", range(0, 30, 3))
+def test_offtake_matches_enumeration(tmp_path, seed, method):
+    """Offtake from an allied project (in lots) and every lot vector enumerated together."""
+    cfg = with_project(random_config(seed), seed)
+    best = brute_force(cfg)
+    res = solve_dict(tmp_path, cfg, method=method, relative_gap=0.0)
+    if best is None:
+        assert res.status == "infeasible"
+        return
     assert res.status == "optimal", res.summary
     assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)

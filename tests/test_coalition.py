@@ -33,7 +33,9 @@ def pooling(n: int, k: float) -> dict:
             {
                 "name": f"{p}_hit",
                 "probability": 1 / n,
-                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": {q: 0.1 if q == p else 0.0 for q in names}}],
+                "shocks": [
+                    {"mineral": "cobalt", "start": 1, "periods": 1, "loss": {q: 0.1 if q == p else 0.0 for q in names}}
+                ],
             }
             for p in names
         ],

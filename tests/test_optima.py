@@ -133,3 +133,43 @@ def test_min_days_forces_holding_without_shocks(tmp_path):
     need = 73 * 1000 / 365  # 200 t -> ceil(200 / 7) = 29 lots
     assert res.holdings.lots.iloc[0] == 29
     assert res.holdings.holding_t.iloc[0] >= need
+
+
+@pytest.mark.parametrize(
+    ("floor", "expected", "offtake_t"),
+    [
+        # subsidy (150 - 100) x 1 yr = $50/t < buying and holding 100 + 10 = $110/t: offtake covers the cut
+        (150.0, 1000 * 50.0, 1000.0),
+        # subsidy $150/t > $110/t: stock instead (both beat the expected shortfall 0.5 x 400 = $200/t)
+        (250.0, 1000 * 110.0, 0.0),
+    ],
+)
+def test_offtake_at_a_floor_price_against_stock(tmp_path, floor, expected, offtake_t):
+    """One year, one scenario cutting all 1,000 t with probability 0.5: each tonne covered saves
+    0.5 x 400 = $200; a tonne of stock costs 100 + 10, a tonne of offtake its price gap."""
+    data = one_mineral(
+        horizon={"periods": 1, "period_days": 365, "holding_years": 1},
+        scenarios=[
+            {"name": "calm", "probability": 0.5},
+            {
+                "name": "cut",
+                "probability": 0.5,
+                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 1, "loss": 1.0}],
+            },
+        ],
+        projects=[
+            {
+                "name": "ally",
+                "host": "AU",
+                "mineral": "cobalt",
+                "capacity_t_per_year": 5000,
+                "floor_price_usd_per_t": floor,
+            }
+        ],
+    )
+    data["minerals"]["cobalt"]["holding_cost_usd_per_t_year"] = 10
+    for method in ("extensive", "benders"):
+        res = solve_dict(tmp_path, data, f"offtake{floor:g}{method}", method=method)
+        assert res.summary["objective_usd"] == pytest.approx(expected, rel=1e-9)
+        taken = res.offtake.offtake_t_per_year.sum() if len(res.offtake) else 0.0
+        assert taken == pytest.approx(offtake_t)

@@ -177,6 +177,35 @@ class Event(StrictModel):
     )
 
 
+class Project(StrictModel):
+    """An allied mine or refinery whose output participants may commit to buy at a floor price (offtake)."""
+
+    name: Name = Field(description="Unique project name.")
+    host: Name = Field(description="Host country: a participant or a third country.")
+    mineral: Name = Field(description="Mineral it produces.")
+    capacity_t_per_year: NonNeg = Field(description="Tonnes a year it can sell under offtake, all buyers together.")
+    floor_price_usd_per_t: NonNeg = Field(
+        description="Price guaranteed to the project; the buyer's yearly subsidy is (floor - market price) per "
+        "tonne taken, 0 when the market price is higher."
+    )
+    fixed_cost_usd: NonNeg = Field(
+        0.0, description="Cost of an offtake agreement, paid by each participant that signs one."
+    )
+    available_from_year: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="First year of output; only projects producing in year 1 are offered (one-year horizon).",
+    )
+    offtake_lot_t: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_VALUE,
+        allow_inf_nan=False,
+        description="Offtake in whole lots of this many tonnes a year (absent: any amount).",
+    )
+
+
 class Sample(StrictModel):
     """How many equally likely one-year scenarios to draw from `events`, and the seed."""
 
@@ -262,6 +291,9 @@ class Config(StrictModel):
         description="Supply-shock scenarios: a list, or {sample: {count, seed}} to draw them from `events`."
     )
     risk: Risk = Field(default_factory=lambda: Risk(), description="Risk-aware objective (CVaR of the recourse cost).")
+    projects: list[Project] = Field(
+        default_factory=list, description="Allied producers offering offtake at a floor price (price-gap subsidy)."
+    )
     allocation: Allocation = Field(
         Allocation.OPTIMISED,
         description="Who holds what: optimised (the model chooses); days (each participant holds allocation_days "

@@ -206,6 +206,14 @@ def cross_check(data: dict) -> list[Problem]:
                             "(0 where it is not cut), or one number for all",
                         )
                     )
+    names: set[Any] = set()
+    for i, pr in enumerate(items(data.get("projects"))):
+        if not isinstance(pr, dict):
+            continue
+        known(pr.get("mineral"), ("projects", i, "mineral"), "mineral", mins)
+        if pr.get("name") in names:
+            problems.append(Problem(("projects", i, "name"), f"duplicate project name '{pr.get('name')}'"))
+        names.add(pr.get("name"))
     numbers: list[float] = [float(p) for p in probabilities if isinstance(p, (int, float))]
     if probabilities and all(
         isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p) for p in probabilities
