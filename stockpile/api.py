@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,15 @@ from .config import Config, Solver
 from .enums import Allocation, Method, Status
 from .errors import InfeasibleConfig
 from .fmt import money
-from .instance import Instance, build_instance, check_feasible, day_rule_lots, prorata_lots, without_lending
+from .instance import (
+    OFFTAKE_KEY,
+    Instance,
+    build_instance,
+    check_feasible,
+    day_rule_lots,
+    prorata_lots,
+    without_lending,
+)
 from .limits import coverage_notes, holding_notes, limit_table
 from .model import LinearModel, build_model
 from .results import (
@@ -78,16 +87,17 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
     t0 = time.perf_counter()
     inst = build_instance(cfg)
     fixed = None if lots is None else lot_array(inst, lots)
+    taken = None if lots is None else offtake_array(inst, lots)
     reasons: list[str] = []
     if fixed is None:
         inst, fixed, reasons = allocate(cfg, inst, progress)
     if not reasons:
-        reasons = check_feasible(inst) if fixed is None else plan_problems(inst, fixed)
+        reasons = check_feasible(inst) if fixed is None else plan_problems(inst, fixed, taken)
     if reasons:
         log.info("%s: the limits admit no plan", cfg.name)
         summary = _summary(cfg, inst.sizes, Status.INFEASIBLE, str(cfg.solver.name), reasons=reasons)
         return Result(summary.to_dict(), config=cfg.resolved_dict())
-    lm = build_model(inst, fixed)
+    lm = build_model(inst, fixed, taken)
     build_seconds = time.perf_counter() - t0
     opts = cfg.solver
     method = choose_method(opts.method, lm)
@@ -220,10 +230,12 @@ def assemble(
     )
 
 
-def lot_array(inst: Instance, lots: dict[str, dict[str, int]]) -> np.ndarray:
+def lot_array(inst: Instance, lots: dict[str, dict[str, Any]]) -> np.ndarray:
     """A {participant: {mineral: lots}} plan as a (P, M) array; unknown names are refused."""
     out = np.zeros((len(inst.participants), len(inst.minerals)))
     for p, per in lots.items():
+        if p == OFFTAKE_KEY:
+            continue
         for m, n in per.items():
             if p not in inst.participants or m not in inst.minerals:
                 raise ValueError(f"the plan names {p}/{m}, which the config does not have")
@@ -231,7 +243,19 @@ def lot_array(inst: Instance, lots: dict[str, dict[str, int]]) -> np.ndarray:
     return out
 
 
-def plan_problems(inst: Instance, lots: np.ndarray) -> list[str]:
+def offtake_array(inst: Instance, lots: dict[str, dict[str, Any]]) -> np.ndarray:
+    """A plan's offtake ({participant: {project: t/yr}} under "offtake") as (P, J) units."""
+    out = np.zeros((len(inst.participants), len(inst.projects)))
+    for p, per in lots.get(OFFTAKE_KEY, {}).items():
+        for j, t in per.items():
+            if p not in inst.participants or j not in inst.projects:
+                raise ValueError(f"the plan's offtake names {p}/{j}, which the config does not offer")
+            k = inst.projects.index(j)
+            out[inst.participants.index(p), k] = t / inst.proj_lot[k]
+    return out
+
+
+def plan_problems(inst: Instance, lots: np.ndarray, offtake: np.ndarray | None = None) -> list[str]:
     """Why a given first-stage plan breaks the config's first-stage limits; empty when it fits."""
     n_min, n_cap = inst.lot_range()
     spend = (lots * inst.lot * inst.price).sum(axis=1) + np.where(lots > 0, inst.fixed_cost, 0.0).sum(axis=1)
@@ -258,6 +282,9 @@ def plan_problems(inst: Instance, lots: np.ndarray) -> list[str]:
                 f"{name}: the plan holds {held[p]:,.0f} t, over participants.{name}.storage_capacity_t "
                 f"{inst.storage[p]:,.0f} by {held[p] - inst.storage[p]:,.0f}"
             )
+    if offtake is not None:
+        for j in np.nonzero((offtake * inst.proj_lot).sum(axis=0) > inst.proj_cap * (1 + 1e-9) + 1e-9)[0]:
+            out.append(f"project {inst.projects[j]}: the plan takes more than its capacity_t_per_year")
     return out
 
 

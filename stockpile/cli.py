@@ -953,16 +953,27 @@ def show_result(result: Any, out_dir: Path) -> None:
     console.print(t)
     for row in h[h.holding_t <= 0].itertuples():
         console.print(f"  {row.participant} {row.mineral}: {row.note}", highlight=False)
+    for row in result.offtake.itertuples():
+        console.print(
+            f"  {row.participant} takes {row.offtake_t_per_year:,.0f} t/yr of {row.mineral} from {row.project} at its "
+            f"floor price: subsidy {_money(row.subsidy_usd_per_year)} a year, {_money(row.cost_usd)} over the "
+            f"horizon; it serves {row.expected_served_t:,.1f} t of shortfall in expectation",
+            highlight=False,
+        )
     ec = result.expected_coverage
+    offtake = not result.offtake.empty
     if not ec.empty:
         t = _table(
-            "coverage given a disruption: expected days from own stock and borrowed; worst scenario's share",
+            "coverage given a disruption: expected days from own stock, borrowed"
+            + (" and offtake" if offtake else "")
+            + "; worst scenario's share",
             "participant",
             "mineral",
             "P(hit)",
             "disrupted",
             "own",
             "borrowed",
+            *(["offtake"] if offtake else []),
             "share",
             "worst",
         )
@@ -974,6 +985,7 @@ def show_result(result: Any, out_dir: Path) -> None:
                 f"{row.expected_disruption_days:,.1f}",
                 f"{row.own_coverage_days:,.1f}",
                 f"{row.borrowed_coverage_days:,.1f}",
+                *([f"{row.offtake_coverage_days:,.1f}"] if offtake else []),
                 f"{row.expected_coverage_share:.0%}",
                 f"{row.worst_coverage_share:.0%}",
             )
@@ -1001,6 +1013,7 @@ def _cost_table(s: dict, lending_flows: Any) -> Any:
     """Cost per participant: what each pays (its parts sum to the total) and the fees it receives."""
 
     received = lending_flows.groupby("from").expected_fees_usd.sum() if not lending_flows.empty else {}
+    offtake = s["costs"].get("offtake_usd", 0.0) > 0
     t = _table(
         "cost per participant (shortfall and lending fees expected; the borrower pays the fee)",
         "party",
@@ -1009,6 +1022,7 @@ def _cost_table(s: dict, lending_flows: Any) -> Any:
         "holding",
         "shortfall",
         "fees paid",
+        *(["offtake"] if offtake else []),
         "total",
         "fees got",
     )
@@ -1017,7 +1031,8 @@ def _cost_table(s: dict, lending_flows: Any) -> Any:
     rows.append(("all", {**s["costs"], "total_usd": s["objective_usd"]}, sum(r[2] for r in rows)))
     for name, c, got in rows:
         parts = [c["acquisition_usd"], c["fixed_usd"], c["holding_usd"], c["expected_shortfall_usd"]]
-        t.add_row(name, *(_money(v, short=True) for v in [*parts, c["expected_lending_usd"], c["total_usd"], got]))
+        parts += [c["expected_lending_usd"], *([c.get("offtake_usd", 0.0)] if offtake else [])]
+        t.add_row(name, *(_money(v, short=True) for v in [*parts, c["total_usd"], got]))
     return t
 
 

@@ -47,7 +47,7 @@ Progress = Callable[[int, int], None]  # (chunks done, chunks)
 
 def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list]:
     """Recourse of each scenario of one chunk for the fixed lots (runs in a worker process)."""
-    from .api import lot_array
+    from .api import lot_array, offtake_array
     from .benders import Recourse, Structure
     from .instance import build_instance
     from .model import build_model
@@ -63,7 +63,7 @@ def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list]:
             for sc in sample_scenarios(cfg, count, seed, range(start, stop))
         ]
     inst = build_instance(cfg)
-    lm = build_model(inst, lot_array(inst, payload["lots"]))
+    lm = build_model(inst, lot_array(inst, payload["lots"]), offtake_array(inst, payload["lots"]))
     st = Structure.of(lm)
     evaluated = Recourse.of(st).evaluate(lm.lb[st.first_cols].copy(), None)
     assert evaluated is not None  # no deadline

@@ -30,7 +30,7 @@ import pandas as pd
 
 from .config import Config, apply_overrides, read_yaml, validate
 from .errors import OptionError
-from .instance import DAYS_PER_YEAR, Instance, build_instance
+from .instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance
 from .limits import LIMIT_COLUMNS, Limit
 from .outputs import CONFIG_FILE, FINISHED_FILE, write_csv, write_json
 from .study import Case, Progress, Results, run_cases
@@ -51,9 +51,11 @@ DEFAULT_STEPS: dict[str, tuple[float, bool]] = {
     Limit.MIN_DAYS: (0.10, True),
     Limit.FLOOR: (0.05, False),
     Limit.LENDING: (0.10, False),
+    Limit.CAPACITY: (0.10, True),
+    Limit.FLOOR_PRICE: (0.10, True),
 }
 # limits that are lower bounds: relaxing them lowers the value
-LOWER_LIMITS = (Limit.MIN_DAYS, Limit.FLOOR)
+LOWER_LIMITS = (Limit.MIN_DAYS, Limit.FLOOR, Limit.FLOOR_PRICE)
 # shares cannot leave [0, 1]
 SHARE_LIMITS = (Limit.RATE, Limit.FLOOR, Limit.LENDING)
 
@@ -110,6 +112,8 @@ def relaxations(inst: Instance, limits: pd.DataFrame, steps: dict[str, tuple[flo
             key, value = f"participants.{r.participant}.{r.limit}", relaxed
         elif r.limit == Limit.LENDING:
             key, value = f"lending.{inst.arc_names.index(r.arc)}.max_share", relaxed
+        elif r.limit in (Limit.CAPACITY, Limit.FLOOR_PRICE):
+            key, value = f"projects.{r.project}.{r.limit}", relaxed
         else:
             m = inst.minerals.index(r.mineral)
             table = inst.max_acquisition if r.limit == Limit.ACQUISITION else inst.min_days
@@ -120,7 +124,11 @@ def relaxations(inst: Instance, limits: pd.DataFrame, steps: dict[str, tuple[flo
 
 
 def limit_case_name(row: Any) -> str:
-    where = row.arc.replace("->", "_to_") if row.arc else ".".join(x for x in (row.participant, row.mineral) if x)
+    where = (
+        row.arc.replace("->", "_to_")
+        if row.arc
+        else row.project or ".".join(x for x in (row.participant, row.mineral) if x)
+    )
     return f"limit.{row.limit}.{where}"
 
 
@@ -159,19 +167,34 @@ def read_run_config(run_dir: Path) -> tuple[Config, dict]:
     return cfg, summary
 
 
-def run_lots(run_dir: Path) -> dict[str, dict[str, int]]:
+def run_lots(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """A run's first-stage plan: {participant: {mineral: lots}} and, if it takes any, its offtake
+    under "offtake": {participant: {project: t/yr}} (``api.offtake_array``)."""
     hold = pd.read_csv(run_dir / "holdings.csv", keep_default_na=False)
-    return {p: {m: int(n) for m, n in zip(g.mineral, g.lots)} for p, g in hold.groupby("participant", sort=False)}
+    plan: dict[str, dict[str, Any]] = {
+        p: {m: int(n) for m, n in zip(g.mineral, g.lots)} for p, g in hold.groupby("participant", sort=False)
+    }
+    if (run_dir / "offtake.csv").exists():
+        off = pd.read_csv(run_dir / "offtake.csv", keep_default_na=False)
+        plan[OFFTAKE_KEY] = {
+            p: dict(zip(g.project, g.offtake_t_per_year.astype(float)))
+            for p, g in off.groupby("participant", sort=False)
+        }
+    return plan
 
 
-def duals(cfg: Config, inst: Instance, lots: np.ndarray, limits: pd.DataFrame) -> np.ndarray:
-    """dual_usd_per_unit of each limit row: the LP with the run's lots fixed, its row duals
-    lambda = dObj/d(bound) mapped to the limit: saving per unit = -sum_rows lambda * d(bound)/d(limit),
-    where d(bound)/d(limit) is the holding x_pm the row scales (rate, floor, lending share)."""
+def duals(
+    cfg: Config, inst: Instance, lots: np.ndarray, limits: pd.DataFrame, offtake: np.ndarray | None = None
+) -> np.ndarray:
+    """dual_usd_per_unit of each limit row: the LP with the run's lots (and offtake) fixed, its row
+    duals lambda = dObj/d(bound) mapped to the limit: saving per unit = -sum_rows lambda *
+    d(bound)/d(limit), where d(bound)/d(limit) is the holding x_pm the row scales (rate, floor,
+    lending share). A floor price saves Y * (tonnes taken) per dollar lower while it is above the
+    market price (the derivative of the subsidy); a capacity acts on the first stage: no LP dual."""
     from .backends import IncrementalLP
     from .model import build_model
 
-    lm = build_model(inst, lots)
+    lm = build_model(inst, lots, offtake)
     lm.integer = np.zeros_like(lm.integer)
     none, empty = np.zeros(0, np.int64), np.zeros(0)
     _, lam, _ = IncrementalLP(lm).solve(none, empty, none, empty)
@@ -192,6 +215,9 @@ def duals(cfg: Config, inst: Instance, lots: np.ndarray, limits: pd.DataFrame) -
             b = lm.row_blocks["lend_cap"]
             a = b.coords["a"]
             out[i] = saving(b.name, inst.arc_from[a], a == inst.arc_names.index(r.arc))
+        elif r.limit == Limit.FLOOR_PRICE:
+            j = inst.projects.index(r.project)
+            out[i] = inst.holding_years * float(r.used) if inst.proj_gap[j] > 0 else 0.0
     return out + 0.0
 
 
@@ -205,7 +231,7 @@ def explain_cases_count(run_dir: str | Path, steps: dict[str, tuple[float, bool]
 
 def _read_limits(run_dir: Path) -> pd.DataFrame:
     """limits.csv as the solve wrote it (explain's own columns dropped)."""
-    text = {"limit": str, "participant": str, "mineral": str, "arc": str}
+    text = {"limit": str, "participant": str, "mineral": str, "arc": str, "project": str}
     return pd.read_csv(run_dir / LIMITS_FILE, keep_default_na=False, dtype=text)[LIMIT_COLUMNS]
 
 
@@ -226,7 +252,7 @@ def explain_run(
     limits = _read_limits(run_dir)
     rp = float(summary["objective_usd"])
     lots = run_lots(run_dir)
-    from .api import lot_array
+    from .api import lot_array, offtake_array
 
     lot_arr = lot_array(inst, lots)
 
@@ -252,7 +278,7 @@ def explain_run(
         return float(s["objective_usd"]) if s and s.get("status") in ("optimal", "feasible") else math.nan
 
     table = limits.copy()
-    table["dual_usd_per_unit"] = duals(cfg, inst, lot_arr, limits)
+    table["dual_usd_per_unit"] = duals(cfg, inst, lot_arr, limits, offtake_array(inst, lots))
     table["step"] = math.nan
     table["relaxed_value"] = math.nan
     table["delta_objective_usd"] = math.nan

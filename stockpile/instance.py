@@ -139,6 +139,11 @@ def without_lending(inst: Instance, keep: np.ndarray | None = None) -> Instance:
     )
 
 
+# a first-stage plan given rather than optimised: {participant: {mineral: lots}}, and its offtake
+# as {"offtake": {participant: {project: t/yr}}} beside them
+OFFTAKE_KEY = "offtake"
+
+
 def lots_to_hold(inst: Instance, tonnes: np.ndarray) -> np.ndarray:
     """Lots that bring each holding up to tonnes (P, M), rounded up: ceil((tonnes - initial) / lot)."""
     need = np.maximum(tonnes - inst.initial, 0.0) / inst.lot

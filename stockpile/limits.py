@@ -19,7 +19,7 @@ from .results import Flows, Plan, clean
 
 log = logging.getLogger(__name__)
 
-LIMIT_COLUMNS = ["limit", "participant", "mineral", "arc", "value", "used", "slack", "binds"]
+LIMIT_COLUMNS = ["limit", "participant", "mineral", "arc", "project", "value", "used", "slack", "binds"]
 # slack in tonnes below this share of a holding is solver noise, not room
 NOISE = 1e-7
 
@@ -34,6 +34,8 @@ class Limit:
     RATE = "release_rate_max"
     FLOOR = "reserve_floor"
     LENDING = "lending_max_share"
+    CAPACITY = "capacity_t_per_year"  # an allied project's offtake capacity
+    FLOOR_PRICE = "floor_price_usd_per_t"  # its floor price (a lower price is the relaxation)
 
 
 def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
@@ -47,6 +49,9 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
     reserve_floor: used = the smallest share kept at the end of a scenario; lending_max_share:
     used = the largest share of the lender's holding lent over a scenario. These three bind
     when, in some scenario where the holding moves, the room left is under one lot of tonnes.
+    capacity_t_per_year (per project): used = offtake taken, binds when under one offtake unit
+    (or 1e-7 of the capacity) is left. floor_price_usd_per_t: used = the tonnes a year it is
+    paid on; it binds (costs) whenever offtake is taken at a floor above the market price.
     """
     rows: list[tuple] = []
     P, M = inst.consumption.shape
@@ -61,12 +66,12 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
         name = inst.participants[p]
         if np.isfinite(inst.budget[p]):
             slack = inst.budget[p] - spend[p]
-            rows.append((Limit.BUDGET, name, "", "", inst.budget[p], spend[p], slack, slack < lot_price[p].max()))
+            rows.append((Limit.BUDGET, name, "", "", "", inst.budget[p], spend[p], slack, slack < lot_price[p].max()))
         if np.isfinite(inst.storage[p]):
             used = x[p].sum()
             slack = inst.storage[p] - used
             rows.append(
-                (Limit.STORAGE, name, "", "", inst.storage[p], used, slack, slack < lot[can_buy[p]].max(initial=0))
+                (Limit.STORAGE, name, "", "", "", inst.storage[p], used, slack, slack < lot[can_buy[p]].max(initial=0))
             )
     for p, m in zip(*np.nonzero(np.isfinite(inst.max_acquisition))):
         slack = inst.max_acquisition[p, m] - acquired[p, m]
@@ -75,6 +80,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
                 Limit.ACQUISITION,
                 inst.participants[p],
                 inst.minerals[m],
+                "",
                 "",
                 inst.max_acquisition[p, m],
                 acquired[p, m],
@@ -91,6 +97,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
                 Limit.MIN_DAYS,
                 inst.participants[p],
                 inst.minerals[m],
+                "",
                 "",
                 inst.min_days[p, m],
                 held,
@@ -115,6 +122,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
                 inst.participants[p],
                 "",
                 "",
+                "",
                 inst.release_rate[p],
                 used,
                 inst.release_rate[p] - used,
@@ -130,6 +138,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
             (
                 Limit.FLOOR,
                 inst.participants[p],
+                "",
                 "",
                 "",
                 inst.reserve_floor[p],
@@ -150,12 +159,22 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
                 inst.participants[g],
                 "",
                 inst.arc_names[a],
+                "",
                 inst.arc_share[a],
                 used,
                 inst.arc_share[a] - used,
                 bool(binds),
             )
         )
+    taken = (plan.offtake_units * inst.proj_lot[None, :]).sum(axis=0)  # (J,) t/yr
+    for j, name in enumerate(inst.projects):
+        mineral = inst.minerals[inst.proj_m[j]]
+        slack = inst.proj_cap[j] - taken[j]
+        unit = inst.proj_lot[j] if inst.proj_integer[j] else NOISE * max(inst.proj_cap[j], 1.0)
+        rows.append((Limit.CAPACITY, "", mineral, "", name, inst.proj_cap[j], taken[j], slack, bool(slack < unit)))
+        floor = inst.proj_gap[j] + inst.price[inst.proj_m[j]]
+        costs = bool(taken[j] > 0 and inst.proj_gap[j] > 0)
+        rows.append((Limit.FLOOR_PRICE, "", mineral, "", name, floor, taken[j], float("nan"), costs))
     df = pd.DataFrame(rows, columns=LIMIT_COLUMNS)
     for col in ("used", "slack"):
         df[col] = clean(df[col].to_numpy(dtype=float))
@@ -243,8 +262,8 @@ def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tupl
 def coverage_notes(
     expected: pd.DataFrame, flows_table: pd.DataFrame, holdings: pd.DataFrame, held: dict[tuple[str, str], str]
 ) -> list[str]:
-    """Where each row of expected_coverage's coverage comes from (its expected own and borrowed
-    days): own stock, borrowed (from whom), or nothing and why (the holding note)."""
+    """Where each row of expected_coverage's coverage comes from (its expected own, borrowed and
+    offtake days): own stock, borrowed (from whom), offtake, or nothing and why (the holding note)."""
     lenders = flows_table.groupby(["to", "mineral"])["from"].agg(lambda s: ", ".join(sorted(set(s))))
     has = {(r.participant, r.mineral): r.holding_t > 0 for r in holdings.itertuples()}
     out = []
@@ -262,5 +281,8 @@ def coverage_notes(
             note = "own stock kept back (reserve floor, release rate or lent to partners)"
         else:
             note = held[key]
+        off = getattr(r, "offtake_coverage_days", 0.0)
+        if off > 0:
+            note = f"{note} + offtake {off:,.1f} d" if own > 0 or bor > 0 else f"offtake {off:,.1f} d"
         out.append(note)
     return out

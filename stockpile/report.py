@@ -174,6 +174,16 @@ def solve_page(folder: Path) -> Page:
             ]
         ),
     )
+    if (folder / "offtake.csv").exists():
+        off = _read(folder, "offtake.csv")
+        page.add(
+            "Stock and offtake",
+            "Per mineral, the tonnes each participant holds and the tonnes a year it commits to take from allied "
+            "projects at their floor price (offtake reaches it in every scenario, so no shock cuts it); the table "
+            "gives the yearly price-gap subsidy, its cost over the horizon and the shortfall it serves in expectation.",
+            stock_offtake_chart(hold, off, parts),
+            _df_table(off, money_cols=("subsidy_usd_per_year", "agreement_usd", "cost_usd")),
+        )
     if expected is not None and len(expected):
         page.add(
             "Coverage given a disruption",
@@ -265,6 +275,37 @@ def solve_page(folder: Path) -> Page:
             ),
         )
     return page
+
+
+def stock_offtake_chart(hold: pd.DataFrame, off: pd.DataFrame, parts: list[str]) -> alt.FacetChart:
+    """Tonnes held against tonnes a year of offtake, per participant, for the minerals with offtake."""
+    minerals = sorted(set(off.mineral))
+    stock = hold[hold.mineral.isin(minerals)].assign(source="stock held (t)", tonnes=lambda d: d.holding_t)
+    taken = off.groupby(["participant", "mineral"], as_index=False).offtake_t_per_year.sum()
+    taken = taken.assign(source="offtake (t a year)", tonnes=taken.offtake_t_per_year)
+    df = pd.concat(
+        [stock[["participant", "mineral", "source", "tonnes"]], taken[["participant", "mineral", "source", "tonnes"]]]
+    )
+    order = ["stock held (t)", "offtake (t a year)"]
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("participant:N", sort=parts, title=None),
+            xOffset=alt.XOffset("source:N", sort=order),
+            y=alt.Y("tonnes:Q", title="tonnes"),
+            color=alt.Color(
+                "source:N",
+                sort=order,
+                scale=alt.Scale(domain=order, range=["#6b6b6b", "#f2b701"]),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            tooltip=["participant", "mineral", "source", alt.Tooltip("tonnes:Q", format=",.1f")],
+        )
+        .properties(width=160, height=200)
+        .facet(column=alt.Column("mineral:N", title=None))
+        .resolve_scale(y="independent")
+    )
 
 
 SIMULATION_SERIES = {
@@ -672,7 +713,9 @@ def measures_chart(m: dict) -> alt.Chart:
 def limits_view(limits: pd.DataFrame) -> pd.DataFrame:
     """limits.csv for people: sorted by what relaxing saves, figures in each limit's unit."""
     df = limits.copy()
-    for col in ("participant", "mineral", "arc"):
+    for col in ("participant", "mineral", "arc", "project"):
+        if col not in df:  # limits.csv of a run written before projects existed
+            df[col] = ""
         df[col] = df[col].astype("string").fillna("").astype(str)
     if "delta_objective_usd" in df.columns:
         df = df.assign(_k=df.delta_objective_usd.fillna(0.0)).sort_values("_k", kind="stable").drop(columns="_k")
@@ -682,6 +725,10 @@ def limits_view(limits: pd.DataFrame) -> pd.DataFrame:
             return "–"
         if kind.endswith("_usd"):
             return _money(v)
+        if kind == "floor_price_usd_per_t":
+            return f"${v:,.0f}/t"
+        if kind == "capacity_t_per_year":
+            return f"{v:,.4g} t/yr"
         if kind in ("release_rate_max", "reserve_floor", "lending_max_share"):
             return f"{v:.1%}"
         unit = " days" if kind == "min_days" else " t"
@@ -690,9 +737,16 @@ def limits_view(limits: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "limit": df.limit,
-            "who": [r.arc or " ".join(x for x in (r.participant, r.mineral) if x) for r in df.itertuples()],
+            "who": [
+                r.arc
+                or (f"{r.project} ({r.mineral})" if r.project else " ".join(x for x in (r.participant, r.mineral) if x))
+                for r in df.itertuples()
+            ],
             "value": [fig(r.limit, r.value) for r in df.itertuples()],
-            "used": [fig(r.limit, r.used) for r in df.itertuples()],
+            "used": [
+                f"{r.used:,.4g} t/yr taken" if r.limit == "floor_price_usd_per_t" else fig(r.limit, r.used)
+                for r in df.itertuples()
+            ],
             "slack": [fig(r.limit, r.slack) for r in df.itertuples()],
             "binds": df.binds.map(lambda b: "yes" if str(b) == "True" else ""),
         }
