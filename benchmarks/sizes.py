@@ -24,10 +24,32 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @cache
-def config(size: str, method: str = "auto", gap: float = 1e-4) -> Config:
+def config(size: str, method: str = "auto", gap: float = 1e-4, projects: bool = False) -> Config:
     data = generate(*SIZES[size], seed=SEED, name=f"bench-{size}")
     data["solver"].update(method=method, relative_gap=gap)
+    if projects:
+        data["projects"] = allied_projects(data)
     return validate(data, f"benchmark {size}")
+
+
+def allied_projects(data: dict) -> list[dict]:
+    """Two allied projects on the first two minerals: capacity a fifth of the partners' use, the floor
+    5% above the market price, an agreement cost (so the offtake binaries are exercised too)."""
+    out = []
+    for name, spec in list(data["minerals"].items())[:2]:
+        use = spec["consumption_t_per_year"]
+        total = sum(use.values()) if isinstance(use, dict) else use * len(data["participants"])
+        out.append(
+            {
+                "name": f"ally_{name}",
+                "host": "AU",
+                "mineral": name,
+                "capacity_t_per_year": round(0.2 * total, 1),
+                "floor_price_usd_per_t": round(1.05 * spec["price_usd_per_t"], 2),
+                "fixed_cost_usd": 1e5,
+            }
+        )
+    return out
 
 
 def write_config(size: str, path: Path) -> Path:

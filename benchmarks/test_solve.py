@@ -27,6 +27,12 @@ def test_benders(benchmark, size):
     _run(benchmark, config(size, "benders"), size)
 
 
+@sized()
+def test_benders_offtake(benchmark, size):
+    """The same instances with two allied projects (benchmarks/sizes.py): what offtake adds."""
+    _run(benchmark, config(size, "benders", projects=True), size)
+
+
 @sized(EXTENSIVE_SIZES)
 @pytest.mark.parametrize("solver", ["highs", "scip"])
 def test_extensive(benchmark, size, solver):
