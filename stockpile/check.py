@@ -459,8 +459,12 @@ def check_response(folder: str | Path, tol: float = 1e-6) -> list[Violation]:
     for r in cont.itertuples():
         where = f"{r.continuation} {r.participant} {r.mineral} period {r.period}"
         H, scale = held(r.participant, r.mineral), max(1.0, r.shortfall_t)
-        if not _close(r.release_t + r.borrowed_t + r.unmet_t, r.shortfall_t, scale, tol):
-            out.append(Violation("demand", where, "release + borrowed + unmet != shortfall"))
+        served = getattr(r, "offtake_t", 0.0)
+        if not _close(r.release_t + r.borrowed_t + served + r.unmet_t, r.shortfall_t, scale, tol):
+            out.append(Violation("demand", where, "release + borrowed + offtake + unmet != shortfall"))
+        arriving = float(st.get("offtake_per_period", {}).get(r.participant, {}).get(r.mineral, 0.0))
+        if served > arriving + tol * max(1.0, arriving):
+            out.append(Violation("offtake", where, f"offtake {served:g} t > {arriving:g} t arriving a period"))
         if min(r.release_t, r.lent_t, r.borrowed_t, r.unmet_t) < -tol * scale:
             out.append(Violation("sign", where, "a negative flow"))
         rate = float(parts[r.participant].get("release_rate_max", 1.0))

@@ -29,7 +29,8 @@ from .config.loader import Document
 from .config.state import FromRun, State, load_state
 from .enums import Status
 from .errors import ConfigError, NoSolution
-from .instance import Instance, build_instance, without_lending
+from .explain import run_lots
+from .instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance, without_lending
 from .model import build_model
 from .outputs import CONFIG_FILE, FINISHED_FILE, json_bytes, write_folder
 from .results import coverage_table, flows, lending_table, plan_from_solution, scenario_recourse, schedule_table
@@ -64,6 +65,7 @@ class Situation:
     names: tuple[str, ...]  # continuations
     prob: np.ndarray  # (C,)
     future: np.ndarray  # (C, P, M, T - k + 1) shortfall in periods k..T (period k: the history's)
+    offtake: np.ndarray  # (P, J) units of offtake committed (they keep arriving during the disruption)
 
 
 def matching(inst: Instance, history: np.ndarray) -> np.ndarray:
@@ -83,6 +85,7 @@ def situation(
     lent: np.ndarray,
     history: np.ndarray,
     outlook: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None,
+    offtake: np.ndarray | None = None,
 ) -> Situation:
     """The situation at period k; outlook (names, probabilities, shortfall (C, P, M, T)) or the
     config's scenarios that match the history. Raises ValueError when none does."""
@@ -98,7 +101,8 @@ def situation(
         names, prob, full = outlook
         future = full[..., k - 1 :].copy()
     future[..., 0] = history[None, :, :, k - 1]  # the current period is known: the same in all
-    return Situation(cfg, inst, k, holding, inventory, lent, history, names, prob, future)
+    taken = np.zeros((len(inst.participants), len(inst.projects))) if offtake is None else offtake
+    return Situation(cfg, inst, k, holding, inventory, lent, history, names, prob, future, taken)
 
 
 # ----------------------------------------------------------------------------
@@ -146,6 +150,7 @@ def resolve_state(path: str | Path) -> Situation:
     k = state.period
     if k > T:
         problems.append(Problem(("period",), f"period {k} is past the horizon's {T} periods"))
+    offtake: dict[str, dict[str, float]] = state.offtake or {}
     if isinstance(state.inventory, FromRun):
         run = base / state.inventory.from_run
         if not (run / "holdings.csv").is_file():
@@ -153,6 +158,7 @@ def resolve_state(path: str | Path) -> Situation:
             inventory = zeros
         else:
             inventory = _run_holdings(run, inst)
+            offtake = state.offtake or run_lots(run).get(OFFTAKE_KEY, {})
     else:
         inventory, bad = _pm(state.inventory, inst, "inventory", zeros)
         problems += bad
@@ -196,13 +202,20 @@ def resolve_state(path: str | Path) -> Situation:
                     )
                 else:
                     history[inst.participants.index(p), inst.minerals.index(m)] = values
+    taken = np.zeros((P, len(inst.projects)))
+    for p, per in offtake.items():
+        for j, t in per.items():
+            if p not in inst.participants or j not in inst.projects:
+                problems.append(Problem(("offtake", p, j), "unknown participant or project producing in year 1"))
+            else:
+                taken[inst.participants.index(p), inst.projects.index(j)] = t / inst.proj_lot[inst.projects.index(j)]
     outlook = None
     if state.outlook is not None:
         outlook, bad = _outlook(cfg, state, inst)
         problems += bad
     if not problems:
         try:
-            return situation(cfg, inst, k, holding, inventory, lent, history, outlook)
+            return situation(cfg, inst, k, holding, inventory, lent, history, outlook, taken)
         except ValueError as exc:
             problems.append(Problem(("history",), f"{exc} in periods 1..{k}; give an explicit outlook"))
     raise ConfigError([_at(doc, p) for p in problems], doc.source)
@@ -290,7 +303,7 @@ class Outcome:
 def solve_response(sit: Situation, alone: bool = False, clairvoyant: bool = False) -> Outcome:
     """Solve the non-anticipative problem by the config's method (both give the same orders' cost)."""
     inst = response_instance(sit, alone, clairvoyant)
-    lm = build_model(inst, np.zeros((len(inst.participants), len(inst.minerals))))
+    lm = build_model(inst, np.zeros((len(inst.participants), len(inst.minerals))), sit.offtake)
     out, _ = optimise(lm, choose_method(sit.cfg.solver.method, lm), sit.cfg.solver)
     if out.x is None:
         return Outcome(out.status, inst, None, np.zeros(0), np.zeros(0), str(out.solver))
@@ -301,28 +314,30 @@ def solve_response(sit: Situation, alone: bool = False, clairvoyant: bool = Fals
     return Outcome(out.status, inst, plan, q, unmet, str(out.solver))
 
 
-def period_orders(o: Outcome, arcs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first period's release (P, M), unmet (P, M) and lending (arcs, M) on the config's arcs
-    (none when the response was solved alone): the same in every continuation, read from one."""
+def period_orders(o: Outcome, arcs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The first period's release (P, M), unmet (P, M), lending (arcs, M) on the config's arcs
+    (none when the response was solved alone) and offtake served (P, M): the same in every
+    continuation, read from one."""
     inst, plan = o.inst, o.plan
     P, M = len(inst.participants), len(inst.minerals)
     c, lc = plan.cells, plan.lending
     one = c["s"].min() if c["s"].size else 0
     sel = (c["t"] == 0) & (c["s"] == one)
-    release, unmet = np.zeros((P, M)), np.zeros((P, M))
+    release, unmet, served = np.zeros((P, M)), np.zeros((P, M)), np.zeros((P, M))
     np.add.at(release, (c["p"][sel], c["m"][sel]), plan.release[sel])
     np.add.at(unmet, (c["p"][sel], c["m"][sel]), plan.unmet[sel])
+    np.add.at(served, (c["p"][sel], c["m"][sel]), plan.offtake[sel])
     lent = np.zeros((arcs, M))
     lsel = (lc["t"] == 0) & (lc["s"] == one)
     if inst.arc_from.size:
         np.add.at(lent, (lc["a"][lsel], lc["m"][lsel]), plan.lend[lsel])
-    return release, unmet, lent
+    return release, unmet, lent, served
 
 
 def orders_table(sit: Situation, o: Outcome) -> pd.DataFrame:
     """Period k's orders per (participant, mineral) with shortfall or lending: one row each."""
     inst = sit.inst
-    release, unmet, lent = period_orders(o, inst.arc_from.size)
+    release, unmet, lent, served = period_orders(o, inst.arc_from.size)
     short = sit.history[:, :, -1]
     given, got = np.zeros_like(release), np.zeros_like(release)
     np.add.at(given, inst.arc_from, lent)
@@ -337,6 +352,7 @@ def orders_table(sit: Situation, o: Outcome) -> pd.DataFrame:
             "release_t": release[p, m],
             "borrowed_t": got[p, m],
             "lent_t": given[p, m],
+            "offtake_t": served[p, m],
             "unmet_t": unmet[p, m],
             "inventory_t": sit.inventory[p, m],
             "inventory_after_t": sit.inventory[p, m] - release[p, m] - given[p, m],
@@ -426,7 +442,16 @@ def state_record(sit: Situation) -> dict[str, Any]:
             a: {m: float(sit.lent[i, j]) for j, m in enumerate(inst.minerals)} for i, a in enumerate(inst.arc_names)
         },
         "continuations": {n: float(p) for n, p in zip(sit.names, sit.prob)},
+        # t of offtake arriving each period per participant and mineral (it serves shortfall first)
+        "offtake_per_period": pm((sit.offtake * inst.proj_lot) @ _of_mineral(inst) * inst.period_days / DAYS_PER_YEAR),
     }
+
+
+def _of_mineral(inst: Instance) -> np.ndarray:
+    """(J, M): which mineral each project produces."""
+    out = np.zeros((len(inst.projects), len(inst.minerals)))
+    out[np.arange(len(inst.projects)), inst.proj_m] = 1.0
+    return out
 
 
 def write_response(resp: Response, sit: Situation, out: Path) -> Path:

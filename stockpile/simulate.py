@@ -9,7 +9,8 @@ of knowing the duration. The same replay with each participant alone (no lending
 coordination.
 
 simulation.csv: scenario, period, participant, mineral, shortfall_t and the applied release_t,
-lent_t, borrowed_t, unmet_t, inventory_t (after the period), then alone_release_t, alone_unmet_t.
+lent_t, borrowed_t, offtake_t (served by committed offtake), unmet_t, inventory_t (after the
+period), then alone_release_t, alone_unmet_t.
 simulation.json: per scenario and in expectation (the run's probabilities; calm scenarios cost
 nothing) rolling_cost_usd, clairvoyant_cost_usd, value_of_knowing_duration_usd, alone_cost_usd,
 coordination_value_usd.
@@ -43,6 +44,7 @@ SIMULATION_COLUMNS = [
     "release_t",
     "lent_t",
     "borrowed_t",
+    "offtake_t",
     "unmet_t",
     "inventory_t",
     "alone_release_t",
@@ -51,35 +53,40 @@ SIMULATION_COLUMNS = [
 
 
 @lru_cache(maxsize=2)
-def _run(run_dir: str) -> tuple[Config, Instance, np.ndarray]:
-    """The run's config, instance and holdings (P, M), read once per worker."""
+def _run(run_dir: str) -> tuple[Config, Instance, np.ndarray, np.ndarray]:
+    """The run's config, instance, holdings (P, M) and offtake (P, J units), read once per worker."""
+    from .api import offtake_array
+
     cfg, _ = read_run_config(Path(run_dir))
     inst = build_instance(cfg)
+    taken = offtake_array(inst, run_lots(Path(run_dir)))
     table = pd.read_csv(Path(run_dir) / "holdings.csv", keep_default_na=False)
     held = np.zeros((len(inst.participants), len(inst.minerals)))
     p = table.participant.map(inst.participants.index).to_numpy()
     m = table.mineral.map(inst.minerals.index).to_numpy()
     held[p, m] = table.holding_t.to_numpy()
-    return cfg, inst, held
+    return cfg, inst, held, taken
 
 
-def replay(cfg: Config, inst: Instance, held: np.ndarray, s: int, alone: bool) -> tuple[dict[str, np.ndarray], float]:
+def replay(
+    cfg: Config, inst: Instance, held: np.ndarray, taken: np.ndarray, s: int, alone: bool
+) -> tuple[dict[str, np.ndarray], float]:
     """Period by period through scenario s: orders from the response over the continuations
     that match the history so far, applied to the stock. Returns the applied flows (T, P, M)
     and the cost."""
     T, A = inst.periods, inst.arc_from.size
     P, M = held.shape
     inventory, lent_so_far = held.copy(), np.zeros((A, M))
-    out = {k: np.zeros((T, P, M)) for k in ("release", "lent", "borrowed", "unmet", "inventory")}
+    out = {k: np.zeros((T, P, M)) for k in ("release", "lent", "borrowed", "offtake", "unmet", "inventory")}
     cost = 0.0
     for k in range(1, T + 1):
         g = inst.shortfall[s, :, :, k - 1]
         if g.any():
-            sit = situation(cfg, inst, k, held, inventory, lent_so_far, inst.shortfall[s, :, :, :k])
+            sit = situation(cfg, inst, k, held, inventory, lent_so_far, inst.shortfall[s, :, :, :k], offtake=taken)
             o = solve_response(sit, alone=alone)
             if not o.status.has_plan:
                 raise NoSolution(f"scenario {inst.scenarios[s]}, period {k}: the response has no solution ({o.status})")
-            release, unmet, lend = period_orders(o, 0 if alone else A)
+            release, unmet, lend, out["offtake"][k - 1] = period_orders(o, 0 if alone else A)
             if not alone:
                 np.add.at(out["lent"][k - 1], inst.arc_from, lend)
                 np.add.at(out["borrowed"][k - 1], inst.arc_to, lend)
@@ -94,10 +101,10 @@ def replay(cfg: Config, inst: Instance, held: np.ndarray, s: int, alone: bool) -
 
 def simulate_scenario(payload: dict[str, Any]) -> dict[str, Any]:
     """One scenario, coordinated and alone (runs in a worker)."""
-    cfg, inst, held = _run(payload["run_dir"])
+    cfg, inst, held, taken = _run(payload["run_dir"])
     s = inst.scenarios.index(payload["scenario"])
-    both, cost = replay(cfg, inst, held, s, alone=False)
-    alone, alone_cost = replay(cfg, inst, held, s, alone=True)
+    both, cost = replay(cfg, inst, held, taken, s, alone=False)
+    alone, alone_cost = replay(cfg, inst, held, taken, s, alone=True)
     T, P, M = both["release"].shape
     t, p, m = (a.ravel() for a in np.meshgrid(np.arange(T), np.arange(P), np.arange(M), indexing="ij"))
     g = inst.shortfall[s].transpose(2, 0, 1)  # (T, P, M)
@@ -109,7 +116,7 @@ def simulate_scenario(payload: dict[str, Any]) -> dict[str, Any]:
         "participant": np.array(inst.participants, dtype=object)[p],
         "mineral": np.array(inst.minerals, dtype=object)[m],
         "shortfall_t": g[t, p, m],
-        **{f"{k}_t": both[k][t, p, m] for k in ("release", "lent", "borrowed", "unmet", "inventory")},
+        **{f"{k}_t": both[k][t, p, m] for k in ("release", "lent", "borrowed", "offtake", "unmet", "inventory")},
         "alone_release_t": alone["release"][t, p, m],
         "alone_unmet_t": alone["unmet"][t, p, m],
     }
@@ -134,7 +141,7 @@ def simulate_run(
     from .study import parallel_map
 
     run_dir = Path(run_dir)
-    cfg, inst, _ = _run(str(run_dir))
+    cfg, inst, _, _ = _run(str(run_dir))
     names = list(scenarios) if scenarios else [n for i, n in enumerate(inst.scenarios) if inst.shortfall[i].any()]
     unknown = [n for n in names if n not in inst.scenarios]
     if unknown:

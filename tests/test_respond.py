@@ -192,7 +192,7 @@ def test_rolling_simulation_is_never_below_the_clairvoyant_cost(tmp_path):
     e = m["expected"]
     assert e["rolling_cost_usd"] == pytest.approx(sum(r["probability"] * r["rolling_cost_usd"] for r in m["scenarios"]))
     # applied flows: demand balance and stock never below the floor
-    assert np.allclose(table.release_t + table.borrowed_t + table.unmet_t, table.shortfall_t)
+    assert np.allclose(table.release_t + table.borrowed_t + table.offtake_t + table.unmet_t, table.shortfall_t)
     held = run.tables()["holdings.csv"].set_index("participant").holding_t
     us = table[table.participant == "US"]
     assert (us.inventory_t >= 0.1 * held["US"] - 1e-9).all()  # US reserve_floor 0.1
@@ -260,3 +260,26 @@ def test_inventory_from_a_run_takes_its_holdings(tmp_path, cfg_path):
     missing = state_file(tmp_path, cfg_path, inventory={"from_run": "nowhere"})
     res = CliRunner().invoke(cli, ["respond", str(missing), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "inventory.from_run: " in res.output and "not a run folder" in res.output
+
+
+def test_committed_offtake_keeps_arriving_during_the_disruption(tmp_path):
+    """A run that takes offtake: the response and the replay count it before any release."""
+    data = tiny()
+    data["projects"] = [
+        {"name": "ally", "host": "AU", "mineral": "cobalt", "capacity_t_per_year": 200, "floor_price_usd_per_t": 101}
+    ]
+    run = solve_dict(tmp_path, data, "tiny").write(tmp_path / "run")
+    taken = pd.read_csv(run / "offtake.csv").offtake_t_per_year.sum()
+    assert taken > 0
+    cfg = write_config(tmp_path / "tiny.yaml", data)
+    sit = resolve_state(state_file(tmp_path, cfg, inventory={"from_run": "run"}))
+    assert sit.offtake.sum() * 1.0 == pytest.approx(taken)  # units of 1 t
+    out = write_response(respond(sit), sit, tmp_path / "out")
+    assert check_response(out) == []
+    orders = pd.read_csv(out / "orders.csv")
+    assert orders.offtake_t.sum() == pytest.approx(taken * 73 / 365)  # one period of 73 days
+    table, m = simulate_run(run, workers=1)
+    assert table.offtake_t.sum() > 0
+    assert np.allclose(table.release_t + table.borrowed_t + table.offtake_t + table.unmet_t, table.shortfall_t)
+    for r in m["scenarios"]:
+        assert r["rolling_cost_usd"] >= r["clairvoyant_cost_usd"] - 1e-6 * max(1.0, r["clairvoyant_cost_usd"])

@@ -48,6 +48,11 @@ class State(StrictModel):
         description="Possible continuations (shocks from period k+1 on) with probabilities summing to 1; "
         "absent: the config's scenarios whose periods 1..k match the history, probabilities renormalised.",
     )
+    offtake: dict[Name, dict[Name, NonNeg]] | None = Field(
+        None,
+        description="Tonnes a year each participant takes from allied projects (participant -> project); "
+        "absent: the run's, with inventory from_run, else none.",
+    )
     lent_so_far: dict[str, dict[Name, NonNeg]] | None = Field(
         None, description="Tonnes already lent in periods 1..k-1 per arc 'FROM->TO' and mineral."
     )
