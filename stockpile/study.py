@@ -456,6 +456,11 @@ def run_study(
     try:
         run_cases(cases, out, results, workers, scheduler, progress)
     finally:
+        # a worker writes its case folder before the parent hears of it: an interrupt in between
+        # leaves a finished case on disk that results do not hold yet, and it belongs in the table
+        for c in cases:
+            if c.name not in results and (done := finished_summary(out, c)) is not None:
+                results[c.name] = (done, None)
         rows = [study_row(c, *results[c.name]) for c in cases if c.name in results]
         if rows:
             write_table(out, rows)
