@@ -142,7 +142,16 @@ def offtake_first(inst: Instance, lm: LinearModel, x: np.ndarray) -> np.ndarray:
     p, m = fb.coords["p"], fb.coords["m"]
     r_col = rb.start + np.searchsorted(inst.axes.key(rb.coords, tuple("spmt")), inst.axes.key(fb.coords, tuple("spmt")))
     served = x[fb.index]
-    move = np.clip(np.minimum(x[r_col], per_period[p, m] - served), 0.0, None)
+    eb = lm.var_blocks["e"]  # offtake lent onward from the same (s, p, m, t) uses it up too
+    giver = {**eb.coords, "p": inst.arc_from[eb.coords["a"]]}
+    spmt = tuple("spmt")
+    own_keys = inst.axes.key(fb.coords, spmt)
+    order = np.argsort(own_keys)
+    at = np.searchsorted(own_keys[order], inst.axes.key(giver, spmt))
+    found = (at < own_keys.size) & (own_keys[order][np.minimum(at, own_keys.size - 1)] == inst.axes.key(giver, spmt))
+    lent_on = np.zeros(fb.size)
+    np.add.at(lent_on, order[at[found]], x[eb.index][found])
+    move = np.clip(np.minimum(x[r_col], per_period[p, m] - served - lent_on), 0.0, None)
     out = x.copy()
     out[fb.index] = served + move
     out[r_col] = x[r_col] - move

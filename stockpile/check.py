@@ -171,7 +171,8 @@ def shortfall(cfg: dict) -> dict[tuple[str, str, str, int], float]:
 
 
 def lending_flows(r: Run) -> tuple[list[Violation], dict, dict]:
-    """Arcs and minerals allowed, non-negative, lending max_share; totals by giver and receiver cell."""
+    """Arcs and minerals allowed, non-negative, lending max_share (of stock); totals by giver (stock,
+    and offtake lent onward under ("offtake", ...)) and by receiver cell (both)."""
     tol, bad = r.tol, []
     arcs = {(a["from"], a["to"]): a for a in r.cfg["lending"]}
     lent_by: dict[tuple, float] = defaultdict(float)
@@ -186,9 +187,12 @@ def lending_flows(r: Run) -> tuple[list[Violation], dict, dict]:
             continue
         if row.lent_t < -tol:
             bad.append(Violation("non-negative", where, f"lent_t = {row.lent_t}"))
-        lent_by[row.scenario, row["from"], row.mineral, row.period] += row.lent_t
         borrowed_by[row.scenario, row["to"], row.mineral, row.period] += row.lent_t
-        arc_total[row.scenario, row["from"], row["to"], row.mineral] += row.lent_t
+        if row.get("source", "stock") == "offtake":  # offtake lent onward: not the lender's stock
+            lent_by["offtake", row.scenario, row["from"], row.mineral, row.period] += row.lent_t
+        else:
+            lent_by[row.scenario, row["from"], row.mineral, row.period] += row.lent_t
+            arc_total[row.scenario, row["from"], row["to"], row.mineral] += row.lent_t
         r.costs["expected_lending_usd"] += prob[row.scenario] * arc["cost_usd_per_t"] * row.lent_t
         r.recourse[row.scenario] += arc["cost_usd_per_t"] * row.lent_t
     for (s, a, b, m), total in arc_total.items():
@@ -225,9 +229,15 @@ def check_schedule(r: Run) -> Iterator[Violation]:
         if not _close(row.release_t + row.borrowed_t + served + row.unmet_t, row.shortfall_t, row.shortfall_t):
             yield Violation("demand balance", where, "release + borrowed + offtake + unmet != shortfall")
         cap = r.offtake_per_period.get((p, m), 0.0)
-        if not -tol * max(1.0, cap) <= served <= min(cap, row.shortfall_t) + tol * max(1.0, cap):
-            yield Violation("offtake", where, f"offtake_t {served:g} outside [0, min(shortfall, {cap:g} t committed)]")
-        if served < min(cap, row.shortfall_t) - tol * max(1.0, cap) and row.release_t > tol * max(1.0, r.x[p, m]):
+        onward = getattr(row, "offtake_lent_t", 0.0)
+        if not -tol * max(1.0, cap) <= served <= row.shortfall_t + tol * max(1.0, cap):
+            yield Violation("offtake", where, f"offtake_t {served:g} outside [0, shortfall]")
+        if served + onward > cap + tol * max(1.0, cap):
+            yield Violation("offtake", where, f"offtake used {served:g} + lent {onward:g} t > {cap:g} t committed")
+        if not _close(onward, lent_by.get(("offtake", *key), 0.0)):
+            yield Violation("lending total", where, "offtake_lent_t != lending.csv (source offtake)")
+        room = min(cap - onward, row.shortfall_t)
+        if served < room - tol * max(1.0, cap) and row.release_t > tol * max(1.0, r.x[p, m]):
             yield Violation("offtake first", where, "stock released while committed offtake is left unused")
         if not _close(row.lent_t, lent_by.get(key, 0.0)):
             yield Violation("lending total", where, f"lent_t {row.lent_t:g} != lending.csv {lent_by.get(key, 0.0):g}")
@@ -247,7 +257,7 @@ def check_schedule(r: Run) -> Iterator[Violation]:
         r.recourse[s] += cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
     for missing in set(g) - seen:
         yield Violation("schedule rows", "schedule.csv", f"no row for shortfall at {missing}")
-    for missing in set(lent_by) - seen:
+    for missing in {k[1:] if k[0] == "offtake" else k for k in lent_by} - seen:
         yield Violation("schedule rows", "schedule.csv", f"no row for lending at {missing}")
 
 
@@ -463,6 +473,7 @@ def check_response(folder: str | Path, tol: float = 1e-6) -> list[Violation]:
         if not _close(r.release_t + r.borrowed_t + served + r.unmet_t, r.shortfall_t, scale, tol):
             out.append(Violation("demand", where, "release + borrowed + offtake + unmet != shortfall"))
         arriving = float(st.get("offtake_per_period", {}).get(r.participant, {}).get(r.mineral, 0.0))
+        served += getattr(r, "offtake_lent_t", 0.0)  # used here or lent onward
         if served > arriving + tol * max(1.0, arriving):
             out.append(Violation("offtake", where, f"offtake {served:g} t > {arriving:g} t arriving a period"))
         if min(r.release_t, r.lent_t, r.borrowed_t, r.unmet_t) < -tol * scale:
@@ -492,15 +503,17 @@ def check_response(folder: str | Path, tol: float = 1e-6) -> list[Violation]:
             continue
         before = float(st["lent_so_far"].get(f"{fr}->{to}", {}).get(m, 0.0))
         cap = float(arc.get("max_share", 1.0)) * held(fr, m)
-        if g.lent_t.sum() + before > cap + tol * max(1.0, cap):
+        from_stock = g[g.get("source", pd.Series("stock", index=g.index)) != "offtake"].lent_t.sum()
+        if from_stock + before > cap + tol * max(1.0, cap):
             out.append(
                 Violation("lending", f"{c} {fr}->{to} {m}", f"{g.lent_t.sum() + before:g} t > max_share cap {cap:g} t")
             )
         fees[c] += float(arc.get("cost_usd_per_t", 0.0)) * g.lent_t.sum()
     for c, g in cont.groupby("continuation"):
         sums = lend[lend.continuation == c]
-        for who, col in (("from", "lent_t"), ("to", "borrowed_t")):
-            got = sums.groupby([who, "mineral", "period"]).lent_t.sum()
+        stock = sums[sums.get("source", pd.Series("stock", index=sums.index)) != "offtake"]
+        for who, col, rows in (("from", "lent_t", stock), ("to", "borrowed_t", sums)):
+            got = rows.groupby([who, "mineral", "period"]).lent_t.sum()
             want = g.set_index(["participant", "mineral", "period"])[col]
             want = want[want.abs() > tol]
             if not all(_close(got.get(i, 0.0), v, max(1.0, v), tol) for i, v in want.items()):

@@ -663,9 +663,12 @@ def define_cvar(b: Builder, ctx: Context) -> None:
     b.add_terms(rows, np.full(rows.size, eta[0]), 1.0)
     row_of = np.full(len(inst.scenarios), -1)
     row_of[scen] = rows
-    cells, lend = ctx.cells, b.var_blocks["l"]
+    cells = ctx.cells
     b.add_terms(row_of[cells.s], b.var_blocks["u"].index, -inst.shortfall_cost[cells.m] / unit)
-    b.add_terms(row_of[lend.coords["s"]], lend.index, -inst.arc_cost[lend.coords["a"]] / unit)
+    for name in ("l", "e"):  # lending of stock, and of offtake where the config has projects
+        if name in b.var_blocks:
+            lend = b.var_blocks[name]
+            b.add_terms(row_of[lend.coords["s"]], lend.index, -inst.arc_cost[lend.coords["a"]] / unit)
 
 
 def define_offtake(b: Builder, ctx: Context) -> None:
@@ -716,11 +719,14 @@ def define_offtake(b: Builder, ctx: Context) -> None:
 
 
 def define_offtake_use(b: Builder, ctx: Context) -> None:
-    """Offtake serves the taker's shortfall in every scenario: it comes from an allied source,
-    so no shock cuts it. f_spmt >= 0 on every cell of a mineral some project produces:
-        r + sum l_in + f + u = g          (a term of the demand row)
-        f_spmt <= g_spmt,  f_spmt - (Delta / 365) sum_{j of m} u_j o_pj <= 0   (offtake row)
-    No cost: the offtake is paid in the first stage. It is not lent onward.
+    """Offtake serves shortfall in every scenario: it comes from an allied source, so no shock
+    cuts it. On every cell of a mineral some project produces, f_spmt >= 0 is the taker's own
+    use; on the lending arcs that may carry the mineral, e_{s,a,m,t} >= 0 lends offtake onward
+    (labelled, like lending, by the receiver's cell and the arc; the receiver pays the arc's fee):
+        r + sum l_in + sum e_in + f + u = g                        (terms of the demand row)
+        f_spmt + sum_{a from p} e_{s,a,m,t} <= (Delta / 365) sum_{j of m} u_j o_pj   (offtake row)
+        f <= g;  e <= g of the receiver
+    Offtake lent onward is not stock: it moves neither the lender's floor, rate nor max_share.
     """
     inst, cells = ctx.inst, ctx.cells
     if len(inst.projects) == 0:
@@ -728,15 +734,32 @@ def define_offtake_use(b: Builder, ctx: Context) -> None:
     served = np.zeros(len(inst.minerals), dtype=bool)
     served[inst.proj_m] = True
     idx = np.nonzero(served[cells.m])[0]
-    coords = {k: v[idx] for k, v in cells.coords.items()}
-    f = b.add_vars("f", coords, PAIR, lb=0.0, ub=cells.g[idx])
-    b.add_terms(b.row_blocks["demand"].index[idx], f, 1.0)
-    rows = b.add_rows("offtake", coords, PAIR, lb=-np.inf, ub=0.0)
-    b.add_terms(rows, f, 1.0)
+    own = {k: v[idx] for k, v in cells.coords.items()}
+    demand = b.row_blocks["demand"].index
+    f = b.add_vars("f", own, PAIR, lb=0.0, ub=cells.g[idx])
+    b.add_terms(demand[idx], f, 1.0)
+    keep = served[cells.m[cells.lend_cell]]
+    c, arc = cells.lend_cell[keep], cells.lend_arc[keep]
+    fee = inst.prob[cells.s[c]] * inst.arc_cost[arc]
+    w = inst.cvar_weight
+    e = b.add_vars(
+        "e",
+        {**{k: v[c] for k, v in cells.coords.items()}, "a": arc},
+        PAIR,
+        lb=0.0,
+        ub=cells.g[c],
+        costs={CostKind.LENDING: fee} | ({CostKind.RISK: -w * fee} if w > 0 else {}),
+    )
+    b.add_terms(demand[c], e, 1.0)
+    giver = {"s": cells.s[c], "p": inst.arc_from[arc], "m": cells.m[c], "t": cells.t[c]}
+    both = {k: np.concatenate([own[k], giver[k]]) for k in "spmt"}
+    keys, inv = inst.axes.unique(both, ("s", "p", "m", "t"))
+    rows = b.add_rows("offtake", keys, PAIR, lb=-np.inf, ub=0.0)
+    b.add_terms(rows[inv], np.concatenate([f, e]), 1.0)
     o = b.var_blocks["o"]
     for jj in range(len(inst.projects)):  # projects are few: one vectorised term set each
-        mine = np.nonzero(coords["m"] == inst.proj_m[jj])[0]
-        col = o.start + inst.axes.key({"p": coords["p"][mine], "j": np.full(mine.size, jj)}, ("p", "j"))
+        mine = np.nonzero(keys["m"] == inst.proj_m[jj])[0]
+        col = o.start + inst.axes.key({"p": keys["p"][mine], "j": np.full(mine.size, jj)}, ("p", "j"))
         b.add_terms(rows[mine], col, -inst.period_days / DAYS_PER_YEAR * inst.proj_lot[jj])
 
 
@@ -746,7 +769,7 @@ def define_orders(b: Builder, ctx: Context) -> None:
     The orders of the first K = shared_periods periods are decided before anyone knows which
     continuation (scenario) follows, so they are first-stage variables, the same in all:
         r_spmt = o_pmt               (release order; t < K)
-        l_{s,p,m,t,a} = o^l_{amt}    (lending order on arc a; t < K)
+        l_{s,p,m,t,a} = o^l_{amt}    (lending order on arc a; t < K; and e, offtake lent onward)
     Every continuation shares the known shortfall of those periods (the history), so each
     (p, m, t < K) with a cell has one in every scenario. No cost: r, u and l keep theirs.
     The orders are one more family of the master; no method needs to know about them.
@@ -755,7 +778,9 @@ def define_orders(b: Builder, ctx: Context) -> None:
     if K <= 0:
         return
     axes = ctx.inst.axes
-    for var, dims in (("r", ("p", "m", "t")), ("l", ("a", "m", "t"))):
+    for var, dims in (("r", ("p", "m", "t")), ("l", ("a", "m", "t")), ("e", ("a", "m", "t"))):
+        if var not in b.var_blocks:
+            continue
         blk = b.var_blocks[var]
         early = blk.coords["t"] < K
         keys, inv = axes.unique({k: v[early] for k, v in blk.coords.items()}, dims)

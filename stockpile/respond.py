@@ -314,10 +314,10 @@ def solve_response(sit: Situation, alone: bool = False, clairvoyant: bool = Fals
     return Outcome(out.status, inst, plan, q, unmet, str(out.solver))
 
 
-def period_orders(o: Outcome, arcs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The first period's release (P, M), unmet (P, M), lending (arcs, M) on the config's arcs
-    (none when the response was solved alone) and offtake served (P, M): the same in every
-    continuation, read from one."""
+def period_orders(o: Outcome, arcs: int) -> tuple[np.ndarray, ...]:
+    """The first period's release (P, M), unmet (P, M), stock lent (arcs, M) on the config's
+    arcs (none when the response was solved alone), offtake served (P, M) and offtake lent onward
+    (arcs, M): the same in every continuation, read from one."""
     inst, plan = o.inst, o.plan
     P, M = len(inst.participants), len(inst.minerals)
     c, lc = plan.cells, plan.lending
@@ -327,21 +327,24 @@ def period_orders(o: Outcome, arcs: int) -> tuple[np.ndarray, np.ndarray, np.nda
     np.add.at(release, (c["p"][sel], c["m"][sel]), plan.release[sel])
     np.add.at(unmet, (c["p"][sel], c["m"][sel]), plan.unmet[sel])
     np.add.at(served, (c["p"][sel], c["m"][sel]), plan.offtake[sel])
-    lent = np.zeros((arcs, M))
-    lsel = (lc["t"] == 0) & (lc["s"] == one)
+    lent, onward = np.zeros((arcs, M)), np.zeros((arcs, M))
     if inst.arc_from.size:
-        np.add.at(lent, (lc["a"][lsel], lc["m"][lsel]), plan.lend[lsel])
-    return release, unmet, lent, served
+        for out, coords, values in ((lent, lc, plan.lend), (onward, plan.onward_coords, plan.onward)):
+            lsel = (coords["t"] == 0) & (coords["s"] == one)
+            np.add.at(out, (coords["a"][lsel], coords["m"][lsel]), values[lsel])
+    return release, unmet, lent, served, onward
 
 
 def orders_table(sit: Situation, o: Outcome) -> pd.DataFrame:
     """Period k's orders per (participant, mineral) with shortfall or lending: one row each."""
     inst = sit.inst
-    release, unmet, lent, served = period_orders(o, inst.arc_from.size)
+    release, unmet, stock_lent, served, onward = period_orders(o, inst.arc_from.size)
+    lent = stock_lent + onward  # an order to lend, from stock or from offtake
     short = sit.history[:, :, -1]
-    given, got = np.zeros_like(release), np.zeros_like(release)
+    given, got, stock_given = np.zeros_like(release), np.zeros_like(release), np.zeros_like(release)
     np.add.at(given, inst.arc_from, lent)
     np.add.at(got, inst.arc_to, lent)
+    np.add.at(stock_given, inst.arc_from, stock_lent)
     p, m = np.nonzero((short > 0) | (given > 0))
     table = pd.DataFrame(
         {
@@ -355,7 +358,7 @@ def orders_table(sit: Situation, o: Outcome) -> pd.DataFrame:
             "offtake_t": served[p, m],
             "unmet_t": unmet[p, m],
             "inventory_t": sit.inventory[p, m],
-            "inventory_after_t": sit.inventory[p, m] - release[p, m] - given[p, m],
+            "inventory_after_t": sit.inventory[p, m] - release[p, m] - stock_given[p, m],
             "holding_t": sit.holding[p, m],
         }
     )

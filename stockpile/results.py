@@ -47,6 +47,7 @@ SCHEDULE_COLUMNS = [
     "lent_t",
     "borrowed_t",
     "offtake_t",
+    "offtake_lent_t",
     "unmet_t",
     "inventory_t",
 ]
@@ -67,7 +68,7 @@ COVERAGE_COLUMNS = [
 ]
 # the parts of coverage by source, each expected the same way in expected_coverage.csv
 SOURCES = ["own_t", "borrowed_t", "offtake_t", "own_coverage_days", "borrowed_coverage_days", "offtake_coverage_days"]
-LENDING_COLUMNS = ["scenario", "from", "to", "mineral", "period", "lent_t"]
+LENDING_COLUMNS = ["scenario", "from", "to", "mineral", "period", "lent_t", "source"]
 EXPECTED_COVERAGE_COLUMNS = [
     "participant",
     "mineral",
@@ -118,6 +119,13 @@ class Plan:
     lending: dict[str, np.ndarray]  # s, p (receiver), m, t, a of each lending variable
     offtake: np.ndarray  # per cell: the shortfall offtake serves (0 where no project produces)
     offtake_units: np.ndarray  # (P, J) units of offtake committed
+    onward: np.ndarray  # per onward variable: offtake lent on an arc
+    onward_coords: dict[str, np.ndarray]  # s, p (receiver), m, t, a of each
+
+    def all_lending(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Stock lent and offtake lent onward together: what the receivers get and pay fees on."""
+        c = {k: np.concatenate([self.lending[k], self.onward_coords[k]]) for k in self.lending}
+        return c, np.concatenate([self.lend, self.onward])
 
 
 def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
@@ -128,11 +136,25 @@ def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
     cells = {k: vb["r"].coords[k] for k in "spmt"}
     served = np.zeros(vb["r"].size)
     units = np.zeros((len(inst.participants), len(inst.projects)))
+    onward, onward_coords = np.zeros(0), {k: v[:0] for k, v in vb["l"].coords.items()}
     if "f" in vb:  # f lies on a subset of the cells, in the same (key) order
         keys = inst.axes.key(cells, tuple("spmt"))
         served[np.searchsorted(keys, inst.axes.key(vb["f"].coords, tuple("spmt")))] = vb["f"].values(x)
         units = vb["o"].values(x).reshape(units.shape)
-    return Plan(x, lots, vb["r"].values(x), vb["u"].values(x), vb["l"].values(x), cells, vb["l"].coords, served, units)
+        onward, onward_coords = vb["e"].values(x), vb["e"].coords
+    return Plan(
+        x,
+        lots,
+        vb["r"].values(x),
+        vb["u"].values(x),
+        vb["l"].values(x),
+        cells,
+        vb["l"].coords,
+        served,
+        units,
+        onward,
+        onward_coords,
+    )
 
 
 def clean(values: np.ndarray) -> np.ndarray:
@@ -180,9 +202,9 @@ def check_objective(solver_objective: float, breakdown_total: float, shift: floa
 
 def scenario_recourse(inst: Instance, plan: Plan) -> np.ndarray:
     """Q_s per scenario: the cost of its unmet shortfall and of its lending fees (not weighted by pi_s)."""
-    c, lc = plan.cells, plan.lending
+    c, (lc, lent) = plan.cells, plan.all_lending()
     q = np.bincount(c["s"], inst.shortfall_cost[c["m"]] * plan.unmet, len(inst.scenarios))
-    return q + np.bincount(lc["s"], inst.arc_cost[lc["a"]] * plan.lend, len(inst.scenarios))
+    return q + np.bincount(lc["s"], inst.arc_cost[lc["a"]] * lent, len(inst.scenarios))
 
 
 def var_cvar(q: np.ndarray, prob: np.ndarray, alpha: float) -> tuple[float, float]:
@@ -230,7 +252,8 @@ class Flows:
     borrowed: np.ndarray
     unmet: np.ndarray
     inventory: np.ndarray
-    offtake: np.ndarray
+    offtake: np.ndarray  # own use of offtake
+    offtake_lent: np.ndarray  # offtake lent onward (not stock: the inventory does not move)
 
 
 def flows(inst: Instance, plan: Plan) -> Flows:
@@ -241,16 +264,20 @@ def flows(inst: Instance, plan: Plan) -> Flows:
     keys = axes.key(pairs, ("s", "m"))
     dl = np.searchsorted(keys, axes.key(lc, ("s", "m")))  # every lending variable sits on a cell
     shape = (keys.size, len(inst.participants), inst.periods)
-    short, rel, lent, bor, unmet, off = (np.zeros(shape) for _ in range(6))
+    short, rel, lent, bor, unmet, off, off_lent = (np.zeros(shape) for _ in range(7))
     short[d, c["p"], c["t"]] = inst.shortfall[c["s"], c["p"], c["m"], c["t"]]
     rel[d, c["p"], c["t"]] = plan.release
     unmet[d, c["p"], c["t"]] = plan.unmet
     off[d, c["p"], c["t"]] = plan.offtake
+    oc = plan.onward_coords
+    de = np.searchsorted(keys, axes.key(oc, ("s", "m")))
+    np.add.at(bor, (de, oc["p"], oc["t"]), plan.onward)
+    np.add.at(off_lent, (de, inst.arc_from[oc["a"]], oc["t"]), plan.onward)
     np.add.at(bor, (dl, lc["p"], lc["t"]), plan.lend)
     np.add.at(lent, (dl, inst.arc_from[lc["a"]], lc["t"]), plan.lend)
     stock = (inst.initial + inst.lot * plan.lots - inst.drawn)[:, pairs["m"]].T  # (D, P) at the start
     inv = clean(stock[:, :, None] - np.cumsum(rel + lent, axis=-1))
-    return Flows(pairs["s"], pairs["m"], short, rel, lent, bor, unmet, inv, off)
+    return Flows(pairs["s"], pairs["m"], short, rel, lent, bor, unmet, inv, off, off_lent)
 
 
 def early_cover_gaps(inst: Instance, plan: Plan, f: Flows, tol: float = 1e-6) -> np.ndarray:
@@ -305,6 +332,7 @@ def schedule_table(inst: Instance, f: Flows) -> pd.DataFrame:
             "lent_t": f.lent.ravel(),
             "borrowed_t": f.borrowed.ravel(),
             "offtake_t": f.offtake.ravel(),
+            "offtake_lent_t": f.offtake_lent.ravel(),
             "unmet_t": f.unmet.ravel(),
             "inventory_t": f.inventory.ravel(),
         },
@@ -313,9 +341,12 @@ def schedule_table(inst: Instance, f: Flows) -> pd.DataFrame:
 
 
 def lending_table(inst: Instance, plan: Plan) -> pd.DataFrame:
-    """Per-arc lending flows (non-zero only): who lent what to whom, when."""
-    keep = plan.lend > 0
-    lc = {k: v[keep] for k, v in plan.lending.items()}
+    """Per-arc lending flows (non-zero only): who lent what to whom, when, and from what (its
+    stock, or offtake lent onward)."""
+    lc, lent = plan.all_lending()
+    source = np.where(np.arange(lent.size) < plan.lend.size, "stock", "offtake").astype(object)
+    keep = lent > 0
+    lc = {k: v[keep] for k, v in lc.items()}
     parts = np.array(inst.participants, dtype=object)
     return pd.DataFrame(
         {
@@ -324,7 +355,8 @@ def lending_table(inst: Instance, plan: Plan) -> pd.DataFrame:
             "to": parts[inst.arc_to[lc["a"]]],
             "mineral": np.array(inst.minerals, dtype=object)[lc["m"]],
             "period": lc["t"] + 1,
-            "lent_t": plan.lend[keep],
+            "lent_t": lent[keep],
+            "source": source[keep],
         },
         columns=LENDING_COLUMNS,
     )
@@ -436,15 +468,16 @@ def offtake_table(inst: Instance, plan: Plan) -> pd.DataFrame:
 def lending_flows_table(inst: Instance, plan: Plan) -> pd.DataFrame:
     """Expected tonnes and fees per (lender, borrower, mineral) over the scenarios, and the worst one.
 
-    expected_lent_t = sum_s pi_s sum_t l; expected_fees_usd = expected_lent_t * cost_usd_per_t
-    (paid by the borrower); worst_lent_t: the most lent in one scenario (worst_scenario).
+    expected_lent_t = sum_s pi_s sum_t (l + e), stock and offtake lent onward; expected_fees_usd =
+    expected_lent_t * cost_usd_per_t (paid by the borrower); worst_lent_t: the most lent in one
+    scenario (worst_scenario).
     """
-    lc = plan.lending
-    if not plan.lend.size or not (plan.lend > 0).any():
+    lc, lent = plan.all_lending()  # stock and offtake lent onward: the receiver pays both fees
+    if not lent.size or not (lent > 0).any():
         return pd.DataFrame(columns=LENDING_FLOWS_COLUMNS)
     am, inv = inst.axes.unique(lc, ("a", "m"))
     per_s = np.zeros((am["a"].size, len(inst.scenarios)))
-    np.add.at(per_s, (inv, lc["s"]), plan.lend)
+    np.add.at(per_s, (inv, lc["s"]), lent)
     per_s = clean(per_s)
     expected = per_s @ inst.prob
     worst = per_s.argmax(axis=1)  # first scenario (config order) with the most lent

@@ -86,12 +86,12 @@ def replay(
             o = solve_response(sit, alone=alone)
             if not o.status.has_plan:
                 raise NoSolution(f"scenario {inst.scenarios[s]}, period {k}: the response has no solution ({o.status})")
-            release, unmet, lend, out["offtake"][k - 1] = period_orders(o, 0 if alone else A)
+            release, unmet, lend, out["offtake"][k - 1], onward = period_orders(o, 0 if alone else A)
             if not alone:
-                np.add.at(out["lent"][k - 1], inst.arc_from, lend)
-                np.add.at(out["borrowed"][k - 1], inst.arc_to, lend)
+                np.add.at(out["lent"][k - 1], inst.arc_from, lend)  # stock only: it leaves the store
+                np.add.at(out["borrowed"][k - 1], inst.arc_to, lend + onward)
                 lent_so_far += lend
-                cost += float((inst.arc_cost[:, None] * lend).sum())
+                cost += float((inst.arc_cost[:, None] * (lend + onward)).sum())
             out["release"][k - 1], out["unmet"][k - 1] = release, unmet
             inventory = inventory - release - out["lent"][k - 1]
             cost += float((inst.shortfall_cost[None, :] * unmet).sum())

@@ -36,7 +36,8 @@ def _shortfall(cfg, sc, parts, mins, T):
 
 def recourse(cfg, sc, x, offtake=None):
     """Optimal second-stage cost of one scenario for holdings x[p][m] and offtake[p][m] (t a
-    period from allied projects, uncut by the shocks; serves the taker's own shortfall)."""
+    period from allied projects, uncut by the shocks; serves the taker's shortfall or is lent
+    onward on the lending arcs, outside the lender's stock limits)."""
     parts, mins = list(cfg["participants"]), list(cfg["minerals"])
     T = cfg["horizon"]["periods"]
     g = _shortfall(cfg, sc, parts, mins, T)
@@ -65,7 +66,7 @@ def recourse(cfg, sc, x, offtake=None):
                 v("r", i, j, t), v("u", i, j, t), v("I", i, j, t), v("f", i, j, t)
     for k in range(len(arcs)):
         for t in range(T):
-            v("l", k, t)
+            v("l", k, t), v("e", k, t)  # stock lent, and offtake lent onward
     n = len(var)
     c = np.zeros(n)
     for i in range(len(parts)):
@@ -74,7 +75,7 @@ def recourse(cfg, sc, x, offtake=None):
                 c[var["u", i, j, t]] = cfg["minerals"][m]["shortfall_cost_usd_per_t"]
     for k, arc in enumerate(arcs):
         for t in range(T):
-            c[var["l", k, t]] = arc[4]
+            c[var["l", k, t]] = c[var["e", k, t]] = arc[4]
     A_eq, b_eq, A_ub, b_ub = [], [], [], []
     for i, p in enumerate(parts):
         lim = cfg["participants"][p] or {}
@@ -82,7 +83,7 @@ def recourse(cfg, sc, x, offtake=None):
         for j in range(len(mins)):
             for t in range(T):
                 out = [var["r", i, j, t]] + [var["l", k, t] for k, a in enumerate(arcs) if a[0] == i and a[2] == j]
-                inn = [var["l", k, t] for k, a in enumerate(arcs) if a[1] == i and a[2] == j]
+                inn = [var[kind, k, t] for k, a in enumerate(arcs) if a[1] == i and a[2] == j for kind in "le"]
                 row = np.zeros(n)  # inventory balance
                 row[var["I", i, j, t]] = 1
                 row[out] += 1
@@ -105,18 +106,20 @@ def recourse(cfg, sc, x, offtake=None):
                 row[var["I", i, j, t]] = -1
                 A_ub.append(row)
                 b_ub.append(-floor * x[i][j])
+                row = np.zeros(n)  # offtake: own use + lent onward <= what arrives a period
+                row[var["f", i, j, t]] = 1
+                row[[var["e", k, t] for k, a in enumerate(arcs) if a[0] == i and a[2] == j]] = 1
+                A_ub.append(row)
+                b_ub.append(offtake[i][j] if offtake is not None else 0.0)
     for k, a in enumerate(arcs):
         row = np.zeros(n)
         for t in range(T):
             row[var["l", k, t]] = 1
         A_ub.append(row)
         b_ub.append(a[3] * x[a[0]][a[2]])
-    bounds = [(0, None)] * n
-    for (kind, *key), col in var.items():
-        if kind == "f":
-            i, j, _ = key
-            bounds[col] = (0, offtake[i][j] if offtake is not None else 0.0)
-    res = linprog(c, A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=b_eq, bounds=bounds, method="highs")
+    res = linprog(
+        c, A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=b_eq, bounds=[(0, None)] * n, method="highs"
+    )
     assert res.status == 0, res.message
     return res.fun
 
