@@ -441,7 +441,7 @@ def offtake_table(inst: Instance, plan: Plan) -> pd.DataFrame:
     shortfall it serves in expectation (its mineral's offtake split by the taker's tonnes)."""
     units = plan.offtake_units
     p, j = np.nonzero(units > 0)
-    tonnes = units[p, j] * inst.proj_lot[j]
+    tonnes = np.round(units[p, j] * inst.proj_lot[j], 6)  # a micro-tonne: below it is the solver's noise
     subsidy = tonnes * inst.proj_gap[j]
     agreement = inst.proj_fixed[j]
     c = plan.cells
