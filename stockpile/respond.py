@@ -123,7 +123,8 @@ def _pm(tonnes: dict[str, dict[str, float]], inst: Instance, key: str, default: 
     return out, problems
 
 
-def _run_holdings(run: Path, inst: Instance) -> np.ndarray:
+def run_holdings(run: Path, inst: Instance) -> np.ndarray:
+    """A run folder's holdings (P, M) in tonnes, in the instance's order."""
     table = pd.read_csv(run / "holdings.csv", keep_default_na=False)
     held, _ = _pm(
         {p: dict(zip(g.mineral, g.holding_t)) for p, g in table.groupby("participant", sort=False)},
@@ -157,7 +158,7 @@ def resolve_state(path: str | Path) -> Situation:
             problems.append(Problem(("inventory", "from_run"), f"{run} is not a run folder (no holdings.csv)"))
             inventory = zeros
         else:
-            inventory = _run_holdings(run, inst)
+            inventory = run_holdings(run, inst)
             offtake = state.offtake or run_lots(run).get(OFFTAKE_KEY, {})
     else:
         inventory, bad = _pm(state.inventory, inst, "inventory", zeros)
@@ -234,6 +235,13 @@ def _outlook(cfg: Config, state: State, inst: Instance) -> tuple[tuple[tuple[str
         for j, sh in enumerate(sc.shocks):
             if sh.mineral not in inst.minerals:
                 problems.append(Problem(("outlook", i, "shocks", j, "mineral"), "unknown mineral"))
+            if isinstance(sh.loss, dict) and set(inst.participants) - set(sh.loss):
+                missing = ", ".join(sorted(set(inst.participants) - set(sh.loss)))
+                problems.append(
+                    Problem(
+                        ("outlook", i, "shocks", j, "loss"), f"no loss for {missing}: give every participant its share"
+                    )
+                )
             if sh.start <= state.period or sh.start > inst.periods:
                 problems.append(
                     Problem(

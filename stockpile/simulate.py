@@ -31,7 +31,7 @@ from .errors import NoSolution, OptionError
 from .explain import read_run_config, run_lots
 from .instance import Instance, build_instance
 from .outputs import write_csv, write_json
-from .respond import period_orders, situation, solve_response
+from .respond import period_orders, run_holdings, situation, solve_response
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,7 @@ def _run(run_dir: str) -> tuple[Config, Instance, np.ndarray, np.ndarray]:
 
     cfg, _ = read_run_config(Path(run_dir))
     inst = build_instance(cfg)
-    taken = offtake_array(inst, run_lots(Path(run_dir)))
-    table = pd.read_csv(Path(run_dir) / "holdings.csv", keep_default_na=False)
-    held = np.zeros((len(inst.participants), len(inst.minerals)))
-    p = table.participant.map(inst.participants.index).to_numpy()
-    m = table.mineral.map(inst.minerals.index).to_numpy()
-    held[p, m] = table.holding_t.to_numpy()
-    return cfg, inst, held, taken
+    return cfg, inst, run_holdings(Path(run_dir), inst), offtake_array(inst, run_lots(Path(run_dir)))
 
 
 def replay(
