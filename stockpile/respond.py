@@ -28,7 +28,7 @@ from .config import Config, Problem, load_config
 from .config.loader import Document
 from .config.state import FromRun, State, load_state
 from .enums import Status
-from .errors import ConfigError, NoSolution
+from .errors import ConfigError, NoSolution, did_you_mean
 from .explain import run_lots
 from .instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance, without_lending
 from .model import build_model
@@ -189,7 +189,8 @@ def resolve_state(path: str | Path) -> Situation:
     history = np.zeros((P, M, k))
     if isinstance(state.history, str):
         if state.history not in inst.scenarios:
-            problems.append(Problem(("history",), f"unknown scenario; expected one of {', '.join(inst.scenarios)}"))
+            hint = did_you_mean(state.history, inst.scenarios) or f"; expected one of {', '.join(inst.scenarios)}"
+            problems.append(Problem(("history",), f"unknown scenario '{state.history}'{hint}"))
         elif k <= T:
             history = inst.shortfall[inst.scenarios.index(state.history), :, :, :k].copy()
     else:

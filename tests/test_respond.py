@@ -283,3 +283,14 @@ def test_committed_offtake_keeps_arriving_during_the_disruption(tmp_path):
     assert np.allclose(table.release_t + table.borrowed_t + table.offtake_t + table.unmet_t, table.shortfall_t)
     for r in m["scenarios"]:
         assert r["rolling_cost_usd"] >= r["clairvoyant_cost_usd"] - 1e-6 * max(1.0, r["clairvoyant_cost_usd"])
+
+
+def test_inventory_in_tonnes_is_not_blamed_on_the_run_form(tmp_path, cfg_path):
+    """inventory is tonnes or {from_run}: a mistake in the tonnes names the tonnes only."""
+    state = state_file(tmp_path, cfg_path, inventory={"US": {"cobalt": -3}})
+    res = CliRunner().invoke(cli, ["respond", str(state), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "inventory.US.cobalt: input should be greater than or equal to 0" in res.output
+    assert "from_run" not in res.output
+    typo = state_file(tmp_path, cfg_path, history="lnog")
+    res = CliRunner().invoke(cli, ["respond", str(typo), "--out", str(tmp_path / "o")])
+    assert "history: unknown scenario 'lnog' (did you mean 'long'?)" in res.output

@@ -100,10 +100,28 @@ def _simplify(errors: list[Any]) -> list[dict]:
         for m in MODEL_TAGS
         if m in e["loc"] and e["type"] != "model_type"
     }
+    # a model branch whose required key is missing was not the form the user wrote (inventory given
+    # as tonnes, not {from_run: ...}): its complaints would only confuse
+    unwritten = {
+        tuple(e["loc"][: e["loc"].index(m) + 1])
+        for e in errors
+        for m in MODEL_TAGS
+        if m in e["loc"] and e["type"] == "missing" and len(e["loc"]) == e["loc"].index(m) + 2
+    }
     for err in errors:
         tags = [p for p in err["loc"] if p in MODEL_TAGS]
         if tags and err["type"] == "model_type":
             continue  # the user wrote the list form
+        if (
+            tags
+            and tuple(err["loc"][: err["loc"].index(tags[0]) + 1]) in unwritten
+            and any(
+                e["loc"][: err["loc"].index(tags[0])] == err["loc"][: err["loc"].index(tags[0])]
+                and tags[0] not in e["loc"]
+                for e in errors
+            )
+        ):
+            continue
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (_BRANCH.match(p) or p in MODEL_TAGS)))
         if err["type"] == "list_type" and loc in model_branch:
             continue  # the user wrote the mapping form
