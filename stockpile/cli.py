@@ -1015,16 +1015,18 @@ def _cost_table(s: dict, lending_flows: Any) -> Any:
     received = lending_flows.groupby("from").expected_fees_usd.sum() if not lending_flows.empty else {}
     offtake = s["costs"].get("offtake_usd", 0.0) > 0
     t = _table(
-        "cost per participant (shortfall and lending fees expected; the borrower pays the fee)",
+        "cost per participant: buy, fixed programme, hold, expected unmet shortfall, lending fees it pays"
+        + (", offtake" if offtake else "")
+        + "; fees in: lending fees it receives",
         "party",
-        "acquire",
+        "buy",
         "fixed",
-        "holding",
-        "shortfall",
-        "fees paid",
+        "hold",
+        "unmet",
+        "fees",
         *(["offtake"] if offtake else []),
         "total",
-        "fees got",
+        "fees in",
     )
     by = s["costs_by_participant"]
     rows = [(p, c, received.get(p, 0.0)) for p, c in by.items()]
