@@ -764,7 +764,7 @@ def generate(participants: int, minerals: int, scenarios: int, periods: int, see
 @click.option("--figures", type=click.Path(file_okay=False), help="Also write every chart as PNG and SVG here.")
 @user_errors
 def report(folder: str, figures: str | None) -> None:
-    """Write report.html for a solve, study or coalition output folder."""
+    """Write report.html for a solve, study, coalition, compare, SAA or respond output folder."""
     from .report import write_report
 
     try:

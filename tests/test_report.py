@@ -26,6 +26,11 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     out = {"solve": checked_solve(load_config(ROOT / "configs" / "us_japan.yaml")).write(tmp / "solve")}
     simulated = CliRunner().invoke(cli, ["simulate", str(out["solve"]), "--workers", "2"])
     assert simulated.exit_code == 0, simulated.output
+    responded = CliRunner().invoke(
+        cli, ["respond", str(ROOT / "configs" / "states" / "ga_ge_month3.yaml"), "--out", str(tmp / "response")]
+    )
+    assert responded.exit_code == 0, responded.output
+    out["response"] = tmp / "response"
     study = tmp / "study.yaml"
     study.write_text(
         yaml.safe_dump(
@@ -132,6 +137,15 @@ def test_compare_and_simulation_report_numbers(runs):
     )
 
 
+def test_response_report_numbers(runs):
+    page = build_report(runs["response"])
+    s = json.loads((runs["response"] / "summary.json").read_text())
+    bars = _data(_chart(page, "How it may go on"))
+    mine = bars[bars.kind == "cost_usd"].set_index("name").usd
+    assert [mine[c["name"]] for c in s["continuations"]] == pytest.approx([c["cost_usd"] for c in s["continuations"]])
+    assert _money(s["expected_cost_usd"]) in page.header
+
+
 def test_report_is_self_contained(runs):
     for folder in runs.values():
         html = write_report(folder).read_text()
@@ -168,7 +182,7 @@ CHROME_FLAGS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["solve", "study", "coalition", "compare"])
+@pytest.mark.parametrize("kind", ["solve", "study", "coalition", "compare", "response"])
 def test_every_chart_renders_in_a_real_browser(runs, kind, tmp_path):
     browser = _chromium()
     if browser is None:
