@@ -33,6 +33,14 @@ def test_benders_offtake(benchmark, size):
     _run(benchmark, config(size, "benders", projects=True), size)
 
 
+@sized()
+def test_benders_cvar(benchmark, size):
+    """The same instances with a CVaR objective (risk.cvar_weight 0.1): what risk aversion adds."""
+    cfg = config(size, "benders").model_copy(deep=True)
+    cfg.risk.cvar_weight = 0.1
+    _run(benchmark, cfg, size)
+
+
 @sized(EXTENSIVE_SIZES)
 @pytest.mark.parametrize("solver", ["highs", "scip"])
 def test_extensive(benchmark, size, solver):
