@@ -19,6 +19,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import os
 import re
 import time
@@ -361,6 +362,8 @@ def dask_client(scheduler: str, workers: int) -> Iterator[Any]:
         from distributed import Client, LocalCluster
     except ImportError:
         raise OptionError("--scheduler needs Dask, which is not installed: pip install 'stockpile[dask]'") from None
+    # Dask sets its own loggers to INFO; they speak only as loudly as stockpile's (-v, --debug)
+    logging.getLogger("distributed").setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
     cluster = (
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         if scheduler == "local"
