@@ -382,6 +382,7 @@ def cost_table(s: dict, flows: pd.DataFrame | None) -> str:
         ("holding", "holding_usd"),
         ("expected shortfall", "expected_shortfall_usd"),
         ("lending fees paid", "expected_lending_usd"),
+        *([("offtake", "offtake_usd")] if s["costs"].get("offtake_usd") else []),
         ("total", "total_usd"),
     ]
     rows = [
@@ -399,8 +400,12 @@ def cost_table(s: dict, flows: pd.DataFrame | None) -> str:
     return "<h2>Who pays what</h2>" + _df_table(df, money_cols=tuple(c for c in df.columns if c != "participant"))
 
 
+# cost parts a run may not have at all (no projects, a risk-neutral objective): shown only when used
+OPTIONAL_COSTS = ("offtake_usd", "risk_premium_usd")
+
+
 def cost_chart(s: dict, parts: list[str]) -> alt.Chart:
-    names = {k: k.removesuffix("_usd").replace("_", " ") for k in s["costs"]}
+    names = {k: k.removesuffix("_usd").replace("_", " ") for k, v in s["costs"].items() if v or k not in OPTIONAL_COSTS}
     rows = [
         {"participant": p, "component": names[k], "usd": v}
         for p, c in (s.get("costs_by_participant") or {}).items()
