@@ -170,8 +170,11 @@ def evaluate_plan(
 
 
 def first_stage_cost(summary: dict[str, Any]) -> float:
-    costs = summary["costs"]
-    return float(costs["acquisition_usd"] + costs["fixed_usd"] + costs["holding_usd"])
+    """The run's plan cost whatever happens (buying, programmes, holding, offtake): the model's
+    first-stage cost kinds, so a new one is counted without a change here."""
+    from .model import FIRST_STAGE_COST_KEYS
+
+    return float(sum(summary["costs"].get(k, 0.0) for k in FIRST_STAGE_COST_KEYS))
 
 
 def evaluate_run(

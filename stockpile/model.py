@@ -77,9 +77,13 @@ class CostKind(StrEnum):
     RISK = "risk_premium"  # w (CVaR - E): what risk aversion adds to the expected cost; shared, no payer
 
     @property
+    def recourse(self) -> bool:
+        """An expected cost of the scenarios' recourse (second stage), not of the plan itself."""
+        return self in (CostKind.SHORTFALL, CostKind.LENDING)
+
+    @property
     def summary_key(self) -> str:
-        expected = self in (CostKind.SHORTFALL, CostKind.LENDING)
-        return f"{'expected_' if expected else ''}{self.value}_usd"
+        return f"{'expected_' if self.recourse else ''}{self.value}_usd"
 
     @property
     def shared(self) -> bool:
@@ -88,6 +92,8 @@ class CostKind(StrEnum):
 
 
 COST_KEYS = [k.summary_key for k in CostKind]
+# what a plan costs whatever happens: buying, programmes, holding, offtake (not recourse, not risk)
+FIRST_STAGE_COST_KEYS = [k.summary_key for k in CostKind if not k.recourse and not k.shared]
 
 
 @dataclass

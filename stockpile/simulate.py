@@ -30,7 +30,7 @@ from .config import Config
 from .errors import NoSolution, OptionError
 from .explain import read_run_config, run_lots
 from .instance import Instance, build_instance
-from .outputs import write_csv, write_json
+from .outputs import FINISHED_FILE, write_csv, write_json
 from .respond import period_orders, run_holdings, situation, solve_response
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,9 @@ SIMULATION_COLUMNS = [
 
 
 @lru_cache(maxsize=2)
-def _run(run_dir: str) -> tuple[Config, Instance, np.ndarray, np.ndarray]:
-    """The run's config, instance, holdings (P, M) and offtake (P, J units), read once per worker."""
+def _run(run_dir: str, stamp: int) -> tuple[Config, Instance, np.ndarray, np.ndarray]:
+    """The run's config, instance, holdings (P, M) and offtake (P, J units), read once per worker
+    and run (stamp: summary.json's mtime, so a folder solved again is read again)."""
     from .api import offtake_array
 
     cfg, _ = read_run_config(Path(run_dir))
@@ -95,7 +96,7 @@ def replay(
 
 def simulate_scenario(payload: dict[str, Any]) -> dict[str, Any]:
     """One scenario, coordinated and alone (runs in a worker)."""
-    cfg, inst, held, taken = _run(payload["run_dir"])
+    cfg, inst, held, taken = _run(payload["run_dir"], payload["stamp"])
     s = inst.scenarios.index(payload["scenario"])
     both, cost = replay(cfg, inst, held, taken, s, alone=False)
     alone, alone_cost = replay(cfg, inst, held, taken, s, alone=True)
@@ -135,13 +136,19 @@ def simulate_run(
     from .study import parallel_map
 
     run_dir = Path(run_dir)
-    cfg, inst, _, _ = _run(str(run_dir))
+    done = run_dir / FINISHED_FILE
+    stamp = done.stat().st_mtime_ns if done.exists() else 0  # _run refuses an unfinished folder
+    cfg, inst, _, _ = _run(str(run_dir), stamp)
     names = list(scenarios) if scenarios else [n for i, n in enumerate(inst.scenarios) if inst.shortfall[i].any()]
     unknown = [n for n in names if n not in inst.scenarios]
     if unknown:
         raise OptionError(f"--scenario {unknown[0]!r}: not a scenario of the run ({', '.join(inst.scenarios)})")
     answers = parallel_map(
-        simulate_scenario, [{"run_dir": str(run_dir), "scenario": n} for n in names], workers, scheduler, progress
+        simulate_scenario,
+        [{"run_dir": str(run_dir), "stamp": stamp, "scenario": n} for n in names],
+        workers,
+        scheduler,
+        progress,
     )
     seer = evaluate_plan(cfg, run_lots(run_dir), cfg.scenario_list, workers=1).set_index("scenario").recourse_usd
     per = []

@@ -17,6 +17,11 @@ from stockpile.generate import generate
 from stockpile.saa import run_saa
 
 SAMPLED = ROOT / "configs" / "us_japan_sampled.yaml"
+# the bundled allied projects with the NdPr floor at $70/kg, where the plan takes offtake
+ALLIED = [
+    {**pr, "floor_price_usd_per_t": 70000} if pr["mineral"] == "rare_earths" else pr
+    for pr in yaml.safe_load((ROOT / "configs" / "fragments" / "allied_projects.yaml").read_text())["projects"]
+]
 
 
 @pytest.mark.parametrize(
@@ -25,8 +30,9 @@ SAMPLED = ROOT / "configs" / "us_japan_sampled.yaml"
         load_config(ROOT / "configs" / "us_japan.yaml"),
         validate(generate(2, 4, 30, 6, seed=3) | {"solver": {"relative_gap": 1e-9}}),
         load_config(SAMPLED, [("scenarios.sample.count", 300)]),
+        load_config(ROOT / "configs" / "us_japan.yaml", [("projects", ALLIED), ("solver.relative_gap", 1e-9)]),
     ],
-    ids=["default", "generated", "sampled"],
+    ids=["default", "generated", "sampled", "offtake"],
 )
 def test_the_runs_own_scenarios_reproduce_its_expected_recourse(tmp_path, cfg):
     result = checked_solve(cfg)
@@ -37,6 +43,8 @@ def test_the_runs_own_scenarios_reproduce_its_expected_recourse(tmp_path, cfg):
     assert m["cvar_recourse_usd"] == pytest.approx(result.summary["cvar_recourse_usd"], rel=1e-7, abs=1e-6)
     assert len(table) == len(cfg.scenario_list)
     assert (table.shortfall_usd + table.lending_usd).tolist() == pytest.approx(table.recourse_usd.tolist())
+    if cfg.projects:  # the plan's offtake is part of its first stage, and of what it is evaluated with
+        assert result.summary["costs"]["offtake_usd"] > 0
 
 
 def test_sampled_evaluation_in_parallel_matches_one_worker(tmp_path):

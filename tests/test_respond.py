@@ -294,3 +294,14 @@ def test_inventory_in_tonnes_is_not_blamed_on_the_run_form(tmp_path, cfg_path):
     typo = state_file(tmp_path, cfg_path, history="lnog")
     res = CliRunner().invoke(cli, ["respond", str(typo), "--out", str(tmp_path / "o")])
     assert "history: unknown scenario 'lnog' (did you mean 'long'?)" in res.output
+
+
+def test_simulate_reads_a_run_solved_again_into_the_same_folder(tmp_path):
+    first = solve_dict(tmp_path, tiny(), "a").write(tmp_path / "run")
+    _, before = simulate_run(first, workers=1)
+    dearer = tiny()
+    dearer["minerals"]["cobalt"]["shortfall_cost_usd_per_t"] = 3000
+    again = solve_dict(tmp_path, dearer, "b").write(tmp_path / "run")
+    _, after = simulate_run(again, workers=1)
+    assert after["expected"]["clairvoyant_cost_usd"] != pytest.approx(before["expected"]["clairvoyant_cost_usd"])
+    assert after["expected"]["rolling_cost_usd"] == pytest.approx(after["expected"]["clairvoyant_cost_usd"], rel=1e-6)
