@@ -15,7 +15,7 @@ import numpy as np
 
 from .backends import SolveOutcome, relative_gap, solve_model
 from .benders import Progress, solve_benders
-from .canonical import canonical_schedule, exact_cvar
+from .canonical import canonical_schedule, exact_cvar, idle_programmes
 from .config import Config, Solver
 from .enums import Allocation, Method, Status
 from .errors import InfeasibleConfig
@@ -125,9 +125,10 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
         )
         return Result(summary.to_dict(), config=cfg.resolved_dict())
     summary = _summary(cfg, sizes, out.status, str(out.solver), **timing)
-    x, saving = canonical_schedule(inst, lm, out.x)
+    x, idle = idle_programmes(inst, lm, out.x)
+    x, saving = canonical_schedule(inst, lm, x)
     x, tail = exact_cvar(inst, lm, x)
-    return assemble(cfg, inst, lm, x, out.objective, out.bound, summary, saving + tail)
+    return assemble(cfg, inst, lm, x, out.objective, out.bound, summary, idle + saving + tail)
 
 
 def allocate(cfg: Config, inst: Instance, progress: Progress | None) -> tuple[Instance, np.ndarray | None, list[str]]:
@@ -201,6 +202,11 @@ def assemble(
     summary.expected_recourse_usd = float(inst.prob @ q)
     summary.var_recourse_usd, summary.cvar_recourse_usd = var_cvar(q, inst.prob, inst.cvar_alpha)
     summary.objective_usd = objective
+    if bound is not None and bound > objective and bound - objective <= schedule_saving + 1e-6 * abs(objective):
+        # what the tidying after the solve saved (an idle programme's fixed cost, a lending fee) lies
+        # within the solver's tolerance of its bound; a bound above a plan in hand bounds nothing
+        log.info("bound %.9g above the tidied plan's %.9g: the plan's cost is the bound", bound, objective)
+        bound = objective
     summary.best_bound_usd = bound
     summary.gap = relative_gap(objective, bound)
     summary.solver_objective_usd = solver_objective

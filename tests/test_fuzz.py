@@ -19,10 +19,14 @@ from hypothesis import strategies as st
 
 from stockpile.cli import cli
 
+# default (the test run, CI): the same 30 examples every run, so a red run is a change, not a draw;
+# `HYPOTHESIS_PROFILE=long` explores (its finds go to tests/data/ as regression tests)
 settings.register_profile(
     "default",
     max_examples=30,
     deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 settings.register_profile(
