@@ -74,6 +74,18 @@ class Instance:
     proj_fixed: np.ndarray  # (J,) USD per agreement
     proj_lot: np.ndarray  # (J,) t/yr per unit of offtake (1: any amount)
     proj_integer: np.ndarray  # (J,) offtake in whole lots
+    # the build-up over fiscal years (horizon.years Y; Y = 1: every lot bought at once). The one-year
+    # fields above are then the whole build-up's view: price of year 1, budget and max_acquisition
+    # summed over the years, min_days the largest yearly target, storage the last year's
+    years: int = 1
+    discount: np.ndarray = field(default_factory=lambda: np.ones(1))  # (Y,) (1 + r)^-(y-1)
+    scen_year: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (S,) 0-based year it strikes
+    carryover: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (P,) unspent budget carries over
+    price_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))  # (M, Y) USD/t
+    budget_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))  # (P, Y) USD, inf = none
+    storage_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))  # (P, Y) t, inf = none
+    acquisition_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 1)))  # (P, M, Y) t, inf = none
+    min_days_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 1)))  # (P, M, Y) days
     shared_periods: int = 0  # the first periods' orders are the same in every scenario (non-anticipative)
     cvar_alpha: float = 0.9
     cvar_weight: float = 0.0
@@ -88,6 +100,15 @@ class Instance:
             "periods": self.periods,
             "lending_arcs": int(self.arc_from.size),
         }
+
+    @property
+    def scen_discount(self) -> np.ndarray:
+        """(S,) the discount of each scenario's recourse: that of the year it strikes in."""
+        return self.discount[self.scen_year]
+
+    def holding_by_year(self, bought: np.ndarray) -> np.ndarray:
+        """x_pmy = initial_t + lot_t * sum_{y' <= y} n_pmy' (P, M, Y) from lots bought each year (P, M, Y)."""
+        return self.initial[:, :, None] + self.lot[None, :, None] * np.cumsum(bought, axis=-1)
 
     @property
     def arc_names(self) -> tuple[str, ...]:
@@ -105,6 +126,7 @@ class Instance:
                 "t": self.periods,
                 "a": int(self.arc_from.size),
                 "j": len(self.projects),
+                "y": self.years,
             }
         )
 
@@ -211,13 +233,22 @@ def build_instance(cfg: Config) -> Instance:
     mins = [cfg.minerals[m] for m in M]
     T = cfg.horizon.periods
 
-    def per_pm(key: str, default: float) -> np.ndarray:
-        cols = [cfg.per_participant(getattr(mn, key), default) for mn in mins]
-        return np.array(cols, dtype=float).T.reshape(len(P), len(M))
+    Y = cfg.horizon.years
 
-    consumption = per_pm("consumption_t_per_year", 0.0)
+    def per_pm(key: str, default: float) -> np.ndarray:
+        """(P, M, Y): a per-participant field, each value spread over the years (yearly fields)."""
+        cols = [[by_year(v, Y) for v in cfg.per_participant(getattr(mn, key), default)] for mn in mins]
+        return np.array(cols, dtype=float).transpose(1, 0, 2).reshape(len(P), len(M), Y)
+
+    consumption = per_pm("consumption_t_per_year", 0.0)[..., 0]
 
     parts = [cfg.participants[p] for p in P]
+    price = np.array([by_year(mn.price_usd_per_t, Y) for mn in mins], dtype=float).reshape(len(M), Y)
+    budget = np.array([by_year(INF if q.budget_usd is None else q.budget_usd, Y) for q in parts], dtype=float)
+    storage = np.array(
+        [by_year(INF if q.storage_capacity_t is None else q.storage_capacity_t, Y) for q in parts], dtype=float
+    )
+    acquisition, min_days = per_pm("max_acquisition_t", INF), per_pm("min_days", 0.0)
     arcs = cfg.lending
     arc_minerals = np.zeros((len(arcs), len(M)), dtype=bool)
     for a, arc in enumerate(arcs):
@@ -235,17 +266,17 @@ def build_instance(cfg: Config) -> Instance:
         periods=T,
         period_days=float(cfg.horizon.period_days),
         holding_years=float(cfg.horizon.holding_years),
-        price=np.array([mn.price_usd_per_t for mn in mins], dtype=float),
+        price=price[:, 0],
         holding_cost=np.array([mn.holding_cost_usd_per_t_year for mn in mins], dtype=float),
         lot=np.array([mn.lot_t for mn in mins], dtype=float),
         shortfall_cost=np.array([mn.shortfall_cost_usd_per_t for mn in mins], dtype=float),
         consumption=consumption,
-        initial=per_pm("initial_t", 0.0),
-        fixed_cost=per_pm("fixed_cost_usd", 0.0),
-        max_acquisition=per_pm("max_acquisition_t", INF),
-        min_days=per_pm("min_days", 0.0),
-        budget=np.array([INF if q.budget_usd is None else q.budget_usd for q in parts], dtype=float),
-        storage=np.array([INF if q.storage_capacity_t is None else q.storage_capacity_t for q in parts], dtype=float),
+        initial=per_pm("initial_t", 0.0)[..., 0],
+        fixed_cost=per_pm("fixed_cost_usd", 0.0)[..., 0],
+        max_acquisition=acquisition.sum(axis=-1),
+        min_days=min_days.max(axis=-1),
+        budget=budget.sum(axis=-1),
+        storage=storage[:, -1],
         release_rate=np.array([q.release_rate_max for q in parts], dtype=float),
         reserve_floor=np.array([q.reserve_floor for q in parts], dtype=float),
         arc_from=np.array([p_of[a.from_] for a in arcs], dtype=np.int64),
@@ -257,16 +288,30 @@ def build_instance(cfg: Config) -> Instance:
         drawn=np.zeros((len(P), len(M))),
         arc_lent=np.zeros((len(arcs), len(M))),
         **_projects(cfg, m_of),
+        years=Y,
+        discount=(1.0 + cfg.horizon.discount_rate) ** -np.arange(Y, dtype=float),
+        scen_year=np.array([Y - 1 if sc.year is None else sc.year - 1 for sc in cfg.scenario_list], dtype=np.int64),
+        carryover=np.array([q.budget_carryover for q in parts], dtype=bool),
+        price_path=price,
+        budget_path=budget,
+        storage_path=storage,
+        acquisition_path=acquisition,
+        min_days_path=min_days,
         cvar_alpha=cfg.risk.cvar_alpha,
         cvar_weight=cfg.risk.cvar_weight,
         solver=cfg.solver.model_dump(),
     )
 
 
+def by_year(value: float | list[float], years: int) -> list[float]:
+    """A yearly field's value for each of the years: a scalar is the same every year."""
+    return [float(v) for v in value] if isinstance(value, list) else [float(value)] * years
+
+
 def _projects(cfg: Config, m_of: dict[str, int]) -> dict[str, Any]:
     """The projects producing in year 1 (the model's one-year horizon) as arrays."""
     live = [pr for pr in cfg.projects if pr.available_from_year <= 1]
-    price = np.array([cfg.minerals[pr.mineral].price_usd_per_t for pr in live], dtype=float)
+    price = np.array([by_year(cfg.minerals[pr.mineral].price_usd_per_t, 1)[0] for pr in live], dtype=float)
     return {
         "projects": tuple(pr.name for pr in live),
         "proj_m": np.array([m_of[pr.mineral] for pr in live], dtype=np.int64),

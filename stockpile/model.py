@@ -37,7 +37,7 @@ from enum import StrEnum
 import numpy as np
 import scipy.sparse as sp
 
-from .instance import DAYS_PER_YEAR, Instance
+from .instance import DAYS_PER_YEAR, LOT_ROUNDING, Instance
 from .labels import Axes
 
 log = logging.getLogger(__name__)
@@ -366,10 +366,49 @@ def lot_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray]:
         held_min = inst.initial + n_min * lot
         space = inst.storage[:, None] - (held_min.sum(axis=1, keepdims=True) - held_min) - inst.initial
         n_store = np.floor(space / lot + 1e-9)
-    n_useful = np.ceil(np.maximum(useful_holding(inst) - inst.initial, 0.0) / lot - 1e-9)
+    n_useful = useful_lots(inst)
     n_max = np.minimum.reduce([n_cap, n_budget, n_store, np.maximum(n_useful, n_min)])
     n_max = np.maximum(np.where(np.isfinite(n_max), n_max, 0.0), 0.0)
     return n_min, np.maximum(n_max, n_min)
+
+
+def useful_lots(inst: Instance) -> np.ndarray:
+    """(P, M) lots beyond which no scenario could use the holding (see useful_holding)."""
+    return np.ceil(np.maximum(useful_holding(inst) - inst.initial, 0.0) / inst.lot - 1e-9)
+
+
+def yearly_requirement(inst: Instance) -> np.ndarray:
+    """(P, M, Y) lots that must be bought by the end of each year: min_days of that year and every
+    later one's that came before it (holdings only grow), ceil((min_days_y c / 365 - initial_t) / lot_t)."""
+    need = inst.min_days_path * inst.consumption[..., None] / DAYS_PER_YEAR - inst.initial[..., None]
+    lots = np.ceil(np.maximum(need, 0.0) / inst.lot[None, :, None] - LOT_ROUNDING) + 0.0
+    return np.maximum.accumulate(lots, axis=-1)
+
+
+def year_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds (P, M, Y) on the lots bought each year, and the total each programme may buy (P, M).
+
+    Y = 1: lot_bounds. Y > 1: a year buys 0 .. the least of its acquisition ceiling
+    (max_acquisition_t of the year), what that year's budget (with budget_carryover: every budget
+    so far) pays at that year's price, what that year's storage holds beyond the initial stock,
+    and the useful holding (or the last min_days requirement, if more); the yearly min_days
+    targets are rows (define_min_days), not bounds.
+    """
+    if inst.years == 1:
+        n_min, n_max = lot_bounds(inst)
+        return n_min[..., None], n_max[..., None], n_max
+    lot = inst.lot[None, :, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cap = np.floor(inst.acquisition_path / lot + LOT_ROUNDING)
+        money = np.where(inst.carryover[:, None], np.cumsum(inst.budget_path, axis=-1), inst.budget_path)
+        cost = inst.price_path[None] * lot
+        n_budget = np.where(cost > 0, np.floor(money[:, None, :] / cost + 1e-9), np.inf)
+        space = inst.storage_path - inst.initial.sum(axis=1, keepdims=True)
+        n_store = np.floor(space[:, None, :] / lot + 1e-9)
+    total = np.maximum(useful_lots(inst), yearly_requirement(inst)[..., -1])
+    n_max = np.minimum.reduce([cap, n_budget, n_store, np.broadcast_to(total[..., None], cap.shape)])
+    n_max = np.maximum(np.where(np.isfinite(n_max), n_max, 0.0), 0.0)
+    return np.zeros_like(n_max), n_max, np.minimum(total, n_max.sum(axis=-1))
 
 
 def useful_holding(inst: Instance) -> np.ndarray:
@@ -434,47 +473,61 @@ class Context:
 
     inst: Instance
     cells: Cells
-    n_min: np.ndarray
+    n_min: np.ndarray  # (P, M, Y) lots bought in each year
     n_max: np.ndarray
+    n_total: np.ndarray  # (P, M) the most lots a programme buys over all years
     offtake: np.ndarray | None = None  # (P, J) units of offtake fixed by a given plan (None: optimised)
 
-    def lots(self, b: Builder, p: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """Column of the lot variable n_pm for each (p, m)."""
-        return b.var_blocks["n"].start + self.inst.axes.key({"p": p, "m": m}, ("p", "m"))
+    def add_holding(self, b: Builder, rows: np.ndarray, p: np.ndarray, m: np.ndarray, year: np.ndarray, coef) -> None:
+        """Add coef * n_pmy' for every year y' <= year to each row: coef / lot_t times the variable
+        part of the holding x_{p,m,year} = initial_t + lot_t sum_{y' <= year} n_pmy' (one term when Y = 1)."""
+        count = np.asarray(year, dtype=np.int64) + 1
+        k = np.repeat(np.arange(rows.size), count)
+        y = np.arange(k.size) - np.repeat(np.cumsum(count) - count, count)
+        cols = b.var_blocks["n"].start + self.inst.axes.key({"p": p[k], "m": m[k], "y": y}, ("p", "m", "y"))
+        b.add_terms(rows[k], cols, np.broadcast_to(np.asarray(coef, dtype=float), rows.shape)[k])
 
 
 def define_first_stage(b: Builder, ctx: Context) -> None:
-    """Lots n_pm (integer) and program binaries y_pm.
+    """Lots n_pmy (integer), bought at the start of build-up year y, and programme binaries y_pm.
 
-    x_pm = initial_t + lot_t * n_pm;  n_min_pm <= n_pm <= N_pm (see lot_bounds).
-    Cost: price_usd_per_t * lot_t * n_pm (acquisition)
-        + holding_cost_usd_per_t_year * holding_years * (initial_t + lot_t * n_pm) (holding; the
-          initial stock's part is a constant) + fixed_cost_usd * y_pm (fixed);
-    y_pm exists only where fixed_cost_usd > 0 and N_pm > 0.
+    x_pmy = initial_t + lot_t * sum_{y' <= y} n_pmy';  bounds n_min <= n_pmy <= N_pmy (year_bounds);
+    with Y = horizon.years, d_y = (1 + discount_rate)^-(y-1) and H = holding_years:
+    Cost: d_y price_usd_per_t[y] * lot_t * n_pmy (acquisition)
+        + holding_cost_usd_per_t_year * (sum_{y < Y} d_y x_pmy + H d_Y x_pmY) (holding: a year's stock is
+          held that year; the finished stock H years; the initial stock's part is a constant)
+        + fixed_cost_usd * y_pm (fixed, paid in year 1);
+    y_pm exists only where fixed_cost_usd > 0 and some lot may be bought. Y = 1 is the one-shot
+    model: cost price * lot * n + holding_cost * H * x + fixed_cost * y.
     """
     inst, n_min, n_max = ctx.inst, ctx.n_min, ctx.n_max
-    pm = inst.axes.grid(("p", "m"))
-    p, m = pm["p"], pm["m"]
+    pmy = inst.axes.grid(("p", "m", "y"))
+    m, y = pmy["m"], pmy["y"]
+    d = inst.discount
+    # what one tonne bought at the start of year y' costs to hold, discounted: sum_{y' <= y < Y} d_y + H d_Y
+    tail = np.concatenate([np.cumsum(d[:-1][::-1])[::-1], [0.0]])
+    weight = tail + inst.holding_years * d[-1]
     b.add_vars(
         "n",
-        {"p": p, "m": m},
+        pmy,
         FIRST,
         lb=n_min.ravel(),
         ub=n_max.ravel(),
         integer=True,
         costs={
-            CostKind.ACQUISITION: (inst.price * inst.lot)[m],
-            CostKind.HOLDING: (inst.holding_cost * inst.holding_years * inst.lot)[m],
+            CostKind.ACQUISITION: inst.price_path[m, y] * inst.lot[m] * d[y],
+            CostKind.HOLDING: inst.holding_cost[m] * weight[y] * inst.lot[m],
         },
     )
-    b.add_offset(CostKind.HOLDING, (inst.holding_cost * inst.holding_years * inst.initial).sum(axis=1))
-    has_y = (inst.fixed_cost.ravel() > 0) & (n_max.ravel() > 0)
-    yp, ym = p[has_y], m[has_y]
+    b.add_offset(CostKind.HOLDING, (inst.holding_cost * weight[0] * inst.initial).sum(axis=1))
+    pm = inst.axes.grid(("p", "m"))
+    has_y = (inst.fixed_cost.ravel() > 0) & (ctx.n_total.ravel() > 0)
+    yp, ym = pm["p"][has_y], pm["m"][has_y]
     b.add_vars(
         "y",
         {"p": yp, "m": ym},
         FIRST,
-        lb=(n_min[yp, ym] > 0).astype(float),
+        lb=((n_min.sum(axis=-1) > 0) | (yearly_requirement(inst)[..., -1] > 0))[yp, ym].astype(float),
         ub=1.0,
         integer=True,
         costs={CostKind.FIXED: inst.fixed_cost[yp, ym]},
@@ -486,14 +539,15 @@ def define_recourse(b: Builder, ctx: Context) -> None:
 
     0 <= r, u <= g;  0 <= l <= g of the receiver. Lending is labelled by the receiver's
     cell (s, p, m, t) and its arc a; the receiver pays its fee.
-    Expected cost: pi_s * shortfall_cost_usd_per_t * u (shortfall) + pi_s * cost_usd_per_t * l (lending);
+    Expected cost: pi_s d_s * shortfall_cost_usd_per_t * u (shortfall) + pi_s d_s * cost_usd_per_t * l
+    (lending), d_s the discount of the year the scenario strikes in (scenarios.*.year);
     with risk.cvar_weight w > 0 each also carries -w times that (risk premium), so that with
     define_cvar the objective is first stage + (1 - w) E[Q] + w CVaR_alpha(Q).
     """
     inst, cells = ctx.inst, ctx.cells
     w = inst.cvar_weight
     b.add_vars("r", cells.coords, PAIR, lb=0.0, ub=cells.g)
-    short = inst.prob[cells.s] * inst.shortfall_cost[cells.m]
+    short = inst.prob[cells.s] * inst.shortfall_cost[cells.m] * inst.scen_discount[cells.s]
     b.add_vars(
         "u",
         cells.coords,
@@ -503,7 +557,7 @@ def define_recourse(b: Builder, ctx: Context) -> None:
         costs={CostKind.SHORTFALL: short} | ({CostKind.RISK: -w * short} if w > 0 else {}),
     )
     c = cells.lend_cell
-    fee = inst.prob[cells.s[c]] * inst.arc_cost[cells.lend_arc]
+    fee = inst.prob[cells.s[c]] * inst.arc_cost[cells.lend_arc] * inst.scen_discount[cells.s[c]]
     b.add_vars(
         "l",
         {**{k: v[c] for k, v in cells.coords.items()}, "a": cells.lend_arc},
@@ -548,7 +602,8 @@ def define_release_limits(b: Builder, ctx: Context) -> None:
     floor: sum_t (r_spmt + sum_p' l_{s,p->p',m,t}) <= (1 - reserve_floor_p) * x_pm - D_pm,
            equivalent to I_spmt >= reserve_floor_p * x_pm for every t since I is non-increasing;
            D_pm: what a disruption under way has drawn already (respond STATE inventory: D = x - I_k).
-    With x_pm = initial_t + lot_t * n_pm the holding's variable part moves left.
+    x_pm is the holding of the year the scenario strikes in, x_{p,m,year_s}; with
+    x = initial_t + lot_t * (lots bought by then) the holding's variable part moves left.
     """
     inst, axes = ctx.inst, ctx.inst.axes
     coords, outflow_vars = _outflows(b, ctx)
@@ -567,20 +622,20 @@ def define_release_limits(b: Builder, ctx: Context) -> None:
     row_of[tight] = rows
     sel = row_of[inv] >= 0
     b.add_terms(row_of[inv][sel], outflow_vars[sel], 1.0)
-    b.add_terms(rows, ctx.lots(b, p[tight], m[tight]), -(rate * inst.lot[m])[tight])
+    ctx.add_holding(b, rows, p[tight], m[tight], inst.scen_year[s[tight]], -(rate * inst.lot[m])[tight])
 
     spm, inv2 = axes.unique(spmt, ("s", "p", "m"))
     s2, p2, m2 = (spm[k] for k in "spm")
     out = 1.0 - inst.reserve_floor[p2]
     rows2 = b.add_rows("floor", spm, PAIR, lb=-np.inf, ub=out * inst.initial[p2, m2] - inst.drawn[p2, m2])
     b.add_terms(rows2[inv2[inv]], outflow_vars, 1.0)
-    b.add_terms(rows2, ctx.lots(b, p2, m2), -out * inst.lot[m2])
+    ctx.add_holding(b, rows2, p2, m2, inst.scen_year[s2], -out * inst.lot[m2])
 
 
 def define_lending_caps(b: Builder, ctx: Context) -> None:
     """Total lent on an arc in a scenario is a share of the lender's holding.
 
-    sum_t l_{s,p->p',m,t} <= max_share * x_pm - L_am   (lending.*.max_share; L: lent already in a
+    sum_t l_{s,p->p',m,t} <= max_share * x_{p,m,year_s} - L_am   (lending.*.max_share; L: lent already in a
     disruption under way, respond STATE lent_so_far)
     Rows only where max_share < 1 - reserve_floor of the lender (otherwise implied by the floor,
     also with L: what is lent is part of what is drawn, L_am <= D_pm).
@@ -594,46 +649,81 @@ def define_lending_caps(b: Builder, ctx: Context) -> None:
     share, frm = inst.arc_share[arc], inst.arc_from[arc]
     rows = b.add_rows("lend_cap", sam, PAIR, lb=-np.inf, ub=share * inst.initial[frm, m] - inst.arc_lent[arc, m])
     b.add_terms(rows[inv], lb_.index[need], 1.0)
-    b.add_terms(rows, ctx.lots(b, frm, m), -share * inst.lot[m])
+    ctx.add_holding(b, rows, frm, m, inst.scen_year[sam["s"]], -share * inst.lot[m])
 
 
 def define_program(b: Builder, ctx: Context) -> None:
-    """A fixed program cost is paid when any lot is bought: n_pm <= N_pm * y_pm."""
+    """A fixed program cost is paid when any lot is bought: sum_y n_pmy <= N_pm * y_pm (N: the most
+    the programme may buy, year_bounds)."""
     yb = b.var_blocks["y"]
     p, m = yb.coords["p"], yb.coords["m"]
     rows = b.add_rows("program", {"p": p, "m": m}, FIRST, lb=-np.inf, ub=0.0)
-    b.add_terms(rows, ctx.lots(b, p, m), 1.0)
-    b.add_terms(rows, yb.index, -ctx.n_max[p, m])
+    ctx.add_holding(b, rows, p, m, np.full(rows.size, ctx.inst.years - 1), 1.0)
+    b.add_terms(rows, yb.index, -ctx.n_total[p, m])
 
 
-def _per_participant_rows(b: Builder, name: str, limit: np.ndarray, lhs_const: np.ndarray) -> np.ndarray:
-    """One row per participant with a finite limit; the row of each participant (-1: none)."""
-    (ps,) = np.nonzero(np.isfinite(limit))
-    rows = b.add_rows(name, {"p": ps}, FIRST, lb=-np.inf, ub=limit[ps] - lhs_const[ps])
-    row_of = np.full(limit.size, -1)
-    row_of[ps] = rows
-    return row_of
+def _yearly_rows(b: Builder, name: str, limit: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One row per (participant, year) with a finite limit (P, Y): the rows and their (p, y)."""
+    ps, ys = np.nonzero(np.isfinite(limit))
+    return b.add_rows(name, {"p": ps, "y": ys}, FIRST, lb=-np.inf, ub=limit[ps, ys]), {"p": ps, "y": ys}
 
 
 def define_budget(b: Builder, ctx: Context) -> None:
-    """sum_m (price_usd_per_t * lot_t * n_pm + fixed_cost_usd * y_pm) <= budget_usd_p."""
+    """What each year's purchases cost fits that year's appropriation:
+
+        sum_m price_usd_per_t[y] * lot_t * n_pmy + [y = 1] sum_m fixed_cost_usd * y_pm <= budget_usd_p[y]
+
+    with participants.P.budget_carryover, unspent money carries over: the spend of years 1..y fits
+    the budgets of years 1..y (sum over y' <= y on both sides). Undiscounted: appropriations are
+    nominal. Y = 1: sum_m (price * lot * n_pm + fixed_cost * y_pm) <= budget_usd_p.
+    """
     inst = ctx.inst
-    row_of = _per_participant_rows(b, "budget", inst.budget, np.zeros(inst.budget.size))
-    for name, coef in (("n", lambda p, m: (inst.price * inst.lot)[m]), ("y", lambda p, m: inst.fixed_cost[p, m])):
-        blk = b.var_blocks[name]
-        p, m = blk.coords["p"], blk.coords["m"]
-        sel = row_of[p] >= 0
-        b.add_terms(row_of[p][sel], blk.index[sel], coef(p, m)[sel])
+    M = len(inst.minerals)
+    limit = np.where(inst.carryover[:, None], np.cumsum(inst.budget_path, axis=-1), inst.budget_path)
+    rows, at = _yearly_rows(b, "budget", limit)
+    # the years whose spend each row counts: its own, or every year up to it with carryover
+    count = np.where(inst.carryover[at["p"]], at["y"] + 1, 1)
+    k = np.repeat(np.arange(rows.size), count)
+    spent = np.where(
+        inst.carryover[at["p"]][k], np.arange(k.size) - np.repeat(np.cumsum(count) - count, count), at["y"][k]
+    )
+    km, m = np.repeat(k, M), np.tile(np.arange(M), k.size)
+    ym = np.repeat(spent, M)
+    cols = b.var_blocks["n"].start + inst.axes.key({"p": at["p"][km], "m": m, "y": ym}, ("p", "m", "y"))
+    b.add_terms(rows[km], cols, inst.price_path[m, ym] * inst.lot[m])
+    yb = b.var_blocks["y"]
+    first = np.full(inst.budget_path.shape[0], -1)
+    yr = at["y"] == 0
+    first[at["p"][yr]] = rows[yr]
+    sel = first[yb.coords["p"]] >= 0
+    b.add_terms(first[yb.coords["p"]][sel], yb.index[sel], inst.fixed_cost[yb.coords["p"], yb.coords["m"]][sel])
 
 
 def define_storage(b: Builder, ctx: Context) -> None:
-    """sum_m x_pm <= storage_capacity_t_p, i.e. sum_m lot_t * n_pm <= capacity - sum_m initial_t."""
+    """sum_m x_pmy <= storage_capacity_t_p[y] in every year y, i.e.
+    sum_m lot_t * sum_{y' <= y} n_pmy' <= capacity_y - sum_m initial_t."""
     inst = ctx.inst
-    row_of = _per_participant_rows(b, "storage", inst.storage, inst.initial.sum(axis=1))
-    nb = b.var_blocks["n"]
-    p, m = nb.coords["p"], nb.coords["m"]
-    sel = row_of[p] >= 0
-    b.add_terms(row_of[p][sel], nb.index[sel], inst.lot[m][sel])
+    M = len(inst.minerals)
+    rows, at = _yearly_rows(b, "storage", inst.storage_path - inst.initial.sum(axis=1, keepdims=True))
+    k, m = np.repeat(np.arange(rows.size), M), np.tile(np.arange(M), rows.size)
+    ctx.add_holding(b, rows[k], at["p"][k], m, at["y"][k], inst.lot[m])
+
+
+def define_min_days(b: Builder, ctx: Context) -> None:
+    """The min_days target of each build-up year, only when horizon.years > 1 (Y = 1: lot bounds):
+
+        x_pmy >= min_days_pm[y] * consumption / 365, i.e. sum_{y' <= y} n_pmy' >= R_pmy
+    with R the lots required by the end of year y (yearly_requirement). A row only where R grows:
+    holdings never shrink, so a year whose requirement equals the year before's is already met.
+    """
+    inst = ctx.inst
+    if inst.years == 1:
+        return
+    need = yearly_requirement(inst)
+    before = np.concatenate([np.zeros_like(need[..., :1]), need[..., :-1]], axis=-1)
+    p, m, y = np.nonzero(need > before)
+    rows = b.add_rows("min_days", {"p": p, "m": m, "y": y}, FIRST, lb=need[p, m, y], ub=np.inf)
+    ctx.add_holding(b, rows, p, m, y, 1.0)
 
 
 def cvar_unit(inst: Instance) -> float:
@@ -647,7 +737,7 @@ def define_cvar(b: Builder, ctx: Context) -> None:
 
     eta (first stage, >= 0: recourse costs are) and v_s >= 0 per scenario with shortfall, both
     in units of U = cvar_unit dollars:
-        v_s + eta - sum_{cells of s} (b_m u + sum_a k_a l) / U >= 0
+        v_s + eta - d_s sum_{cells of s} (b_m u + sum_a k_a l) / U >= 0   (d_s: discount of its year)
     cost (risk premium): w U eta + w U pi_s / (1 - alpha) v_s, with w = risk.cvar_weight and
     alpha = risk.cvar_alpha. At the optimum U eta is the alpha-quantile (VaR) of Q_s and
     U (eta + sum_s pi_s v_s / (1 - alpha)) = CVaR_alpha(Q). Calm scenarios (Q_s = 0) need no v_s.
@@ -670,11 +760,13 @@ def define_cvar(b: Builder, ctx: Context) -> None:
     row_of = np.full(len(inst.scenarios), -1)
     row_of[scen] = rows
     cells = ctx.cells
-    b.add_terms(row_of[cells.s], b.var_blocks["u"].index, -inst.shortfall_cost[cells.m] / unit)
+    d = inst.scen_discount
+    b.add_terms(row_of[cells.s], b.var_blocks["u"].index, -inst.shortfall_cost[cells.m] * d[cells.s] / unit)
     for name in ("l", "e"):  # lending of stock, and of offtake where the config has projects
         if name in b.var_blocks:
             lend = b.var_blocks[name]
-            b.add_terms(row_of[lend.coords["s"]], lend.index, -inst.arc_cost[lend.coords["a"]] / unit)
+            ls = lend.coords["s"]
+            b.add_terms(row_of[ls], lend.index, -inst.arc_cost[lend.coords["a"]] * d[ls] / unit)
 
 
 def define_offtake(b: Builder, ctx: Context) -> None:
@@ -746,7 +838,7 @@ def define_offtake_use(b: Builder, ctx: Context) -> None:
     b.add_terms(demand[idx], f, 1.0)
     keep = served[cells.m[cells.lend_cell]]
     c, arc = cells.lend_cell[keep], cells.lend_arc[keep]
-    fee = inst.prob[cells.s[c]] * inst.arc_cost[arc]
+    fee = inst.prob[cells.s[c]] * inst.arc_cost[arc] * inst.scen_discount[cells.s[c]]
     w = inst.cvar_weight
     e = b.add_vars(
         "e",
@@ -810,6 +902,7 @@ FAMILIES: tuple[Family, ...] = (
     define_program,
     define_budget,
     define_storage,
+    define_min_days,
     define_offtake,
     define_offtake_use,
     define_cvar,
@@ -820,14 +913,18 @@ FAMILIES: tuple[Family, ...] = (
 def build_model(inst: Instance, lots: np.ndarray | None = None, offtake: np.ndarray | None = None) -> LinearModel:
     """The extensive form: every scenario's recourse in one MIP.
 
-    lots (P, M): a first-stage plan to evaluate rather than optimise (n_min = n_max = lots):
+    lots (P, M), or (P, M, Y) by build-up year: a first-stage plan to evaluate rather than optimise:
     the expected cost of a given plan with its recourse re-optimised per scenario; offtake
     (P, J, units), with lots: that plan's offtake (absent: none).
     """
-    n_min, n_max = lot_bounds(inst) if lots is None else (lots.astype(float), lots.astype(float))
-    if lots is not None and offtake is None:
-        offtake = np.zeros((len(inst.participants), len(inst.projects)))
-    ctx = Context(inst, find_cells(inst), n_min, n_max, offtake)
+    if lots is None:
+        n_min, n_max, n_total = year_bounds(inst)
+    else:
+        n_min = n_max = (lots if lots.ndim == 3 else lots[..., None]).astype(float)
+        n_total = n_max.sum(axis=-1)
+        if offtake is None:
+            offtake = np.zeros((len(inst.participants), len(inst.projects)))
+    ctx = Context(inst, find_cells(inst), n_min, n_max, n_total, offtake)
     b = Builder(inst.axes)
     for define in FAMILIES:
         define(b, ctx)
@@ -852,7 +949,8 @@ def names(lm: LinearModel, inst: Instance) -> tuple[list[str], list[str]]:
     }
 
     def block_names(block: Block) -> list[str]:
-        parts = [label[k][v] if k in label else (v + 1).astype(str).astype(object) for k, v in block.coords.items()]
+        coords = {k: v for k, v in block.coords.items() if k != "y" or inst.years > 1}  # Y = 1: one year, unnamed
+        parts = [label[k][v] if k in label else (v + 1).astype(str).astype(object) for k, v in coords.items()]
         if not parts:
             return [block.name] * block.size
         joined = parts[0]

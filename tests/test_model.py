@@ -12,7 +12,18 @@ from stockpile.api import solve
 from stockpile.generate import generate
 from stockpile.instance import build_instance
 from stockpile.labels import Axes
-from stockpile.model import FIRST, PAIR, Builder, Context, CostKind, ModelError, build_model, find_cells, lot_bounds
+from stockpile.model import (
+    FIRST,
+    PAIR,
+    Builder,
+    Context,
+    CostKind,
+    ModelError,
+    build_model,
+    find_cells,
+    lot_bounds,
+    year_bounds,
+)
 from stockpile.results import ObjectiveMismatch, check_objective
 
 FORMULATION = ROOT / "tests" / "data" / "formulation.yaml"
@@ -24,8 +35,7 @@ def inst():
 
 
 def _built(inst, *families):
-    n_min, n_max = lot_bounds(inst)
-    ctx = Context(inst, find_cells(inst), n_min, n_max)
+    ctx = Context(inst, find_cells(inst), *year_bounds(inst))
     b = Builder(inst.axes)
     for define in families:
         define(b, ctx)

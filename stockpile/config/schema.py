@@ -31,6 +31,10 @@ Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), AfterValidator(
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")]
 PerParticipant = NonNeg | dict[Name, NonNeg]
 PerParticipantShare = Share | dict[Name, Share]
+MAX_YEARS = 50
+# a figure that may change by fiscal year: one number for every year, or a list of horizon.years values
+Yearly = NonNeg | Annotated[list[NonNeg], Field(min_length=1, max_length=MAX_YEARS)]
+PerParticipantYearly = Yearly | dict[Name, Yearly]
 
 
 class StrictModel(BaseModel):
@@ -49,18 +53,38 @@ class Horizon(StrictModel):
         ge=0,
         le=100,
         allow_inf_nan=False,
-        description="Years over which the holding cost accrues on the whole holding.",
+        description="Years over which the holding cost accrues on the finished holding (after the last "
+        "build-up year).",
+    )
+    years: int = Field(
+        1,
+        ge=1,
+        le=MAX_YEARS,
+        description="Fiscal years Y of the build-up: lots are bought each year and a shock may strike in any "
+        "(1: every lot is bought at once, before any shock).",
+    )
+    discount_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="r: every cost of year y (purchases, holding, recourse) is discounted by (1 + r)^-(y-1).",
     )
 
 
 class Participant(StrictModel):
     """One country's regulatory limits. Each is optional: absent means no limit."""
 
-    budget_usd: NonNeg | None = Field(
-        None, description="Cap on acquisition plus fixed program cost, USD (absent: none)."
+    budget_usd: Yearly | None = Field(
+        None,
+        description="Cap on acquisition plus fixed program cost, USD: the annual appropriation (a list: one per "
+        "year; absent: none). Programme costs count against year 1.",
     )
-    storage_capacity_t: NonNeg | None = Field(
-        None, description="Cap on total tonnes held, all minerals, including initial stock."
+    budget_carryover: bool = Field(
+        False, description="Unspent budget carries over to the next year (false: it lapses at the year's end)."
+    )
+    storage_capacity_t: Yearly | None = Field(
+        None, description="Cap on total tonnes held, all minerals, including initial stock (a list: by year)."
     )
     release_rate_max: Share = Field(
         1.0,
@@ -72,7 +96,7 @@ class Participant(StrictModel):
 class Mineral(StrictModel):
     """Market data and per-participant rules for one mineral."""
 
-    price_usd_per_t: NonNeg = Field(description="Acquisition price, USD per tonne (required).")
+    price_usd_per_t: Yearly = Field(description="Acquisition price, USD per tonne (required; a list: the price path).")
     holding_cost_usd_per_t_year: NonNeg = Field(0.0, description="Storage plus capital cost per tonne held per year.")
     lot_t: float = Field(
         1.0, gt=0, le=MAX_VALUE, allow_inf_nan=False, description="Acquisitions come in whole lots of this size."
@@ -89,17 +113,21 @@ class Mineral(StrictModel):
         default_factory=dict,
         description="Program cost charged when a participant acquires any lot of this mineral.",
     )
-    max_acquisition_t: PerParticipant | None = Field(
-        None, description="Acquisition ceiling per participant, tonnes (absent: none)."
+    max_acquisition_t: PerParticipantYearly | None = Field(
+        None, description="Acquisition ceiling per participant and year, tonnes (a list: by year; absent: none)."
     )
-    min_days: PerParticipant = Field(
+    min_days: PerParticipantYearly = Field(
         default_factory=dict,
-        description="Holding must cover this many days of the participant's consumption.",
+        description="Holding must cover this many days of the participant's consumption (a list: the target to "
+        "hold by each year).",
     )
 
 
 # the Mineral fields given per participant (a scalar, or a mapping by participant name)
 PER_PARTICIPANT_KEYS = ("consumption_t_per_year", "initial_t", "fixed_cost_usd", "max_acquisition_t", "min_days")
+# the fields that may be given by fiscal year (a list of horizon.years values)
+YEARLY_MINERAL_KEYS = ("price_usd_per_t", "max_acquisition_t", "min_days")
+YEARLY_PARTICIPANT_KEYS = ("budget_usd", "storage_capacity_t")
 
 
 class Lending(StrictModel):
@@ -127,6 +155,13 @@ class Scenario(StrictModel):
     name: Name = Field(description="Unique scenario name.")
     probability: Share = Field(description="Probability; all scenarios sum to 1 within 1e-6.")
     shocks: list[Shock] = Field(default_factory=list, description="Shocks in this scenario.")
+    year: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_YEARS,
+        description="Build-up year in which the shocks strike (1..horizon.years; absent: the last year, when the "
+        "stock is complete).",
+    )
 
 
 class Triangular(StrictModel):
@@ -261,14 +296,14 @@ class Solver(StrictModel):
     )
 
 
-def for_participant(value: float | dict[str, float] | None, participant: str, default: float | None):
-    """One participant's value of a scalar-or-mapping field (a scalar applies to all; absent: default)."""
+def for_participant(value: Any, participant: str, default: float | None) -> Any:
+    """One participant's value of a scalar-or-mapping field (a scalar applies to all; absent: default);
+    a yearly field's list stays a list of floats."""
+    if isinstance(value, dict):
+        value = value.get(participant, default)
     if value is None:
         return default
-    if isinstance(value, dict):
-        v = value.get(participant, default)
-        return None if v is None else float(v)
-    return float(value)
+    return [float(v) for v in value] if isinstance(value, list) else float(value)
 
 
 class Config(StrictModel):
@@ -332,7 +367,7 @@ class Config(StrictModel):
         assert isinstance(self.scenarios, list), "scenarios are sampled when the config is validated"
         return self.scenarios
 
-    def per_participant(self, value: float | dict[str, float] | None, default: float) -> list[float]:
+    def per_participant(self, value: Any, default: float) -> list[Any]:
         """Expand a scalar-or-mapping field to one value per participant, in order."""
         return [for_participant(value, p, default) for p in self.participants]
 

@@ -22,7 +22,7 @@ from ..errors import ConfigError, Problem, did_you_mean
 from .loader import Document, read_yaml
 from .overrides import apply_overrides
 from .sampling import check_sampling, sample_scenarios
-from .schema import PER_PARTICIPANT_KEYS, Config, ScenarioSample
+from .schema import PER_PARTICIPANT_KEYS, YEARLY_MINERAL_KEYS, YEARLY_PARTICIPANT_KEYS, Config, ScenarioSample
 
 
 def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
@@ -193,6 +193,7 @@ def cross_check(data: dict) -> list[Problem]:
         arcs.append(pair)
     horizon = data.get("horizon")
     T = horizon.get("periods") if isinstance(horizon, dict) else None
+    problems += _yearly_lengths(data, minerals)
     seen: set[str] = set()
     probabilities = []
     for i, sc in enumerate(items(data.get("scenarios"))):
@@ -204,6 +205,9 @@ def cross_check(data: dict) -> list[Problem]:
                 problems.append(Problem(("scenarios", i, "name"), f"duplicate scenario name '{name}'"))
             seen.add(name)
         probabilities.append(sc.get("probability"))
+        year, Y = sc.get("year"), _years(data)
+        if isinstance(year, int) and isinstance(Y, int) and year > Y >= 1:
+            problems.append(Problem(("scenarios", i, "year"), f"year {year} is outside the build-up (years 1..{Y})"))
         for j, shock in enumerate(items(sc.get("shocks"))):
             if not isinstance(shock, dict):
                 continue
@@ -240,6 +244,40 @@ def cross_check(data: dict) -> list[Problem]:
         if abs(total - 1.0) > 1e-6:
             problems.append(Problem(("scenarios",), f"probabilities sum to {total:.9g}, expected 1 (within 1e-6)"))
     return problems
+
+
+def _years(data: dict) -> int | None:
+    horizon = data.get("horizon")
+    years = horizon.get("years", 1) if isinstance(horizon, dict) else 1
+    return years if isinstance(years, int) and not isinstance(years, bool) else None
+
+
+def _yearly_lengths(data: dict, minerals: dict) -> list[Problem]:
+    """A yearly figure given as a list needs one value per build-up year (horizon.years)."""
+    Y = _years(data)
+    if Y is None:
+        return []
+    found: list[tuple[tuple, Any]] = []
+    parts = data.get("participants")
+    for p, spec in (parts.items() if isinstance(parts, dict) else []):
+        for key in YEARLY_PARTICIPANT_KEYS:
+            found.append((("participants", p, key), spec.get(key) if isinstance(spec, dict) else None))
+    for m, spec in minerals.items():
+        if not isinstance(spec, dict):
+            continue
+        for key in YEARLY_MINERAL_KEYS:
+            value = spec.get(key)
+            pairs = value.items() if isinstance(value, dict) else [(None, value)]
+            found += [(("minerals", m, key) + ((p,) if p is not None else ()), v) for p, v in pairs]
+    return [
+        Problem(
+            loc,
+            f"{len(v)} values for {Y} year{'s' * (Y != 1)} (horizon.years): give one per year, or one number "
+            "for every year",
+        )
+        for loc, v in found
+        if isinstance(v, list) and len(v) != Y
+    ]
 
 
 def validate(
