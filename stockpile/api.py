@@ -34,6 +34,7 @@ from .model import LinearModel, build_model
 from .results import (
     Result,
     Summary,
+    acquisitions_table,
     check_objective,
     costs,
     coverage_table,
@@ -119,7 +120,7 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
     }
     sizes = {**inst.sizes, **lm.sizes}
     if out.x is None or out.objective is None:
-        reason = _no_solution_reason(out.status, opts.time_limit_s, out.detail)
+        reason = _no_solution_reason(out.status, opts.time_limit_s, out.detail, inst.years)
         summary = _summary(
             cfg, sizes, out.status, str(out.solver), best_bound_usd=out.bound, reasons=[reason], **timing
         )
@@ -233,6 +234,7 @@ def assemble(
         limits,
         cfg.resolved_dict(),
         offtake_table(inst, plan),
+        acquisitions_table(inst, plan, f),
     )
 
 
@@ -301,7 +303,14 @@ def choose_method(method: Method, lm: LinearModel) -> Method:
     return Method.BENDERS if lm.c.size > AUTO_BENDERS_VARIABLES else Method.EXTENSIVE
 
 
-def _no_solution_reason(status: Status, limit: float, detail: str) -> str:
+def _no_solution_reason(status: Status, limit: float, detail: str, years: int = 1) -> str:
+    if status == Status.INFEASIBLE and years > 1:
+        return (
+            "no build-up schedule meets every year's budget_usd, max_acquisition_t, storage_capacity_t and "
+            "min_days together, although each target fits the ceilings, storage and budgets so far: a year's "
+            "budget lapses before the purchases that a later target needs can be made; raise the early years' "
+            f"budget_usd, set budget_carryover, or postpone min_days targets (the solver: {detail})"
+        )
     if status == Status.INFEASIBLE:
         return f"the solver proved the model infeasible ({detail})"
     return f"no plan found within the time limit of {limit:g} s ({detail}); raise solver.time_limit_s"

@@ -63,7 +63,7 @@ def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[
     giver = inst.arc_from[lc["a"]]
     rel, unmet, lend = f.release.copy(), f.unmet.copy(), plan.lend.copy()
     lent = f.lent.copy()
-    held = (inst.initial + inst.lot * plan.lots)[:, f.pairs_m].T  # (D, P)
+    held = plan.held(inst, f.pairs_s, f.pairs_m)  # (D, P)
     cap = inst.release_rate[None, :] * held
     tol = 1e-9 * np.maximum(1.0, held)
     # the lending variables of each (pair, giver, period), to cut when that giver's lending moves earlier

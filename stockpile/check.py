@@ -45,13 +45,14 @@ def _close(a: float, b: float, scale: float = 1.0, rel: float = 1e-6) -> bool:
     return a == b or abs(a - b) <= rel * max(1.0, abs(a), abs(b), scale)
 
 
-def _pp(value, participant: str, default: float) -> float:
-    """Scalar-or-mapping config value for one participant."""
+def _pp(value, participant: str, default: float, year: int = -1) -> float:
+    """Scalar-or-mapping config value for one participant; of a yearly list, that of the year
+    (0-based; -1: the last)."""
+    if isinstance(value, dict):
+        value = value.get(participant, default)
     if value is None:
         return default
-    if isinstance(value, dict):
-        return float(value.get(participant, default))
-    return float(value)
+    return float(value[year]) if isinstance(value, list) else float(value)
 
 
 def _read(run: Path, name: str) -> pd.DataFrame:
@@ -69,8 +70,10 @@ class Run:
     lend: pd.DataFrame
     cov: pd.DataFrame
     offtake: pd.DataFrame  # empty when the run has none
+    acq: pd.DataFrame  # acquisitions by build-up year; empty for a one-year run
     tol: float
     x: dict[tuple[str, str], float] = field(default_factory=dict)  # holding per (participant, mineral)
+    x_year: dict[tuple[str, str, int], float] = field(default_factory=dict)  # ... at the end of each year (0-based)
     costs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COSTS, 0.0))  # recomputed by the rules
     recourse: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # Q_s: shortfall + fees
     offtake_per_period: dict[tuple[str, str], float] = field(default_factory=dict)  # t each period may serve
@@ -83,6 +86,23 @@ class Run:
     def prob(self) -> dict[str, float]:
         return {s["name"]: s["probability"] for s in self.cfg["scenarios"]}
 
+    @property
+    def years(self) -> int:
+        return int(self.cfg["horizon"].get("years", 1))
+
+    def discount(self, year: int) -> float:
+        """(1 + r)^-y of a 0-based build-up year."""
+        return (1.0 + float(self.cfg["horizon"].get("discount_rate", 0.0))) ** -year
+
+    def year_of(self, scenario: str) -> int:
+        """The 0-based build-up year a scenario strikes in (absent: the last)."""
+        sc = next(x for x in self.cfg["scenarios"] if x["name"] == scenario)
+        return (sc.get("year") or self.years) - 1
+
+    def held(self, scenario: str, p: str, m: str) -> float:
+        """The holding a scenario draws on: that at the end of the year it strikes in."""
+        return self.x_year.get((p, m, self.year_of(scenario)), self.x[p, m])
+
 
 def read_run(run_dir: str | Path, tol: float = 1e-6) -> Run:
     run = Path(run_dir)
@@ -94,6 +114,7 @@ def read_run(run_dir: str | Path, tol: float = 1e-6) -> Run:
         lend=_read(run, "lending.csv"),
         cov=_read(run, "coverage.csv"),
         offtake=_read(run, "offtake.csv") if (run / "offtake.csv").exists() else pd.DataFrame(),
+        acq=_read(run, "acquisitions.csv") if (run / "acquisitions.csv").exists() else pd.DataFrame(),
         tol=tol,
     )
 
@@ -103,6 +124,8 @@ def check_holdings(r: Run) -> Iterator[Violation]:
     budget_usd and storage_capacity_t; the first-stage costs."""
     cfg, tol = r.cfg, r.tol
     years = cfg["horizon"]["holding_years"]
+    one_year = r.years == 1  # over a build-up the limits and costs are yearly (check_acquisitions)
+    bought = r.acq.groupby(["participant", "mineral"]).cost_usd.sum() if not one_year else None
     spend: dict[str, float] = defaultdict(float)
     held: dict[str, float] = defaultdict(float)
     for i, row in r.hold.iterrows():
@@ -117,7 +140,10 @@ def check_holdings(r: Run) -> Iterator[Violation]:
             ("initial_t", init),
             ("acquired_t", row.lots * lot),
             ("holding_t", init + row.lots * lot),
-            ("acquisition_usd", row.lots * lot * mc["price_usd_per_t"]),
+            (
+                "acquisition_usd",
+                row.lots * lot * _pp(mc["price_usd_per_t"], p, 0.0, 0) if bought is None else bought.get((p, m), 0.0),
+            ),
         )
         for col, want in expected:
             if not _close(row[col], want):
@@ -125,6 +151,10 @@ def check_holdings(r: Run) -> Iterator[Violation]:
         cons = _pp(mc["consumption_t_per_year"], p, 0.0)
         if cons > 0 and not _close(row.days_of_consumption, row.holding_t * DAYS / cons):
             yield Violation("days of consumption", where, f"{row.days_of_consumption}")
+        r.x[p, m] = row.holding_t
+        if not one_year:
+            r.costs["fixed_usd"] += _pp(mc["fixed_cost_usd"], p, 0.0) if row.lots > 0 else 0.0
+            continue
         need = _pp(mc["min_days"], p, 0.0) * cons / DAYS
         if row.holding_t < need - tol * max(1, need):
             yield Violation("min_days", where, f"holding {row.holding_t:g} t < required {need:g} t")
@@ -132,13 +162,12 @@ def check_holdings(r: Run) -> Iterator[Violation]:
         if row.acquired_t > cap + tol * max(1, cap):
             yield Violation("max_acquisition_t", where, f"acquired {row.acquired_t:g} t > {cap:g} t")
         f = _pp(mc["fixed_cost_usd"], p, 0.0) if row.lots > 0 else 0.0
-        r.x[p, m] = row.holding_t
         r.costs["acquisition_usd"] += row.acquisition_usd
         r.costs["fixed_usd"] += f
         r.costs["holding_usd"] += mc["holding_cost_usd_per_t_year"] * years * row.holding_t
         spend[p] += row.acquisition_usd + f
         held[p] += row.holding_t
-    for p in r.parts:
+    for p in r.parts if one_year else []:
         lim = cfg["participants"][p]
         if lim["budget_usd"] is not None and spend[p] > lim["budget_usd"] * (1 + tol) + tol:
             yield Violation("budget_usd", p, f"spends {spend[p]:,.2f} > {lim['budget_usd']:,.2f}")
@@ -149,6 +178,86 @@ def check_holdings(r: Run) -> Iterator[Violation]:
         yield Violation(
             "holdings rows", "holdings.csv", f"{len(r.x)} rows, expected {len(r.parts) * len(cfg['minerals'])}"
         )
+
+
+def check_acquisitions(r: Run) -> Iterator[Violation]:
+    """A build-up over horizon.years > 1 (acquisitions.csv): whole lots, each year's arithmetic (cost
+    at that year's price, discounted by (1 + r)^-(y-1), holding so far, days), that year's
+    min_days, max_acquisition_t, budget_usd (with budget_carryover: the spend so far within the
+    budgets so far; programme costs in year 1) and storage_capacity_t; the year totals agree with
+    holdings.csv; the discounted acquisition and holding costs."""
+    if r.years == 1:
+        return
+    cfg, tol, Y = r.cfg, r.tol, r.years
+    H = cfg["horizon"]["holding_years"]
+    spend: dict[tuple[str, int], float] = defaultdict(float)
+    held: dict[tuple[str, int], float] = defaultdict(float)
+    total: dict[tuple[str, str], float] = defaultdict(float)
+    acq = r.acq.sort_values(["participant", "mineral", "year"], kind="stable")
+    for i, row in zip(acq.index, acq.itertuples(index=False)):
+        p, m, y = row.participant, row.mineral, int(row.year) - 1
+        mc = cfg["minerals"][m]
+        where = f"acquisitions.csv row {int(str(i)) + 2} ({p}, {m}, year {y + 1})"
+        if row.lots < 0 or row.lots != round(row.lots):
+            yield Violation("whole lots", where, f"lots = {row.lots}")
+        total[p, m] += row.lots
+        x = _pp(mc["initial_t"], p, 0.0) + total[p, m] * mc["lot_t"]
+        cost = row.lots * mc["lot_t"] * _pp(mc["price_usd_per_t"], p, 0.0, y)
+        d = r.discount(y)
+        expected = (
+            ("acquired_t", row.lots * mc["lot_t"]),
+            ("cost_usd", cost),
+            ("discounted_cost_usd", cost * d),
+            ("holding_t", x),
+        )
+        for col, want in expected:
+            if not _close(getattr(row, col), want):
+                yield Violation("acquisition arithmetic", where, f"{col} = {getattr(row, col)}, expected {want}")
+        cons = _pp(mc["consumption_t_per_year"], p, 0.0)
+        if cons > 0 and not _close(row.days_of_consumption, x * DAYS / cons):
+            yield Violation("days of consumption", where, f"{row.days_of_consumption}")
+        need = _pp(mc["min_days"], p, 0.0, y) * cons / DAYS
+        if x < need - tol * max(1, need):
+            yield Violation("min_days", where, f"holding {x:g} t < the year's target {need:g} t")
+        cap = _pp(mc["max_acquisition_t"], p, math.inf, y)
+        if row.acquired_t > cap + tol * max(1, cap):
+            yield Violation("max_acquisition_t", where, f"bought {row.acquired_t:g} t > the year's {cap:g} t")
+        r.x_year[p, m, y] = x
+        spend[p, y] += cost
+        held[p, y] += x
+        r.costs["acquisition_usd"] += cost * d
+        h = mc["holding_cost_usd_per_t_year"]
+        r.costs["holding_usd"] += h * x * d * (H if y == Y - 1 else 1.0)
+    for (p, m), n in total.items():
+        want = r.hold[(r.hold.participant == p) & (r.hold.mineral == m)].lots.sum()
+        if not _close(n, want):
+            yield Violation("acquisition totals", f"acquisitions.csv ({p}, {m})", f"{n:g} lots, holdings.csv {want:g}")
+    for p in r.parts:
+        lim = cfg["participants"][p]
+        so_far = budget = 0.0
+        for y in range(Y):
+            spent = spend[p, y] + (
+                sum(_pp(cfg["minerals"][m]["fixed_cost_usd"], p, 0.0) for m in cfg["minerals"] if total[p, m] > 0)
+                if y == 0
+                else 0.0
+            )
+            carry = lim.get("budget_carryover", False)
+            so_far = so_far + spent if carry else spent
+            if lim["budget_usd"] is not None:
+                cap = _pp(lim["budget_usd"], p, math.inf, y)
+                budget = budget + cap if carry else cap
+                if so_far > budget * (1 + tol) + tol:
+                    yield Violation("budget_usd", f"{p} year {y + 1}", f"spends {so_far:,.2f} > {budget:,.2f}")
+            if lim["storage_capacity_t"] is not None:
+                cap = _pp(lim["storage_capacity_t"], p, math.inf, y)
+                if held[p, y] > cap * (1 + tol) + tol:
+                    yield Violation(
+                        "storage_capacity_t", f"{p} year {y + 1}", f"holds {held[p, y]:,.4f} t > {cap:,.4f} t"
+                    )
+    for m in cfg["minerals"]:
+        for p in r.parts:
+            if (p, m) not in total:
+                yield Violation("acquisition rows", "acquisitions.csv", f"no rows for ({p}, {m})")
 
 
 def shortfall(cfg: dict) -> dict[tuple[str, str, str, int], float]:
@@ -193,10 +302,11 @@ def lending_flows(r: Run) -> tuple[list[Violation], dict, dict]:
         else:
             lent_by[row.scenario, row["from"], row.mineral, row.period] += row.lent_t
             arc_total[row.scenario, row["from"], row["to"], row.mineral] += row.lent_t
-        r.costs["expected_lending_usd"] += prob[row.scenario] * arc["cost_usd_per_t"] * row.lent_t
-        r.recourse[row.scenario] += arc["cost_usd_per_t"] * row.lent_t
+        d = r.discount(r.year_of(row.scenario))
+        r.costs["expected_lending_usd"] += prob[row.scenario] * d * arc["cost_usd_per_t"] * row.lent_t
+        r.recourse[row.scenario] += d * arc["cost_usd_per_t"] * row.lent_t
     for (s, a, b, m), total in arc_total.items():
-        cap = arcs[a, b]["max_share"] * r.x[a, m]
+        cap = arcs[a, b]["max_share"] * r.held(s, a, m)
         if total > cap + tol * max(1, cap):
             bad.append(Violation("lending max_share", f"{s} {a}->{b} {m}", f"lent {total:g} t > {cap:g} t"))
     return bad, lent_by, borrowed_by
@@ -237,13 +347,13 @@ def check_schedule(r: Run) -> Iterator[Violation]:
         if not _close(onward, lent_by.get(("offtake", *key), 0.0)):
             yield Violation("lending total", where, "offtake_lent_t != lending.csv (source offtake)")
         room = min(cap - onward, row.shortfall_t)
-        if served < room - tol * max(1.0, cap) and row.release_t > tol * max(1.0, r.x[p, m]):
+        if served < room - tol * max(1.0, cap) and row.release_t > tol * max(1.0, r.held(s, p, m)):
             yield Violation("offtake first", where, "stock released while committed offtake is left unused")
         if not _close(row.lent_t, lent_by.get(key, 0.0)):
             yield Violation("lending total", where, f"lent_t {row.lent_t:g} != lending.csv {lent_by.get(key, 0.0):g}")
         if not _close(row.borrowed_t, borrowed_by.get(key, 0.0)):
             yield Violation("borrowing total", where, "borrowed_t != lending.csv")
-        hx = r.x[p, m]
+        hx = r.held(s, p, m)
         out = row.release_t + row.lent_t
         if out > lim["release_rate_max"] * hx + tol * max(1, hx):
             yield Violation("release_rate_max", where, f"outflow {out:g} t > {lim['release_rate_max']} x {hx:g} t")
@@ -253,8 +363,9 @@ def check_schedule(r: Run) -> Iterator[Violation]:
         if row.inventory_t < lim["reserve_floor"] * hx - tol * max(1, hx):
             yield Violation("reserve_floor", where, f"inventory {row.inventory_t:g} t < floor")
         inv_prev[s, p, m] = row.inventory_t
-        r.costs["expected_shortfall_usd"] += prob[s] * cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
-        r.recourse[s] += cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
+        d = r.discount(r.year_of(s))
+        r.costs["expected_shortfall_usd"] += prob[s] * d * cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
+        r.recourse[s] += d * cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
     for missing in set(g) - seen:
         yield Violation("schedule rows", "schedule.csv", f"no row for shortfall at {missing}")
     for missing in {k[1:] if k[0] == "offtake" else k for k in lent_by} - seen:
@@ -279,7 +390,7 @@ def check_offtake(r: Run) -> Iterator[Violation]:
         lot = pr.get("offtake_lot_t")
         if lot and not _close(t / lot, round(t / lot)):
             yield Violation("offtake", where, f"{t:g} t/yr is not whole lots of {lot:g} t")
-        gap = max(pr["floor_price_usd_per_t"] - cfg["minerals"][pr["mineral"]]["price_usd_per_t"], 0.0)
+        gap = max(pr["floor_price_usd_per_t"] - _pp(cfg["minerals"][pr["mineral"]]["price_usd_per_t"], "", 0.0, 0), 0.0)
         if not _close(row.subsidy_usd_per_year, gap * t, gap * t):
             yield Violation("offtake", where, f"subsidy {row.subsidy_usd_per_year:,.2f} != {gap:g} x {t:g} t")
         fixed = pr["fixed_cost_usd"] if t > tol else 0.0
@@ -346,7 +457,7 @@ def check_release_order(r: Run) -> Iterator[Violation]:
     sched = r.sched.sort_values(["scenario", "participant", "mineral", "period"], kind="stable")
     for (s, p, m), grp in sched.groupby(["scenario", "participant", "mineral"], sort=False):
         lim = cfg["participants"][p]
-        hx = r.x[p, m]
+        hx = r.held(s, p, m)
         eps = tol * max(1.0, hx)
         out = (grp.release_t + grp.lent_t).to_numpy()
         later = out[::-1].cumsum()[::-1] - out
@@ -433,6 +544,7 @@ def check_costs(r: Run) -> Iterator[Violation]:
 # The rules, in order: later ones read what earlier ones derived (holdings, recomputed costs).
 RULES: tuple[Callable[[Run], Iterator[Violation]], ...] = (
     check_holdings,
+    check_acquisitions,
     check_offtake,
     check_schedule,
     check_coverage,

@@ -741,9 +741,12 @@ def scenarios(config: str, count: int, seed: int, output: str, sets: tuple[str, 
 @click.option("--scenarios", type=click.IntRange(1, 100_000), default=10, show_default=True)
 @click.option("--periods", type=click.IntRange(1, 520), default=12, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--years", type=click.IntRange(1, 50), default=1, show_default=True, help="Fiscal years of the build-up.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="YAML file to write.")
 @user_errors
-def generate(participants: int, minerals: int, scenarios: int, periods: int, seed: int, output: str) -> None:
+def generate(
+    participants: int, minerals: int, scenarios: int, periods: int, seed: int, years: int, output: str
+) -> None:
     """Write a realistic synthetic config (for scale studies and benchmarks)."""
     import yaml
 
@@ -751,11 +754,12 @@ def generate(participants: int, minerals: int, scenarios: int, periods: int, see
     from .generate import generate as make
     from .outputs import atomic_write_text
 
-    data = make(participants, minerals, scenarios, periods, seed)
+    data = make(participants, minerals, scenarios, periods, seed, years=years)
     check(data, "generated config")
     atomic_write_text(Path(output), yaml.safe_dump(data, sort_keys=False, width=120))
     click.echo(
         f"wrote {output}: {participants} participants, {minerals} minerals, {scenarios} scenarios, {periods} periods"
+        + (f", {years} years" if years > 1 else "")
     )
 
 

@@ -45,12 +45,15 @@ def generate(
     periods: int = 12,
     seed: int = 0,
     name: str | None = None,
+    years: int = 1,
 ) -> dict[str, Any]:
-    """A valid config as a plain dict (write it with yaml.safe_dump)."""
+    """A valid config as a plain dict (write it with yaml.safe_dump).
+
+    years > 1: the same instance built up over that many fiscal years (``build_up``)."""
     if not 1 <= participants <= len(PARTICIPANTS):
         raise ValueError(f"participants must be 1..{len(PARTICIPANTS)}")
-    if minerals < 1 or scenarios < 1 or periods < 1:
-        raise ValueError("minerals, scenarios and periods must be at least 1")
+    if minerals < 1 or scenarios < 1 or periods < 1 or years < 1:
+        raise ValueError("minerals, scenarios, periods and years must be at least 1")
     rng = np.random.default_rng(seed)
     parts = PARTICIPANTS[:participants]
     scale = {p: (1.0 if i == 0 else float(np.round(rng.uniform(0.3, 1.2), 2))) for i, p in enumerate(parts)}
@@ -125,7 +128,7 @@ def generate(
         scen.append({"name": f"shock_{s + 1:05d}", "probability": float(weights[s]), "shocks": shocks})
     # make the probabilities sum to 1 exactly in floating point
     scen[-1]["probability"] = float(1.0 - sum(float(x["probability"]) for x in scen[:-1]))
-    return {
+    cfg = {
         "name": name or f"gen-p{participants}-m{minerals}-s{scenarios}-t{periods}-seed{seed}",
         "horizon": {"periods": periods, "period_days": float(np.round(360 / periods, 4)), "holding_years": 5.0},
         "participants": participants_cfg,
@@ -134,3 +137,25 @@ def generate(
         "scenarios": scen,
         "solver": {"name": "highs", "time_limit_s": 600.0, "relative_gap": 1.0e-4},
     }
+    return cfg if years == 1 else build_up(cfg, years, seed, name is None)
+
+
+def build_up(cfg: dict[str, Any], years: int, seed: int, rename: bool) -> dict[str, Any]:
+    """The config bought over `years` fiscal years: each year's budget is the total's even share
+    (unspent money lapses), min_days targets rise evenly to the final one, and every shock strikes
+    in a year drawn uniformly (from its own stream: the one-year instance is unchanged)."""
+    rng = np.random.default_rng([seed, years])
+    cfg["horizon"]["years"] = years
+    for part in cfg["participants"].values():
+        part["budget_usd"] = float(np.round(part["budget_usd"] / years, -5))
+    for entry in cfg["minerals"].values():
+        if "min_days" in entry:
+            entry["min_days"] = {
+                p: [float(np.round(d * (y + 1) / years, 1)) for y in range(years)] for p, d in entry["min_days"].items()
+            }
+    for sc in cfg["scenarios"]:
+        if sc.get("shocks"):
+            sc["year"] = int(rng.integers(1, years + 1))
+    if rename:
+        cfg["name"] += f"-y{years}"
+    return cfg

@@ -135,6 +135,13 @@ class Instance:
         """Holding required by min_days, (P, M) tonnes."""
         return self.min_days * self.consumption / DAYS_PER_YEAR
 
+    def yearly_requirement(self) -> np.ndarray:
+        """(P, M, Y) lots that must be bought by the end of each build-up year: the min_days of that
+        year or any before it (holdings only grow), ceil((min_days_y c / 365 - initial_t) / lot_t)."""
+        need = self.min_days_path * self.consumption[..., None] / DAYS_PER_YEAR - self.initial[..., None]
+        lots = np.ceil(np.maximum(need, 0.0) / self.lot[None, :, None] - LOT_ROUNDING) + 0.0
+        return np.maximum.accumulate(lots, axis=-1)
+
     def lot_range(self) -> tuple[np.ndarray, np.ndarray]:
         """Smallest and largest admissible lots from min_days and the acquisition ceiling.
 
@@ -359,6 +366,8 @@ def check_feasible(inst: Instance) -> list[str]:
     of each (participant, mineral), so the config is feasible iff n_min <= n_cap
     everywhere, the budget pays for n_min and the storage holds it.
     """
+    if inst.years > 1:
+        return _check_feasible_years(inst)
     reasons: list[str] = []
     n_min, n_cap = inst.lot_range()
     need = inst.min_holding
@@ -399,4 +408,48 @@ def check_feasible(inst: Instance) -> list[str]:
             f"participants.{P}.storage_capacity_t by {_fmt(held[p].sum() - inst.storage[p])} "
             "or lower min_days / initial_t"
         )
+    return reasons
+
+
+def _check_feasible_years(inst: Instance) -> list[str]:
+    """Why a build-up over horizon.years > 1 has no plan, from three necessary conditions, each
+    exact on its own: every year's min_days fits the acquisition ceilings of the years so far, the
+    storage of that year, and the budgets so far at the cheapest price so far. When all three hold
+    and the yearly limits together still admit no schedule, the solver says so (api.solve)."""
+    reasons: list[str] = []
+    lot = inst.lot[None, :, None]
+    req = inst.yearly_requirement()
+    with np.errstate(invalid="ignore"):
+        cap = np.cumsum(np.floor(inst.acquisition_path / lot + LOT_ROUNDING), axis=-1)
+    for p, m, y in zip(*np.nonzero(req > cap)):
+        if y > 0 and req[p, m, y - 1] > cap[p, m, y - 1]:
+            continue  # named at its first year
+        P, M = inst.participants[p], inst.minerals[m]
+        top = inst.initial[p, m] + cap[p, m, y] * inst.lot[m]
+        reasons.append(
+            f"{P} min_days for {M} needs {_fmt(inst.initial[p, m] + req[p, m, y] * inst.lot[m])} t by year {y + 1}; "
+            f"initial_t plus max_acquisition_t of years 1..{y + 1} allow at most {_fmt(top)} t: raise "
+            f"minerals.{M}.max_acquisition_t.{P} in those years or lower minerals.{M}.min_days.{P} for year {y + 1}"
+        )
+    held = inst.initial[..., None] + req * lot  # (P, M, Y)
+    for p, y in zip(*np.nonzero(held.sum(axis=1) > inst.storage_path * (1 + 1e-12))):
+        P = inst.participants[p]
+        reasons.append(
+            f"{P} must hold at least {_fmt(held[p, :, y].sum())} t in year {y + 1} (initial_t plus that year's "
+            f"min_days targets); participants.{P}.storage_capacity_t is {_fmt(inst.storage_path[p, y])} that year"
+        )
+    cheapest = np.minimum.accumulate(inst.price_path, axis=-1)[None] * lot  # (1, M, Y) a lot at the best price so far
+    fixed = np.where(req[..., -1] > 0, inst.fixed_cost, 0.0).sum(axis=1)
+    spend = (req * cheapest).sum(axis=1) + fixed[:, None]  # (P, Y) the least the targets so far can cost
+    money = np.cumsum(inst.budget_path, axis=-1)
+    for p in range(len(inst.participants)):
+        short = np.nonzero(spend[p] > money[p] * (1 + 1e-12))[0]
+        if short.size:
+            y = int(short[0])
+            P = inst.participants[p]
+            reasons.append(
+                f"{P} min_days targets of years 1..{y + 1} cost at least {_fmt(spend[p, y])} USD; the budgets of "
+                f"those years add up to {_fmt(money[p, y])}: raise participants.{P}.budget_usd or lower or "
+                "postpone the min_days targets"
+            )
     return reasons

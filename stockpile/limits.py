@@ -19,7 +19,7 @@ from .results import Flows, Plan, clean
 
 log = logging.getLogger(__name__)
 
-LIMIT_COLUMNS = ["limit", "participant", "mineral", "arc", "project", "value", "used", "slack", "binds"]
+LIMIT_COLUMNS = ["limit", "participant", "mineral", "arc", "project", "year", "value", "used", "slack", "binds"]
 # slack in tonnes below this share of a holding is solver noise, not room
 NOISE = 1e-7
 
@@ -62,7 +62,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
     can_buy = n < n_cap  # another lot is within the acquisition ceiling
     spend = (acquired * inst.price).sum(axis=1) + np.where(n > 0, inst.fixed_cost, 0.0).sum(axis=1)
     lot_price = np.where(can_buy, lot * inst.price, 0.0)
-    for p in range(P):
+    for p in range(P if inst.years == 1 else 0):  # over a build-up: by year (yearly_limits)
         name = inst.participants[p]
         if np.isfinite(inst.budget[p]):
             slack = inst.budget[p] - spend[p]
@@ -73,7 +73,8 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
             rows.append(
                 (Limit.STORAGE, name, "", "", "", inst.storage[p], used, slack, slack < lot[can_buy[p]].max(initial=0))
             )
-    for p, m in zip(*np.nonzero(np.isfinite(inst.max_acquisition))):
+    one_year = inst.years == 1
+    for p, m in zip(*np.nonzero(np.isfinite(inst.max_acquisition) & one_year)):
         slack = inst.max_acquisition[p, m] - acquired[p, m]
         rows.append(
             (
@@ -88,7 +89,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
                 slack < lot[m] - NOISE,
             )
         )
-    for p, m in zip(*np.nonzero((inst.min_days > 0) & (inst.consumption > 0))):
+    for p, m in zip(*np.nonzero((inst.min_days > 0) & (inst.consumption > 0) & one_year)):
         days_per_t = DAYS_PER_YEAR / inst.consumption[p, m]
         held = x[p, m] * days_per_t
         slack = held - inst.min_days[p, m]
@@ -106,7 +107,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
             )
         )
     # the disrupted (scenario, mineral) pairs of the flows: holding x_dp and one lot per pair
-    xd = x[:, f.pairs_m].T  # (D, P)
+    xd = plan.held(inst, f.pairs_s, f.pairs_m)  # (D, P): the holding of the year each strikes in
     lot_d = lot[f.pairs_m][:, None] + NOISE * xd
     out = f.release + f.lent  # (D, P, T) what leaves each giver's store
     total = out.sum(axis=-1)
@@ -175,10 +176,68 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
         floor = inst.proj_gap[j] + inst.price[inst.proj_m[j]]
         costs = bool(taken[j] > 0 and inst.proj_gap[j] > 0)
         rows.append((Limit.FLOOR_PRICE, "", mineral, "", name, floor, taken[j], float("nan"), costs))
-    df = pd.DataFrame(rows, columns=LIMIT_COLUMNS)
+    df = pd.DataFrame(rows, columns=[c for c in LIMIT_COLUMNS if c != "year"])
+    df.insert(LIMIT_COLUMNS.index("year"), "year", pd.array([pd.NA] * len(df), dtype="Int64"))
+    if inst.years > 1:
+        df = pd.concat([yearly_limits(inst, plan), df], ignore_index=True)
     for col in ("used", "slack"):
         df[col] = clean(df[col].to_numpy(dtype=float))
     return df.astype({"value": float, "used": float, "slack": float, "binds": bool})
+
+
+def yearly_limits(inst: Instance, plan: Plan) -> pd.DataFrame:
+    """The first-stage limits of a build-up (horizon.years > 1), one row per year they apply in.
+
+    budget_usd: used = that year's spend (with budget_carryover: the spend so far against the budgets
+    so far); binds when the slack is below one more lot of a mineral still under that year's ceiling.
+    storage_capacity_t: the holding of all minerals that year. max_acquisition_t: tonnes bought that
+    year. min_days: days held that year against its target. The same tests as a one-year plan's.
+    """
+    rows: list[tuple] = []
+    lot = inst.lot[None, :, None]
+    bought = plan.bought
+    x = inst.holding_by_year(bought)
+    cap = np.floor(inst.acquisition_path / lot + 1e-9)
+    lot_price = np.where(bought < cap, lot * inst.price_path[None], 0.0)  # (P, M, Y)
+    spend = (lot * bought * inst.price_path[None]).sum(axis=1)
+    spend[:, 0] += np.where(bought.sum(axis=-1) > 0, inst.fixed_cost, 0.0).sum(axis=1)
+    carry = inst.carryover[:, None]
+    spent = np.where(carry, np.cumsum(spend, axis=-1), spend)
+    budget = np.where(carry, np.cumsum(inst.budget_path, axis=-1), inst.budget_path)
+    for p, y in zip(*np.nonzero(np.isfinite(budget))):
+        slack = budget[p, y] - spent[p, y]
+        rows.append((Limit.BUDGET, p, "", y, budget[p, y], spent[p, y], slack, slack < lot_price[p, :, y].max()))
+    for p, y in zip(*np.nonzero(np.isfinite(inst.storage_path))):
+        used = x[p, :, y].sum()
+        slack = inst.storage_path[p, y] - used
+        room = inst.lot[bought[p, :, y] < cap[p, :, y]].max(initial=0)
+        rows.append((Limit.STORAGE, p, "", y, inst.storage_path[p, y], used, slack, slack < room))
+    for p, m, y in zip(*np.nonzero(np.isfinite(inst.acquisition_path))):
+        value, used = inst.acquisition_path[p, m, y], bought[p, m, y] * inst.lot[m]
+        rows.append((Limit.ACQUISITION, p, m, y, value, used, value - used, value - used < inst.lot[m] - NOISE))
+    for p, m, y in zip(*np.nonzero((inst.min_days_path > 0) & (inst.consumption[..., None] > 0))):
+        days_per_t = DAYS_PER_YEAR / inst.consumption[p, m]
+        held, target = x[p, m, y] * days_per_t, inst.min_days_path[p, m, y]
+        binds = bool(bought[p, m, : y + 1].sum() > 0 and held - target < inst.lot[m] * days_per_t)
+        rows.append((Limit.MIN_DAYS, p, m, y, target, held, held - target, binds))
+    name = np.array(inst.participants, dtype=object)
+    mineral = np.array(("", *inst.minerals), dtype=object)
+    kind, p, m, y, value, used, slack, binds = (list(c) for c in zip(*rows)) if rows else ([],) * 8
+    return pd.DataFrame(
+        {
+            "limit": kind,
+            "participant": name[np.array(p, dtype=np.int64)],
+            "mineral": mineral[np.array([0 if v == "" else v + 1 for v in m], dtype=np.int64)],
+            "arc": "",
+            "project": "",
+            "year": pd.array(np.array(y, dtype=np.int64) + 1, dtype="Int64"),
+            "value": np.array(value, dtype=float),
+            "used": np.array(used, dtype=float),
+            "slack": np.array(slack, dtype=float),
+            "binds": np.array(binds, dtype=bool),
+        },
+        columns=LIMIT_COLUMNS,
+    )
 
 
 def arc_lent(inst: Instance, plan: Plan, f: Flows) -> np.ndarray:

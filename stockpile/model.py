@@ -377,14 +377,6 @@ def useful_lots(inst: Instance) -> np.ndarray:
     return np.ceil(np.maximum(useful_holding(inst) - inst.initial, 0.0) / inst.lot - 1e-9)
 
 
-def yearly_requirement(inst: Instance) -> np.ndarray:
-    """(P, M, Y) lots that must be bought by the end of each year: min_days of that year and every
-    later one's that came before it (holdings only grow), ceil((min_days_y c / 365 - initial_t) / lot_t)."""
-    need = inst.min_days_path * inst.consumption[..., None] / DAYS_PER_YEAR - inst.initial[..., None]
-    lots = np.ceil(np.maximum(need, 0.0) / inst.lot[None, :, None] - LOT_ROUNDING) + 0.0
-    return np.maximum.accumulate(lots, axis=-1)
-
-
 def year_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray]:
     """Bounds (P, M, Y) on the lots bought each year, and the total each programme may buy (P, M).
 
@@ -405,7 +397,7 @@ def year_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray]:
         n_budget = np.where(cost > 0, np.floor(money[:, None, :] / cost + 1e-9), np.inf)
         space = inst.storage_path - inst.initial.sum(axis=1, keepdims=True)
         n_store = np.floor(space[:, None, :] / lot + 1e-9)
-    total = np.maximum(useful_lots(inst), yearly_requirement(inst)[..., -1])
+    total = np.maximum(useful_lots(inst), inst.yearly_requirement()[..., -1])
     n_max = np.minimum.reduce([cap, n_budget, n_store, np.broadcast_to(total[..., None], cap.shape)])
     n_max = np.maximum(np.where(np.isfinite(n_max), n_max, 0.0), 0.0)
     return np.zeros_like(n_max), n_max, np.minimum(total, n_max.sum(axis=-1))
@@ -527,7 +519,7 @@ def define_first_stage(b: Builder, ctx: Context) -> None:
         "y",
         {"p": yp, "m": ym},
         FIRST,
-        lb=((n_min.sum(axis=-1) > 0) | (yearly_requirement(inst)[..., -1] > 0))[yp, ym].astype(float),
+        lb=((n_min.sum(axis=-1) > 0) | (inst.yearly_requirement()[..., -1] > 0))[yp, ym].astype(float),
         ub=1.0,
         integer=True,
         costs={CostKind.FIXED: inst.fixed_cost[yp, ym]},
@@ -719,7 +711,7 @@ def define_min_days(b: Builder, ctx: Context) -> None:
     inst = ctx.inst
     if inst.years == 1:
         return
-    need = yearly_requirement(inst)
+    need = inst.yearly_requirement()
     before = np.concatenate([np.zeros_like(need[..., :1]), need[..., :-1]], axis=-1)
     p, m, y = np.nonzero(need > before)
     rows = b.add_rows("min_days", {"p": p, "m": m, "y": y}, FIRST, lb=need[p, m, y], ub=np.inf)

@@ -79,11 +79,13 @@ RUN_TABLES = (
     "limits.csv",
     "expected_coverage.csv",
     "offtake.csv",
+    "acquisitions.csv",
 )
 CONFIG_FILE = "config.resolved.yaml"
 FINISHED_FILE = "summary.json"
 RUN_FILES = (CONFIG_FILE, *RUN_TABLES, FINISHED_FILE)
-OPTIONAL_FILES = ("expected_coverage.csv", "offtake.csv")  # only when something is disrupted / taken
+# only when something is disrupted / taken / bought over several years
+OPTIONAL_FILES = ("expected_coverage.csv", "offtake.csv", "acquisitions.csv")
 
 
 def _pandas_csv(df: pd.DataFrame) -> bytes:

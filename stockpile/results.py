@@ -91,6 +91,18 @@ OFFTAKE_COLUMNS = [
     "cost_usd",
     "expected_served_t",
 ]
+ACQUISITIONS_COLUMNS = [
+    "participant",
+    "mineral",
+    "year",
+    "lots",
+    "acquired_t",
+    "cost_usd",
+    "discounted_cost_usd",
+    "holding_t",
+    "days_of_consumption",
+    "expected_saving_per_usd",
+]
 LENDING_FLOWS_COLUMNS = [
     "from",
     "to",
@@ -111,7 +123,7 @@ class Plan:
     """First- and second-stage decisions in instance coordinates, read through the model's blocks."""
 
     x: np.ndarray  # the reported solution vector: noise cleaned, integer columns rounded
-    lots: np.ndarray  # (P, M) integer
+    bought: np.ndarray  # (P, M, Y) integer lots bought in each build-up year
     release: np.ndarray  # per cell
     unmet: np.ndarray  # per cell
     lend: np.ndarray  # per lending variable
@@ -121,6 +133,15 @@ class Plan:
     offtake_units: np.ndarray  # (P, J) units of offtake committed
     onward: np.ndarray  # per onward variable: offtake lent on an arc
     onward_coords: dict[str, np.ndarray]  # s, p (receiver), m, t, a of each
+
+    @property
+    def lots(self) -> np.ndarray:
+        """(P, M) lots bought over the whole build-up: the finished holding's."""
+        return self.bought.sum(axis=-1)
+
+    def held(self, inst: Instance, pairs_s: np.ndarray, pairs_m: np.ndarray) -> np.ndarray:
+        """(D, P) the holding each (scenario, mineral) pair draws on: that of the year it strikes in."""
+        return inst.holding_by_year(self.bought)[:, pairs_m, inst.scen_year[pairs_s]].T
 
     def all_lending(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Stock lent and offtake lent onward together: what the receivers get and pay fees on."""
@@ -132,7 +153,7 @@ def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
     """Cut the solution vector into labelled decisions; integer columns are rounded."""
     x = clean(np.where(lm.integer, np.rint(x), x))
     vb = lm.var_blocks
-    lots = vb["n"].values(x).reshape(inst.axes.shape(("p", "m")))
+    bought = vb["n"].values(x).reshape(inst.axes.shape(("p", "m", "y")))
     cells = {k: vb["r"].coords[k] for k in "spmt"}
     served = np.zeros(vb["r"].size)
     units = np.zeros((len(inst.participants), len(inst.projects)))
@@ -144,7 +165,7 @@ def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
         onward, onward_coords = vb["e"].values(x), vb["e"].coords
     return Plan(
         x,
-        lots,
+        bought,
         vb["r"].values(x),
         vb["u"].values(x),
         vb["l"].values(x),
@@ -201,10 +222,11 @@ def check_objective(solver_objective: float, breakdown_total: float, shift: floa
 
 
 def scenario_recourse(inst: Instance, plan: Plan) -> np.ndarray:
-    """Q_s per scenario: the cost of its unmet shortfall and of its lending fees (not weighted by pi_s)."""
+    """Q_s per scenario: the cost of its unmet shortfall and of its lending fees (not weighted by pi_s),
+    discounted to year 1 from the year it strikes in."""
     c, (lc, lent) = plan.cells, plan.all_lending()
     q = np.bincount(c["s"], inst.shortfall_cost[c["m"]] * plan.unmet, len(inst.scenarios))
-    return q + np.bincount(lc["s"], inst.arc_cost[lc["a"]] * lent, len(inst.scenarios))
+    return (q + np.bincount(lc["s"], inst.arc_cost[lc["a"]] * lent, len(inst.scenarios))) * inst.scen_discount
 
 
 def var_cvar(q: np.ndarray, prob: np.ndarray, alpha: float) -> tuple[float, float]:
@@ -233,7 +255,7 @@ def holdings_table(inst: Instance, plan: Plan, notes: dict[tuple[str, str], str]
             "lots": plan.lots.ravel().astype(np.int64),
             "holding_t": holding.ravel(),
             "days_of_consumption": days.ravel(),
-            "acquisition_usd": (acquired * inst.price).ravel(),
+            "acquisition_usd": (inst.lot[None, :, None] * plan.bought * inst.price_path[None]).sum(axis=-1).ravel(),
             "note": [notes.get((inst.participants[i], inst.minerals[j]), "") for i, j in zip(p, m)],
         },
         columns=HOLDINGS_COLUMNS,
@@ -275,7 +297,7 @@ def flows(inst: Instance, plan: Plan) -> Flows:
     np.add.at(off_lent, (de, inst.arc_from[oc["a"]], oc["t"]), plan.onward)
     np.add.at(bor, (dl, lc["p"], lc["t"]), plan.lend)
     np.add.at(lent, (dl, inst.arc_from[lc["a"]], lc["t"]), plan.lend)
-    stock = (inst.initial + inst.lot * plan.lots - inst.drawn)[:, pairs["m"]].T  # (D, P) at the start
+    stock = plan.held(inst, pairs["s"], pairs["m"]) - inst.drawn[:, pairs["m"]].T  # (D, P) at the start
     inv = clean(stock[:, :, None] - np.cumsum(rel + lent, axis=-1))
     return Flows(pairs["s"], pairs["m"], short, rel, lent, bor, unmet, inv, off, off_lent)
 
@@ -288,7 +310,7 @@ def early_cover_gaps(inst: Instance, plan: Plan, f: Flows, tol: float = 1e-6) ->
     values under tol x max(1, holding) are zero. In the shared (non-anticipative) periods of a
     response, "later" is what every continuation releases or lends later.
     """
-    held = (inst.initial + inst.lot * plan.lots)[:, f.pairs_m].T[:, :, None]  # (D, P, 1)
+    held = plan.held(inst, f.pairs_s, f.pairs_m)[:, :, None]  # (D, P, 1)
     out = f.release + f.lent
     later = np.cumsum(out[..., ::-1], axis=-1)[..., ::-1] - out  # outflow after t
     K = inst.shared_periods  # an order can move earlier only as far as every continuation allows
@@ -435,6 +457,48 @@ def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
     return out[EXPECTED_COVERAGE_COLUMNS]
 
 
+def saving_per_usd(inst: Instance, plan: Plan, f: Flows) -> np.ndarray:
+    """(P, M) what each holding saves in expectation per dollar it cost to buy: the shortfall cost of
+    the tonnes it releases and lends, pi_s d_s shortfall_cost_usd_per_t (release + lent), over its
+    discounted purchase cost (0 where nothing is bought). Why a build-up buys some minerals first."""
+    used = (f.release + f.lent).sum(axis=-1)  # (D, P)
+    w = inst.prob[f.pairs_s] * inst.scen_discount[f.pairs_s] * inst.shortfall_cost[f.pairs_m]
+    saved = np.zeros((len(inst.participants), len(inst.minerals)))
+    np.add.at(saved, (slice(None), f.pairs_m), (w[:, None] * used).T)
+    cost = (inst.lot[None, :, None] * plan.bought * inst.price_path[None] * inst.discount).sum(axis=-1)
+    return np.divide(saved, cost, out=np.zeros_like(saved), where=cost > 0)
+
+
+def acquisitions_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
+    """One row per (participant, mineral, build-up year): lots bought that year, their cost as paid
+    (price of the year) and discounted to year 1, the holding and its days at the year's end, and
+    the holding's expected saving per dollar (``saving_per_usd``)."""
+    pmy = inst.axes.grid(("p", "m", "y"))
+    p, m, y = pmy["p"], pmy["m"], pmy["y"]
+    bought = plan.bought.ravel()
+    acquired = bought * inst.lot[m]
+    cost = acquired * inst.price_path[m, y]
+    held = inst.holding_by_year(plan.bought).ravel()
+    cons = inst.consumption[p, m]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        days = np.where(cons > 0, held * DAYS_PER_YEAR / cons, np.nan)
+    return pd.DataFrame(
+        {
+            "participant": np.array(inst.participants, dtype=object)[p],
+            "mineral": np.array(inst.minerals, dtype=object)[m],
+            "year": y + 1,
+            "lots": bought.astype(np.int64),
+            "acquired_t": acquired,
+            "cost_usd": cost,
+            "discounted_cost_usd": cost * inst.discount[y],
+            "holding_t": held,
+            "days_of_consumption": days,
+            "expected_saving_per_usd": saving_per_usd(inst, plan, f)[p, m],
+        },
+        columns=ACQUISITIONS_COLUMNS,
+    )
+
+
 def offtake_table(inst: Instance, plan: Plan) -> pd.DataFrame:
     """One row per (participant, project) with offtake: tonnes a year, the yearly price-gap subsidy,
     the agreement's fixed cost, the cost over the horizon (as in costs.offtake_usd) and the
@@ -552,6 +616,7 @@ class Result:
     limits: pd.DataFrame = field(default_factory=pd.DataFrame)
     config: dict[str, Any] = field(default_factory=dict)
     offtake: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=OFFTAKE_COLUMNS))
+    acquisitions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ACQUISITIONS_COLUMNS))
 
     @property
     def status(self) -> Status:
@@ -575,6 +640,8 @@ class Result:
             out["expected_coverage.csv"] = self.expected_coverage
         if not self.offtake.empty:
             out["offtake.csv"] = self.offtake
+        if self.acquisitions["year"].nunique() > 1:  # a build-up over several years
+            out["acquisitions.csv"] = self.acquisitions
         return out
 
     def write(self, out_dir: str | Path) -> Path:

@@ -10,10 +10,13 @@ import numpy as np
 from scipy.optimize import linprog
 
 
-def _pp(value, p, default):
+def _pp(value, p, default, year=-1):
+    """A participant's value; of a yearly list, that of the 0-based year (-1: the last)."""
+    if isinstance(value, dict):
+        value = value.get(p, default)
     if value is None:
         return default
-    return float(value.get(p, default)) if isinstance(value, dict) else float(value)
+    return float(value[year]) if isinstance(value, list) else float(value)
 
 
 def _shortfall(cfg, sc, parts, mins, T):
@@ -131,66 +134,80 @@ def cvar(q, prob, alpha):
 
 
 def brute_force(cfg):
-    """(best objective, best lots) over every admissible lot vector; None if none is admissible."""
+    """(best objective, best lots (P, M, Y), offtake units) over every admissible vector of lots
+    bought each build-up year; None if none is admissible. Each scenario's recourse draws on the
+    holding of the year it strikes in (default: the last), discounted by (1 + r)^-(y-1)."""
     parts, mins = list(cfg["participants"]), list(cfg["minerals"])
-    years = cfg["horizon"].get("holding_years", 1.0)
+    hz = cfg["horizon"]
+    H, Y = hz.get("holding_years", 1.0), hz.get("years", 1)
+    d = [(1.0 + hz.get("discount_rate", 0.0)) ** -y for y in range(Y)]
     ranges = []
     for p in parts:
         for m in mins:
             mc = cfg["minerals"][m]
-            cap = _pp(mc.get("max_acquisition_t"), p, None)
-            assert cap is not None, "brute force needs an acquisition ceiling on every pair"
-            ranges.append(range(int(np.floor(cap / mc.get("lot_t", 1.0) + 1e-9)) + 1))
+            for y in range(Y):
+                cap = _pp(mc.get("max_acquisition_t"), p, None, y)
+                assert cap is not None, "brute force needs an acquisition ceiling on every pair and year"
+                ranges.append(range(int(np.floor(cap / mc.get("lot_t", 1.0) + 1e-9)) + 1))
     projects = cfg.get("projects", [])
     offers = []  # (participant, project) with its units of offtake_lot_t
     for pr in projects:
         assert pr.get("offtake_lot_t"), "brute force needs offtake in lots"
         most = int(np.floor(pr["capacity_t_per_year"] / pr["offtake_lot_t"] + 1e-9))
         offers += [(i, pr, range(most + 1)) for i in range(len(parts))]
+    year_of = [(sc.get("year") or Y) - 1 for sc in cfg["scenarios"]]
+    prob = [sc["probability"] for sc in cfg["scenarios"]]
+    memo: dict = {}
     best = None
     for lots, units in itertools.product(itertools.product(*ranges), itertools.product(*(o[2] for o in offers))):
-        n = np.array(lots, float).reshape(len(parts), len(mins))
-        x = [
-            [
-                _pp(cfg["minerals"][m].get("initial_t"), p, 0.0) + cfg["minerals"][m].get("lot_t", 1.0) * n[i, j]
-                for j, m in enumerate(mins)
-            ]
-            for i, p in enumerate(parts)
-        ]
+        n = np.array(lots, float).reshape(len(parts), len(mins), Y)
+        x = np.array([[_pp(cfg["minerals"][m].get("initial_t"), p, 0.0) for m in mins] for p in parts])[
+            ..., None
+        ] + np.array([cfg["minerals"][m].get("lot_t", 1.0) for m in mins])[None, :, None] * np.cumsum(n, axis=-1)
         ok, first = True, 0.0
         for i, p in enumerate(parts):
             lim = cfg["participants"][p] or {}
-            spend = 0.0
-            for j, m in enumerate(mins):
-                mc = cfg["minerals"][m]
-                need = _pp(mc.get("min_days"), p, 0.0) * _pp(mc.get("consumption_t_per_year"), p, 0.0) / 365
-                if x[i][j] < need - 1e-9:
+            spent = budget = 0.0
+            for y in range(Y):
+                spend = 0.0
+                for j, m in enumerate(mins):
+                    mc = cfg["minerals"][m]
+                    cons = _pp(mc.get("consumption_t_per_year"), p, 0.0)
+                    if x[i, j, y] < _pp(mc.get("min_days"), p, 0.0, y) * cons / 365 - 1e-9:
+                        ok = False
+                    fixed = _pp(mc.get("fixed_cost_usd"), p, 0.0) if y == 0 and n[i, j].sum() > 0 else 0.0
+                    buy = _pp(mc["price_usd_per_t"], p, 0.0, y) * mc.get("lot_t", 1.0) * n[i, j, y]
+                    spend += buy + fixed
+                    h = mc.get("holding_cost_usd_per_t_year", 0.0)
+                    first += d[y] * buy + fixed + h * d[y] * x[i, j, y] * (H if y == Y - 1 else 1.0)
+                carry = lim.get("budget_carryover", False)
+                spent = spent + spend if carry else spend
+                if lim.get("budget_usd") is not None:
+                    budget = budget + _pp(lim["budget_usd"], p, 0.0, y) if carry else _pp(lim["budget_usd"], p, 0.0, y)
+                    if spent > budget + 1e-9:
+                        ok = False
+                store = lim.get("storage_capacity_t")
+                if store is not None and x[i, :, y].sum() > _pp(store, p, 0.0, y) + 1e-9:
                     ok = False
-                fixed = _pp(mc.get("fixed_cost_usd"), p, 0.0) if n[i, j] > 0 else 0.0
-                spend += mc["price_usd_per_t"] * mc.get("lot_t", 1.0) * n[i, j] + fixed
-                first += (
-                    mc["price_usd_per_t"] * mc.get("lot_t", 1.0) * n[i, j]
-                    + fixed
-                    + mc.get("holding_cost_usd_per_t_year", 0.0) * years * x[i][j]
-                )
-            if lim.get("budget_usd") is not None and spend > lim["budget_usd"] + 1e-9:
-                ok = False
-            if lim.get("storage_capacity_t") is not None and sum(x[i]) > lim["storage_capacity_t"] + 1e-9:
-                ok = False
         taken: dict = {}
         per = [[0.0] * len(mins) for _ in parts]
         for (i, pr, _), k in zip(offers, units):
             t = k * pr["offtake_lot_t"]
             taken[pr["name"]] = taken.get(pr["name"], 0.0) + t
-            gap = max(pr["floor_price_usd_per_t"] - cfg["minerals"][pr["mineral"]]["price_usd_per_t"], 0.0)
-            first += years * gap * t + (pr.get("fixed_cost_usd", 0.0) if t > 0 else 0.0)
+            gap = max(pr["floor_price_usd_per_t"] - _pp(cfg["minerals"][pr["mineral"]]["price_usd_per_t"], "", 0, 0), 0)
+            first += H * gap * t + (pr.get("fixed_cost_usd", 0.0) if t > 0 else 0.0)
             per[i][mins.index(pr["mineral"])] += t * cfg["horizon"].get("period_days", 30) / 365.0
         if any(t > pr["capacity_t_per_year"] + 1e-9 for pr in projects for t in [taken.get(pr["name"], 0.0)]):
             ok = False
         if not ok:
             continue
-        q = [recourse(cfg, sc, x, per) for sc in cfg["scenarios"]]
-        prob = [sc["probability"] for sc in cfg["scenarios"]]
+        q = []
+        for s, sc in enumerate(cfg["scenarios"]):
+            held = x[:, :, year_of[s]]
+            key = (s, held.tobytes(), tuple(map(tuple, per)))
+            if key not in memo:
+                memo[key] = d[year_of[s]] * recourse(cfg, sc, held.tolist(), per)
+            q.append(memo[key])
         risk = cfg.get("risk") or {}
         w, alpha = risk.get("cvar_weight", 0.0), risk.get("cvar_alpha", 0.9)
         expected = sum(p * v for p, v in zip(prob, q))
@@ -198,6 +215,52 @@ def brute_force(cfg):
         if best is None or total < best[0] - 1e-9:
             best = (total, n, units)
     return best
+
+
+def with_years(cfg: dict, seed: int) -> dict:
+    """The config built up over 2 or 3 fiscal years: yearly prices, budgets (sometimes carried
+    over), acquisition ceilings and min_days targets; each scenario strikes in a drawn year; a
+    discount rate half the time. Small enough to enumerate every yearly lot vector."""
+    rng = np.random.default_rng(2000 + seed)
+    Y = int(rng.integers(2, 4))
+    parts, mins = list(cfg["participants"]), list(cfg["minerals"])
+    if len(parts) * len(mins) * Y > 6:  # keep the enumeration small: drop a mineral
+        mins = mins[:1]
+    out = {**cfg, "horizon": {**cfg["horizon"], "years": Y}}
+    if rng.random() < 0.5:
+        out["horizon"]["discount_rate"] = float(np.round(rng.uniform(0.02, 0.2), 3))
+    out["minerals"] = {}
+    for m in mins:
+        mc = dict(cfg["minerals"][m])
+        lot = mc["lot_t"]
+        mc["price_usd_per_t"] = [float(np.round(mc["price_usd_per_t"] * rng.uniform(0.7, 1.4), 2)) for _ in range(Y)]
+        mc["max_acquisition_t"] = {p: [float(lot * rng.integers(0, 3)) for _ in range(Y)] for p in parts}
+        if rng.random() < 0.5:
+            days = np.sort(rng.integers(0, 20, Y)).astype(float)
+            mc["min_days"] = {parts[-1]: [float(v) for v in days]}
+        else:
+            mc.pop("min_days", None)
+        out["minerals"][m] = mc
+    out["lending"] = [
+        {**a, "minerals": None} if a.get("minerals") and a["minerals"][0] not in mins else a
+        for a in cfg.get("lending", [])
+    ]
+    out["participants"] = {}
+    for p, lim in cfg["participants"].items():
+        lim = dict(lim)
+        if "budget_usd" in lim or rng.random() < 0.5:
+            lim["budget_usd"] = [float(rng.integers(1, 5) * 1000) for _ in range(Y)]
+            lim["budget_carryover"] = bool(rng.random() < 0.5)
+        if "storage_capacity_t" in lim:
+            lim["storage_capacity_t"] = [float(rng.integers(30, 120)) for _ in range(Y)]
+        out["participants"][p] = lim
+    scenarios = []
+    for sc in cfg["scenarios"]:
+        shocks = [sh for sh in sc["shocks"] if sh["mineral"] in mins]
+        scenarios.append({**sc, "shocks": shocks, "year": int(rng.integers(1, Y + 1))})
+    out["scenarios"] = scenarios
+    out["name"] = f"{cfg['name']}-y{Y}"
+    return out
 
 
 def random_config(seed: int) -> dict:

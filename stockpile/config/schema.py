@@ -53,8 +53,7 @@ class Horizon(StrictModel):
         ge=0,
         le=100,
         allow_inf_nan=False,
-        description="Years over which the holding cost accrues on the finished holding (after the last "
-        "build-up year).",
+        description="Years over which the holding cost accrues on the finished holding (after the last build-up year).",
     )
     years: int = Field(
         1,

@@ -259,7 +259,7 @@ def _yearly_lengths(data: dict, minerals: dict) -> list[Problem]:
         return []
     found: list[tuple[tuple, Any]] = []
     parts = data.get("participants")
-    for p, spec in (parts.items() if isinstance(parts, dict) else []):
+    for p, spec in parts.items() if isinstance(parts, dict) else []:
         for key in YEARLY_PARTICIPANT_KEYS:
             found.append((("participants", p, key), spec.get(key) if isinstance(spec, dict) else None))
     for m, spec in minerals.items():

@@ -1,0 +1,181 @@
+"""Stockpiles built over fiscal years (horizon.years): enumeration, a hand-computed front-loading
+case, the yearly limits and their messages, and the verifier."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from bruteforce import brute_force, random_config, with_years
+from conftest import one_mineral, solve_dict, write_config
+
+from stockpile import load_config, solve
+from stockpile.check import check_run
+from stockpile.config import ConfigError
+
+SEEDS = range(30)
+
+
+@pytest.mark.parametrize("method", ["extensive", "benders"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_matches_enumeration_of_yearly_lots(tmp_path, seed, method):
+    """Every vector of lots bought each year enumerated, each scenario's recourse solved by scipy on
+    the holding of the year it strikes in; yearly budgets (with and without carryover), ceilings,
+    targets, storage, prices and discounting."""
+    cfg = with_years(random_config(seed), seed)
+    best = brute_force(cfg)
+    res = solve_dict(tmp_path, cfg, method=method, relative_gap=0.0)
+    if best is None:
+        assert res.status == "infeasible", res.summary
+        assert res.summary["reasons"]
+        return
+    assert res.status == "optimal", res.summary
+    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["extensive", "benders"])
+@pytest.mark.parametrize("seed", [2, 4, 6, 8, 14, 18, 28])  # feasible, with shocks that cost
+def test_cvar_over_a_build_up_matches_enumeration(tmp_path, seed, method):
+    """The risk-aware objective on discounted scenario costs, over yearly lots."""
+    cfg = with_years(random_config(seed), seed)
+    cfg["risk"] = {"cvar_alpha": 0.6, "cvar_weight": 0.5}
+    best = brute_force(cfg)
+    if best is None:
+        pytest.skip("infeasible instance")
+    res = solve_dict(tmp_path, cfg, method=method, relative_gap=0.0)
+    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+
+
+def front_loading() -> dict:
+    """Two minerals, two years, one appropriation of $2,000 a year (lapsing). A lot of A (10 t at
+    $200/t) saves $500/t of shortfall: $2.5 a dollar; four lots of B (40 t at $50/t) save $200/t:
+    $4 a dollar. B may be bought only in year 1 (its ceiling is [40, 0]). Each year a shock cuts
+    both minerals whole, with probability 1/2 each."""
+    cons = {"US": 1000.0}
+    return {
+        "name": "front",
+        "horizon": {"periods": 1, "period_days": 365, "years": 2},
+        "participants": {"US": {"budget_usd": 2000}},
+        "minerals": {
+            "A": {
+                "price_usd_per_t": 200,
+                "lot_t": 10,
+                "shortfall_cost_usd_per_t": 500,
+                "consumption_t_per_year": cons,
+                "max_acquisition_t": 10,
+            },
+            "B": {
+                "price_usd_per_t": 50,
+                "lot_t": 10,
+                "shortfall_cost_usd_per_t": 200,
+                "consumption_t_per_year": cons,
+                "max_acquisition_t": [40, 0],
+            },
+        },
+        "scenarios": [
+            {
+                "name": f"cut_y{y}",
+                "probability": 0.5,
+                "year": y,
+                "shocks": [{"mineral": m, "start": 1, "periods": 1, "loss": 1.0} for m in "AB"],
+            }
+            for y in (1, 2)
+        ],
+        "solver": {"relative_gap": 0.0},
+    }
+
+
+@pytest.mark.parametrize("method", ["extensive", "benders"])
+def test_a_shock_in_year_one_front_loads_the_best_saving_per_dollar(tmp_path, method):
+    """By hand. Year 1's $2,000 buys one lot of A (saves 0.5 x 5,000 in each year's shock: net
+    $3,000) or four of B (saves 0.5 x 8,000 twice: net $6,000): B first. Year 2 buys A (saves
+    0.5 x 5,000 in year 2's shock for $2,000: net $500). Year 1's shock: A 1,000 t x $500 unmet,
+    B 960 t x $200: $692,000; year 2's: 990 x 500 + 960 x 200 = $687,000; plus $4,000 bought:
+    objective 4,000 + (692,000 + 687,000) / 2 = $693,500. Per dollar: B 0.5 x 200 x 40 x 2 / 2,000
+    = 4.0, A 0.5 x 500 x 10 / 2,000 = 1.25."""
+    res = solve_dict(tmp_path, front_loading(), method=method)
+    assert res.summary["objective_usd"] == pytest.approx(693_500.0, rel=1e-9)
+    acq = res.acquisitions.set_index(["mineral", "year"])
+    assert acq.loc[("B", 1), "lots"] == 4 and acq.loc[("B", 2), "lots"] == 0
+    assert acq.loc[("A", 1), "lots"] == 0 and acq.loc[("A", 2), "lots"] == 1
+    assert acq.loc[("B", 1), "expected_saving_per_usd"] == pytest.approx(4.0)
+    assert acq.loc[("A", 2), "expected_saving_per_usd"] == pytest.approx(1.25)
+    assert acq.loc[("A", 2), "holding_t"] == 10 and acq.loc[("B", 2), "holding_t"] == 40
+    assert res.holdings.set_index("mineral").loc["B", "acquisition_usd"] == 2000
+    budget = res.limits[res.limits.limit == "budget_usd"].set_index("year")
+    assert list(budget.used) == [2000, 2000]
+    assert list(budget.binds) == [True, False]  # year 2: the ceilings bind first (no lot of A or B may be added)
+
+
+def test_discounting_and_carryover_by_hand(tmp_path):
+    """One mineral, two years; 100 t (36.5 days of 1,000 t/yr) to hold by year 2, in 10 t lots at
+    $100/t in year 1 and $50/t in year 2. With $1,000 a year carried over, even the cheapest
+    purchase (10 lots in year 2, $5,000) exceeds the $2,000 of both years: infeasible, and the
+    message names the budget and the years. With $3,500 a year it fits: 10 lots in year 2,
+    discounted at 10% (5,000 / 1.1), plus the holding of 100 t for holding_years = 2 after the
+    last year (10 x 100 x 2 / 1.1); buying earlier would cost more and add a year's holding."""
+    data = one_mineral(
+        horizon={"periods": 1, "period_days": 365, "years": 2, "discount_rate": 0.1, "holding_years": 2},
+        participants={"US": {"budget_usd": 1000, "budget_carryover": True}},
+    )
+    data["minerals"]["cobalt"].update(
+        price_usd_per_t=[100, 50], lot_t=10, holding_cost_usd_per_t_year=10, min_days=[0, 36.5]
+    )
+    res = solve(load_config(write_config(tmp_path / "c.yaml", data)))
+    assert res.status == "infeasible"
+    assert "budget_usd" in res.summary["reasons"][0] and "years 1..2" in res.summary["reasons"][0]
+    # with $3,500 a year carried over: 10 lots in year 2 cost $5,000 <= $7,000 (discounted
+    # 5,000 / 1.1); holding 100 t in the last year for 2 years: 10 x 100 x 2 / 1.1
+    data["participants"]["US"]["budget_usd"] = 3500
+    res = solve_dict(tmp_path, data, "ok")
+    assert res.summary["objective_usd"] == pytest.approx((5000 + 2000) / 1.1, rel=1e-9)
+    acq = res.acquisitions.set_index("year")
+    assert list(acq.lots) == [0, 10]
+    assert acq.loc[2, "cost_usd"] == 5000 and acq.loc[2, "discounted_cost_usd"] == pytest.approx(5000 / 1.1)
+
+
+def test_lapsing_budgets_that_no_schedule_meets_are_explained(tmp_path):
+    """60 t at $100/t by year 2; budgets [3,000, 4,000] lapse and year 1 may buy nothing
+    (ceiling [0, 1000]). Every necessary check passes (the ceilings allow 1,000 t, the budgets
+    add up to $7,000 >= $6,000), yet year 2 alone buys only 40 t: the solver proves it, and the
+    message says which limits conflict in the user's terms."""
+    data = one_mineral(
+        horizon={"periods": 1, "period_days": 365, "years": 2},
+        participants={"US": {"budget_usd": [3000, 4000]}},
+    )
+    data["minerals"]["cobalt"].update(min_days=[0, 21.9], max_acquisition_t=[0, 1000])  # 60 t by year 2
+    res = solve(load_config(write_config(tmp_path / "c.yaml", data)))
+    assert res.status == "infeasible"
+    assert "budget" in res.summary["reasons"][0]
+
+
+def test_yearly_lists_must_match_the_years(tmp_path):
+    data = one_mineral(horizon={"periods": 1, "years": 3}, participants={"US": {"budget_usd": [1, 2]}})
+    data["minerals"]["cobalt"]["min_days"] = {"US": [10, 20, 30, 40]}
+    data["scenarios"][0]["year"] = 4
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(tmp_path / "c.yaml", data))
+    text = str(err.value)
+    assert "participants.US.budget_usd" in text and "2 values for 3 years" in text
+    assert "minerals.cobalt.min_days.US" in text and "4 values for 3 years" in text
+    assert "scenarios.0.year" in text and "outside the build-up" in text
+
+
+def test_verifier_catches_a_yearly_budget_broken(tmp_path):
+    res = solve_dict(tmp_path, front_loading())
+    run = tmp_path / "run_cfg"
+    acq = pd.read_csv(run / "acquisitions.csv")
+    assert (run / "acquisitions.csv").exists() and len(acq) == 4
+    # move A's lot to year 1: holdings unchanged, year 1 now spends $4,000 of $2,000
+    acq.loc[(acq.mineral == "A") & (acq.year == 1), ["lots", "acquired_t", "cost_usd", "discounted_cost_usd"]] = [
+        1,
+        10,
+        2000,
+        2000,
+    ]
+    acq.loc[(acq.mineral == "A") & (acq.year == 2), ["lots", "acquired_t", "cost_usd", "discounted_cost_usd"]] = 0
+    acq.loc[(acq.mineral == "A") & (acq.year == 1), "holding_t"] = 10
+    acq.loc[(acq.mineral == "A") & (acq.year == 1), "days_of_consumption"] = 3.65
+    acq.to_csv(run / "acquisitions.csv", index=False)
+    rules = {v.rule for v in check_run(run)}
+    assert "budget_usd" in rules
+    assert res.status == "optimal"
