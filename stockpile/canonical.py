@@ -167,8 +167,11 @@ def idle_programmes(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[np.
         if flag not in lm.var_blocks or not lm.var_blocks[flag].size:
             continue
         fb, ab = lm.var_blocks[flag], lm.var_blocks[amount]
-        col = ab.start + inst.axes.key({d: fb.coords[d] for d in dims}, dims)
-        idle = (np.abs(x[col]) < 0.5 if ab.name == "n" else np.abs(x[col]) <= 1e-9) & (lm.lb[fb.index] < 0.5)
+        # what each programme or agreement buys: lots summed over the build-up years, offtake units
+        total = np.zeros(inst.axes.shape(dims))
+        np.add.at(total, tuple(ab.coords[d] for d in dims), np.abs(ab.values(x)))
+        bought = total[tuple(fb.coords[d] for d in dims)]
+        idle = (bought < 0.5 if ab.name == "n" else bought <= 1e-9) & (lm.lb[fb.index] < 0.5)
         new[fb.index[idle]] = 0.0
     return new, max(float(lm.c @ x) - float(lm.c @ new), 0.0)
 

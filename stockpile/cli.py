@@ -24,6 +24,7 @@ import click
 from .enums import Method, SolverName, values
 from .errors import ConfigError, InfeasibleConfig, NoSolution, OptionError
 from .fmt import money as _money
+from .fmt import tonnes
 from .version import __version__
 
 EXIT_INTERNAL, EXIT_CONFIG, EXIT_INFEASIBLE, EXIT_NO_SOLUTION, EXIT_OUTPUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
@@ -957,6 +958,8 @@ def show_result(result: Any, out_dir: Path) -> None:
     console.print(t)
     for row in h[h.holding_t <= 0].itertuples():
         console.print(f"  {row.participant} {row.mineral}: {row.note}", highlight=False)
+    if "acquisitions.csv" in result.tables():
+        show_buildup(console, result.acquisitions, result.limits)
     for row in result.offtake.itertuples():
         console.print(
             f"  {row.participant} takes {row.offtake_t_per_year:,.0f} t/yr of {row.mineral} from {row.project} at its "
@@ -997,6 +1000,40 @@ def show_result(result: Any, out_dir: Path) -> None:
         for row in ec[ec.borrowed_coverage_days > 0].itertuples():
             console.print(f"  {row.participant} {row.mineral}: {row.note}", highlight=False)
     console.print(f"results in {out_dir}/")
+
+
+def show_buildup(console: Any, acq: Any, limits: Any) -> None:
+    """A build-up over fiscal years: tonnes bought each year (days held at its end), in the order
+    the minerals are first bought, with the expected saving per dollar that orders them; and each
+    year's budget used against its appropriation."""
+    from .results import buildup_order
+
+    years = sorted(acq.year.unique())
+    order = buildup_order(acq)
+    t = _table(
+        "build-up: tonnes bought in each year/days held at its end, first bought first; saves/$: the "
+        "holding's expected saving per dollar it cost",
+        "participant",
+        "mineral",
+        *(f"y{y}" for y in years),
+        "saves/$",
+    )
+    for (p, m), row in order.iterrows():
+        g = acq[(acq.participant == p) & (acq.mineral == m)].set_index("year")
+        cells = [f"{tonnes(g.acquired_t[y])}/{g.days_of_consumption[y]:,.0f}d" if g.lots[y] > 0 else "-" for y in years]
+        t.add_row(p, m, *cells, f"{row.expected_saving_per_usd:.2f}")
+    console.print(t)
+    budget = limits[limits.limit == "budget_usd"]
+    if not budget.empty:
+        t = _table(
+            "budget used/appropriation each year (budget_carryover: spent so far/budgets so far)",
+            "participant",
+            *(f"y{y}" for y in years),
+        )
+        for p, g in budget.groupby("participant", sort=False):
+            used = dict(zip(g.year, zip(g.used, g.value)))
+            t.add_row(p, *(f"{_money(used[y][0], short=True)}/{_money(used[y][1], short=True)}" for y in years))
+        console.print(t)
 
 
 def _table(title: str, *columns: str, show_header: bool = True) -> Any:

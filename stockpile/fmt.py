@@ -19,3 +19,11 @@ def money(x: float | None, short: bool = False) -> str:
                 return money(units[i - 1][1], short)
             return f"${v:,.{decimals}f}{unit}"
     return f"${x:,.0f}"
+
+
+def tonnes(x: float) -> str:
+    """Tonnes for narrow tables, three significant figures: 6, 650, 1.56k, 11k."""
+    if x < 1000:
+        return f"{x:,.3g}" if x < 100 else f"{x:,.0f}"
+    v = x / 1000
+    return f"{v:,.{max(0, 3 - len(str(int(v))))}f}k"

@@ -499,6 +499,21 @@ def acquisitions_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
     )
 
 
+def buildup_order(acq: pd.DataFrame) -> pd.DataFrame:
+    """The (participant, mineral) pairs a build-up buys, in the order it first buys them (ties: the
+    higher expected saving per dollar first): first_year, tonnes and expected_saving_per_usd."""
+    bought = acq[acq.lots > 0]
+    g = bought.groupby(["participant", "mineral"], sort=False)
+    out = pd.DataFrame(
+        {
+            "first_year": g.year.min(),
+            "acquired_t": g.acquired_t.sum(),
+            "expected_saving_per_usd": g.expected_saving_per_usd.first(),
+        }
+    )
+    return out.sort_values(["first_year", "expected_saving_per_usd"], ascending=[True, False], kind="stable")
+
+
 def offtake_table(inst: Instance, plan: Plan) -> pd.DataFrame:
     """One row per (participant, project) with offtake: tonnes a year, the yearly price-gap subsidy,
     the agreement's fixed cost, the cost over the horizon (as in costs.offtake_usd) and the
