@@ -21,6 +21,7 @@ from .enums import Allocation, Method, Status
 from .errors import InfeasibleConfig
 from .fmt import money
 from .instance import (
+    LOT_ROUNDING,
     OFFTAKE_KEY,
     Instance,
     build_instance,
@@ -239,15 +240,19 @@ def assemble(
 
 
 def lot_array(inst: Instance, lots: dict[str, dict[str, Any]]) -> np.ndarray:
-    """A {participant: {mineral: lots}} plan as a (P, M) array; unknown names are refused."""
-    out = np.zeros((len(inst.participants), len(inst.minerals)))
+    """A {participant: {mineral: lots}} plan as a (P, M, Y) array of the lots bought each build-up
+    year (a list per mineral, one value per year; a number: all in year 1); unknown names are refused."""
+    out = np.zeros((len(inst.participants), len(inst.minerals), inst.years))
     for p, per in lots.items():
         if p == OFFTAKE_KEY:
             continue
         for m, n in per.items():
             if p not in inst.participants or m not in inst.minerals:
                 raise ValueError(f"the plan names {p}/{m}, which the config does not have")
-            out[inst.participants.index(p), inst.minerals.index(m)] = n
+            by_year = list(n) if isinstance(n, (list, tuple)) else [n]
+            if len(by_year) > inst.years:
+                raise ValueError(f"the plan buys {p}/{m} in {len(by_year)} years; the config has {inst.years}")
+            out[inst.participants.index(p), inst.minerals.index(m), : len(by_year)] = by_year
     return out
 
 
@@ -264,31 +269,40 @@ def offtake_array(inst: Instance, lots: dict[str, dict[str, Any]]) -> np.ndarray
 
 
 def plan_problems(inst: Instance, lots: np.ndarray, offtake: np.ndarray | None = None) -> list[str]:
-    """Why a given first-stage plan breaks the config's first-stage limits; empty when it fits."""
-    n_min, n_cap = inst.lot_range()
-    spend = (lots * inst.lot * inst.price).sum(axis=1) + np.where(lots > 0, inst.fixed_cost, 0.0).sum(axis=1)
-    held = (inst.initial + lots * inst.lot).sum(axis=1)
+    """Why a given first-stage plan (lots (P, M, Y) bought each year) breaks the config's first-stage
+    limits; empty when it fits. Over a build-up every limit is checked in every year."""
+    bought = lots if lots.ndim == 3 else lots[..., None]
+    year = (lambda y: f" in year {y + 1}") if inst.years > 1 else (lambda y: "")
+    held = inst.holding_by_year(bought)  # (P, M, Y)
+    need = inst.initial[..., None] + inst.yearly_requirement() * inst.lot[None, :, None]
+    cap = np.floor(inst.acquisition_path / inst.lot[None, :, None] + LOT_ROUNDING)
+    spend = (bought * inst.lot[None, :, None] * inst.price_path[None]).sum(axis=1)
+    spend[:, 0] += np.where(bought.sum(axis=-1) > 0, inst.fixed_cost, 0.0).sum(axis=1)
+    carry = inst.carryover[:, None]
+    spent = np.where(carry, np.cumsum(spend, axis=-1), spend)
+    budget = np.where(carry, np.cumsum(inst.budget_path, axis=-1), inst.budget_path)
+    stored = held.sum(axis=1)
     out = []
     for p, name in enumerate(inst.participants):
-        for m in np.nonzero(lots[p] < n_min[p] - 1e-9)[0]:
+        for m, y in zip(*np.nonzero(held[p] < need[p] - 1e-9)):
             out.append(
-                f"{name} {inst.minerals[m]}: {lots[p, m]:g} lots, fewer than minerals.{inst.minerals[m]}."
-                f"min_days.{name} needs ({n_min[p, m]:g})"
+                f"{name} {inst.minerals[m]}: {held[p, m, y]:,.4g} t held{year(y)}, fewer than minerals."
+                f"{inst.minerals[m]}.min_days.{name} needs ({need[p, m, y]:,.4g} t)"
             )
-        for m in np.nonzero(lots[p] > n_cap[p] + 1e-9)[0]:
+        for m, y in zip(*np.nonzero(bought[p] > cap[p] + 1e-9)):
             out.append(
-                f"{name} {inst.minerals[m]}: {lots[p, m] * inst.lot[m]:,.0f} t bought, over minerals."
-                f"{inst.minerals[m]}.max_acquisition_t.{name} {inst.max_acquisition[p, m]:,.0f}"
+                f"{name} {inst.minerals[m]}: {bought[p, m, y] * inst.lot[m]:,.0f} t bought{year(y)}, over minerals."
+                f"{inst.minerals[m]}.max_acquisition_t.{name} {inst.acquisition_path[p, m, y]:,.0f}"
             )
-        if spend[p] > inst.budget[p] * (1 + 1e-9):
+        for y in np.nonzero(spent[p] > budget[p] * (1 + 1e-9))[0]:
             out.append(
-                f"{name}: the plan spends {money(spend[p])}, over participants.{name}.budget_usd "
-                f"{money(inst.budget[p])} by {money(spend[p] - inst.budget[p])}"
+                f"{name}: the plan spends {money(spent[p, y])}{year(y)}, over participants.{name}.budget_usd "
+                f"{money(budget[p, y])} by {money(spent[p, y] - budget[p, y])}"
             )
-        if held[p] > inst.storage[p] * (1 + 1e-9):
+        for y in np.nonzero(stored[p] > inst.storage_path[p] * (1 + 1e-9))[0]:
             out.append(
-                f"{name}: the plan holds {held[p]:,.0f} t, over participants.{name}.storage_capacity_t "
-                f"{inst.storage[p]:,.0f} by {held[p] - inst.storage[p]:,.0f}"
+                f"{name}: the plan holds {stored[p, y]:,.0f} t{year(y)}, over participants.{name}.storage_capacity_t "
+                f"{inst.storage_path[p, y]:,.0f} by {stored[p, y] - inst.storage_path[p, y]:,.0f}"
             )
     if offtake is not None:
         for j in np.nonzero((offtake * inst.proj_lot).sum(axis=0) > inst.proj_cap * (1 + 1e-9) + 1e-9)[0]:

@@ -445,6 +445,7 @@ def _num(v: float) -> str:
 
 def show_explain(table: Any, measures: dict) -> None:
     """Limits by what relaxing them saves, then the value of information and of the stochastic solution."""
+    import pandas as pd
     from rich.console import Console
 
     console = Console()
@@ -470,7 +471,8 @@ def show_explain(table: Any, measures: dict) -> None:
     for r in order.itertuples():
         t.add_row(
             r.limit,
-            r.arc or " ".join(x for x in (r.participant, r.mineral) if x),
+            (r.arc or " ".join(x for x in (r.participant, r.mineral) if x))
+            + ("" if "year" not in table or pd.isna(r.year) else f" y{int(r.year)}"),
             f"{fig(r.limit, r.used)}/{fig(r.limit, r.value)}{'*' if r.binds else ''}",
             "-" if r.dual_usd_per_unit != r.dual_usd_per_unit else _money(r.dual_usd_per_unit, short=True),
             fig(r.limit, r.step) if r.limit.endswith("_usd") or r.step != r.step else f"{r.step:+,.3g}",

@@ -108,7 +108,10 @@ def relaxations(inst: Instance, limits: pd.DataFrame, steps: dict[str, tuple[flo
         if relaxed == r.value:
             continue  # nothing to relax (a share already at its end)
         p = inst.participants.index(r.participant) if r.participant else -1
-        if r.limit in (Limit.BUDGET, Limit.STORAGE, Limit.RATE, Limit.FLOOR):
+        year = None if pd.isna(r.year) or r.year == "" else int(r.year) - 1
+        if year is not None:  # a yearly limit of a build-up: that year's value moves, the others stay
+            key, value = yearly_relaxation(inst, r.limit, p, r.mineral, year, relaxed - r.value)
+        elif r.limit in (Limit.BUDGET, Limit.STORAGE, Limit.RATE, Limit.FLOOR):
             key, value = f"participants.{r.participant}.{r.limit}", relaxed
         elif r.limit == Limit.LENDING:
             key, value = f"lending.{inst.arc_names.index(r.arc)}.max_share", relaxed
@@ -123,29 +126,64 @@ def relaxations(inst: Instance, limits: pd.DataFrame, steps: dict[str, tuple[flo
     return out
 
 
+def yearly_relaxation(inst: Instance, limit: str, p: int, mineral: str, year: int, step: float) -> tuple[str, Any]:
+    """The override that moves one year's value of a yearly limit by step: the whole list of that
+    participant's (and mineral's) values by year, the others' kept. A budget carried over moves by
+    the same step (its limit is the budgets so far)."""
+    name = inst.participants[p]
+    if limit in (Limit.BUDGET, Limit.STORAGE):
+        path = (inst.budget_path if limit == Limit.BUDGET else inst.storage_path)[p].copy()
+        path[year] += step
+        return f"participants.{name}.{limit}", [float(v) for v in path]
+    m = inst.minerals.index(mineral)
+    table = inst.acquisition_path if limit == Limit.ACQUISITION else inst.min_days_path
+    current = {
+        q: [float(v) for v in table[j, m]] for j, q in enumerate(inst.participants) if np.isfinite(table[j, m]).all()
+    }
+    mine = table[p, m].copy()
+    mine[year] += step
+    return f"minerals.{mineral}.{limit}", {**current, name: [float(v) for v in mine]}
+
+
 def limit_case_name(row: Any) -> str:
     where = (
         row.arc.replace("->", "_to_")
         if row.arc
         else row.project or ".".join(x for x in (row.participant, row.mineral) if x)
     )
-    return f"limit.{row.limit}.{where}"
+    year = "" if pd.isna(row.year) or row.year == "" else f".y{int(row.year)}"
+    return f"limit.{row.limit}.{where}{year}"
 
 
-def mean_scenario(inst: Instance) -> dict[str, Any]:
-    """The EV scenario: one scenario (probability 1) whose loss per (participant, mineral, period)
-    is the probability-weighted mean of the scenarios' losses; one one-period shock per
-    (mineral, period) with a loss."""
+def mean_scenarios(inst: Instance) -> list[dict[str, Any]]:
+    """The EV problem's scenarios: the shortfall replaced by its probability-weighted mean, one shock
+    of one period per (mineral, period) with a loss. Over a build-up (horizon.years > 1) the year a
+    shock strikes stays random: one scenario per year, with that year's probability and the mean
+    loss of the scenarios striking in it (Y = 1: one scenario of probability 1)."""
     q = inst.consumption * inst.period_days / DAYS_PER_YEAR  # (P, M) per period
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(q[None, :, :, None] > 0, inst.shortfall / q[None, :, :, None], 0.0)
-    mean = np.einsum("s,spmt->pmt", inst.prob, share)
-    mean = np.where(mean >= 1e-9, np.minimum(mean, 1.0), 0.0)  # below the schema's smallest share
-    shocks = []
-    for m, t in zip(*np.nonzero(mean.any(axis=0))):
-        loss = {name: float(mean[p, m, t]) for p, name in enumerate(inst.participants)}
-        shocks.append({"mineral": inst.minerals[m], "start": int(t) + 1, "periods": 1, "loss": loss})
-    return {"name": "expected_value", "probability": 1.0, "shocks": shocks}
+    out = []
+    for y in np.unique(inst.scen_year):
+        sel = inst.scen_year == y
+        weight = float(inst.prob[sel].sum())
+        if weight <= 0:
+            continue
+        mean = np.einsum("s,spmt->pmt", inst.prob[sel] / weight, share[sel])
+        mean = np.where(mean >= 1e-9, np.minimum(mean, 1.0), 0.0)  # below the schema's smallest share
+        shocks = []
+        for m, t in zip(*np.nonzero(mean.any(axis=0))):
+            loss = {name: float(mean[p, m, t]) for p, name in enumerate(inst.participants)}
+            shocks.append({"mineral": inst.minerals[m], "start": int(t) + 1, "periods": 1, "loss": loss})
+        if inst.years == 1:
+            out.append({"name": "expected_value", "probability": 1.0, "shocks": shocks})
+        else:
+            out.append(
+                {"name": f"expected_value_y{y + 1}", "probability": weight, "shocks": shocks, "year": int(y) + 1}
+            )
+    if inst.years > 1:  # the weights in floating point: make them sum to 1 exactly
+        out[-1]["probability"] = 1.0 - sum(sc["probability"] for sc in out[:-1])
+    return out
 
 
 def _case(name: str, resolved: dict, overrides: list[tuple[str, Any]], source: str, lots=None) -> Case:
@@ -168,12 +206,18 @@ def read_run_config(run_dir: Path) -> tuple[Config, dict]:
 
 
 def run_lots(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """A run's first-stage plan: {participant: {mineral: lots}} and, if it takes any, its offtake
+    """A run's first-stage plan: {participant: {mineral: lots}} (over a build-up, a list of the lots of
+    each year) and, if it takes any, its offtake
     under "offtake": {participant: {project: t/yr}} (``api.offtake_array``)."""
-    hold = pd.read_csv(run_dir / "holdings.csv", keep_default_na=False)
-    plan: dict[str, dict[str, Any]] = {
-        p: {m: int(n) for m, n in zip(g.mineral, g.lots)} for p, g in hold.groupby("participant", sort=False)
-    }
+    if (run_dir / "acquisitions.csv").exists():  # a build-up: the lots of each year, in year order
+        acq = pd.read_csv(run_dir / "acquisitions.csv", keep_default_na=False).sort_values("year", kind="stable")
+        plan: dict[str, dict[str, Any]] = {
+            p: {m: [int(n) for n in gm.lots] for m, gm in g.groupby("mineral", sort=False)}
+            for p, g in acq.groupby("participant", sort=False)
+        }
+    else:
+        hold = pd.read_csv(run_dir / "holdings.csv", keep_default_na=False)
+        plan = {p: {m: int(n) for m, n in zip(g.mineral, g.lots)} for p, g in hold.groupby("participant", sort=False)}
     if (run_dir / "offtake.csv").exists():
         off = pd.read_csv(run_dir / "offtake.csv", keep_default_na=False)
         plan[OFFTAKE_KEY] = {
@@ -198,13 +242,14 @@ def duals(
     lm.integer = np.zeros_like(lm.integer)
     none, empty = np.zeros(0, np.int64), np.zeros(0)
     _, lam, _ = IncrementalLP(lm).solve(none, empty, none, empty)
-    x = inst.initial + inst.lot * lots
+    x = inst.holding_by_year(lots if lots.ndim == 3 else lots[..., None])  # (P, M, Y)
     out = np.full(len(limits), np.nan)
 
     def saving(block: str, giver: np.ndarray, select: np.ndarray) -> float:
+        """The rows scale the holding of the year their scenario strikes in."""
         b = lm.row_blocks[block]
-        m = b.coords["m"][select]
-        return float(-(lam[b.start : b.start + b.size][select] * x[giver[select], m]).sum())
+        m, y = b.coords["m"][select], inst.scen_year[b.coords["s"][select]]
+        return float(-(lam[b.start : b.start + b.size][select] * x[giver[select], m, y]).sum())
 
     for i, r in enumerate(limits.itertuples()):
         if r.limit in (Limit.RATE, Limit.FLOOR):
@@ -231,7 +276,7 @@ def explain_cases_count(run_dir: str | Path, steps: dict[str, tuple[float, bool]
 
 def _read_limits(run_dir: Path) -> pd.DataFrame:
     """limits.csv as the solve wrote it (explain's own columns dropped)."""
-    text = {"limit": str, "participant": str, "mineral": str, "arc": str, "project": str}
+    text = {"limit": str, "participant": str, "mineral": str, "arc": str, "project": str, "year": "Int64"}
     return pd.read_csv(run_dir / LIMITS_FILE, keep_default_na=False, dtype=text)[LIMIT_COLUMNS]
 
 
@@ -261,7 +306,7 @@ def explain_run(
     ws_names = [f"ws.{s}" for s in inst.scenarios]
     for name, sc in zip(ws_names, resolved["scenarios"]):
         cases.append(_case(name, resolved, [("scenarios", [{**sc, "probability": 1.0}])], source))
-    cases.append(_case("ev", resolved, [("scenarios", [mean_scenario(inst)])], source))
+    cases.append(_case("ev", resolved, [("scenarios", mean_scenarios(inst))], source))
     results: Results = {}
     out = run_dir / EXPLAIN_DIR
     run_cases(cases, out, results, workers, scheduler, progress)

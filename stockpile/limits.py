@@ -267,6 +267,15 @@ def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tupl
         reach[:, inst.arc_from[a]] |= hit[:, inst.arc_to[a]] & inst.arc_minerals[a][None, :]
     p_reach = np.einsum("s,spm->pm", inst.prob, reach)
     binding = {(r.limit, r.participant, r.mineral) for r in limits.itertuples() if r.binds}
+    years: dict[tuple, list[int]] = {}  # over a build-up: the years each limit binds in
+    for r in limits.itertuples():
+        if r.binds and not pd.isna(r.year):
+            years.setdefault((r.limit, r.participant, r.mineral), []).append(int(r.year))
+
+    def when(key: tuple) -> str:
+        ys = years.get(key, [])
+        return f" in year{'s' * (len(ys) > 1)} {', '.join(map(str, ys))}" if ys else ""
+
     slack = {(r.limit, r.participant): r.slack for r in limits.itertuples()}
     _, n_cap = inst.lot_range()
     borrows = np.empty(x.shape, dtype=object)
@@ -280,9 +289,9 @@ def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tupl
         for m, mname in enumerate(inst.minerals):
             if x[p, m] > 0:
                 if (Limit.MIN_DAYS, pname, mname) in binding:
-                    note = f"min_days binds: bought to hold {inst.min_days[p, m]:g} days"
+                    note = f"min_days binds{when((Limit.MIN_DAYS, pname, mname))}: bought to hold {inst.min_days[p, m]:g} days"
                 elif (Limit.ACQUISITION, pname, mname) in binding:
-                    note = "max_acquisition_t binds: more would pay"
+                    note = f"max_acquisition_t binds{when((Limit.ACQUISITION, pname, mname))}: more would pay"
                 elif acquired[p, m] == 0:
                     note = "initial stock: another lot does not pay"
                 elif not reach[:, p, m].any():

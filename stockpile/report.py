@@ -23,6 +23,7 @@ import yaml
 from .fmt import money as _money
 from .model import COST_KEYS
 from .outputs import atomic_write_text
+from .results import buildup_order
 
 MAX_SCENARIOS_SHOWN = 30
 WIDTH = 640
@@ -176,6 +177,30 @@ def solve_page(folder: Path) -> Page:
             ]
         ),
     )
+    if (folder / "acquisitions.csv").exists():
+        acq = _read(folder, "acquisitions.csv")
+        limits_now = _read(folder, "limits.csv")
+        order = buildup_order(acq).reset_index()
+        page.add(
+            "Build-up by fiscal year",
+            "Days of consumption held at the end of each year, by mineral, per participant (the dots mark a "
+            "year with a purchase); the money spent each year against that year's appropriation (with "
+            "budget_carryover, what is spent so far against the budgets so far). The table lists the minerals "
+            "in the order they are first bought, with the holding's expected saving per dollar: the shortfall "
+            "cost its releases and loans avoid, probability-weighted and discounted, over what it cost. A "
+            "saving of 0 marks a holding bought only to meet a min_days target.",
+            buildup_chart(acq, parts),
+            budget_chart(limits_now, parts),
+            _df_table(
+                order.rename(
+                    columns={
+                        "first_year": "first year",
+                        "acquired_t": "tonnes bought",
+                        "expected_saving_per_usd": "saves per $",
+                    }
+                )
+            ),
+        )
     if (folder / "offtake.csv").exists():
         off = _read(folder, "offtake.csv")
         page.add(
@@ -277,6 +302,60 @@ def solve_page(folder: Path) -> Page:
             ),
         )
     return page
+
+
+def buildup_chart(acq: pd.DataFrame, parts: list[str]) -> alt.FacetChart:
+    """Days of consumption held at each year's end, a line per mineral, a panel per participant."""
+    df = acq.dropna(subset=["days_of_consumption"]).assign(bought=lambda d: d.lots > 0)
+    df = df[df.groupby(["participant", "mineral"]).holding_t.transform("max") > 0]
+    base = alt.Chart(df).encode(
+        x=alt.X("year:O", title="fiscal year of the build-up", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("days_of_consumption:Q", title="days of consumption held"),
+        color=alt.Color("mineral:N", legend=alt.Legend(orient="top")),
+        tooltip=[
+            "participant",
+            "mineral",
+            "year",
+            alt.Tooltip("acquired_t:Q", format=",.1f", title="bought (t)"),
+            alt.Tooltip("holding_t:Q", format=",.1f", title="held (t)"),
+            alt.Tooltip("days_of_consumption:Q", format=",.0f", title="days"),
+            alt.Tooltip("cost_usd:Q", format="$,.0f", title="cost"),
+        ],
+    )
+    lines = base.mark_line() + base.transform_filter("datum.bought").mark_point(filled=True, size=50)
+    return (
+        alt.layer(lines, data=df)
+        .properties(width=300, height=200)
+        .facet(column=alt.Column("participant:N", title=None, sort=parts))
+        .properties(title="Days held at the end of each year")
+    )
+
+
+def budget_chart(limits: pd.DataFrame, parts: list[str]) -> alt.TopLevelMixin:
+    """Money spent each year (bars) against the appropriation (ticks), per participant."""
+    df = limits[limits.limit == "budget_usd"].astype({"year": int})
+    bars = (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("year:O", title="fiscal year", axis=alt.Axis(labelAngle=0)),
+            xOffset=alt.XOffset("participant:N", sort=parts),
+            y=alt.Y("used:Q", axis=usd_axis("spent")),
+            color=_pcolor(parts),
+            tooltip=[
+                "participant",
+                "year",
+                alt.Tooltip("used:Q", format="$,.0f", title="spent"),
+                alt.Tooltip("value:Q", format="$,.0f", title="appropriation"),
+            ],
+        )
+    )
+    ticks = (
+        alt.Chart(df)
+        .mark_tick(color="black", thickness=2)
+        .encode(x="year:O", xOffset=alt.XOffset("participant:N", sort=parts), y="value:Q")
+    )
+    return (bars + ticks).properties(width=WIDTH, height=180, title="Budget spent each year (tick: appropriation)")
 
 
 def stock_offtake_chart(hold: pd.DataFrame, off: pd.DataFrame, parts: list[str]) -> alt.FacetChart:
@@ -753,8 +832,15 @@ def limits_view(limits: pd.DataFrame) -> pd.DataFrame:
         {
             "limit": df.limit,
             "who": [
-                r.arc
-                or (f"{r.project} ({r.mineral})" if r.project else " ".join(x for x in (r.participant, r.mineral) if x))
+                (
+                    r.arc
+                    or (
+                        f"{r.project} ({r.mineral})"
+                        if r.project
+                        else " ".join(x for x in (r.participant, r.mineral) if x)
+                    )
+                )
+                + (f", year {int(r.year)}" if "year" in df and r.year == r.year and str(r.year) != "" else "")
                 for r in df.itertuples()
             ],
             "value": [fig(r.limit, r.value) for r in df.itertuples()],

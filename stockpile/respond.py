@@ -68,12 +68,14 @@ class Situation:
     offtake: np.ndarray  # (P, J) units of offtake committed (they keep arriving during the disruption)
 
 
-def matching(inst: Instance, history: np.ndarray) -> np.ndarray:
-    """Scenarios whose shortfall in periods 1..k equals the history (within MATCH_TOL, relative)."""
+def matching(inst: Instance, history: np.ndarray, year: int | None = None) -> np.ndarray:
+    """Scenarios whose shortfall in periods 1..k equals the history (within MATCH_TOL, relative);
+    over a build-up, those striking in the year (0-based; None: the last)."""
     k = history.shape[-1]
     g = inst.shortfall[..., :k]
     close = np.abs(g - history[None]) <= MATCH_TOL * np.maximum(1.0, np.abs(history[None]))
-    return np.nonzero(close.all(axis=(1, 2, 3)))[0]
+    same_year = inst.scen_year == (inst.years - 1 if year is None else year)
+    return np.nonzero(close.all(axis=(1, 2, 3)) & same_year)[0]
 
 
 def situation(
@@ -86,12 +88,14 @@ def situation(
     history: np.ndarray,
     outlook: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None,
     offtake: np.ndarray | None = None,
+    year: int | None = None,
 ) -> Situation:
     """The situation at period k; outlook (names, probabilities, shortfall (C, P, M, T)) or the
-    config's scenarios that match the history. Raises ValueError when none does."""
+    config's scenarios that match the history (over a build-up: of the year, 0-based, that it
+    struck in). Raises ValueError when none does."""
     k = period
     if outlook is None:
-        idx = matching(inst, history)
+        idx = matching(inst, history, year)
         if idx.size == 0:
             raise ValueError("no scenario of the config matches the history")
         names = tuple(inst.scenarios[i] for i in idx)
@@ -123,9 +127,13 @@ def _pm(tonnes: dict[str, dict[str, float]], inst: Instance, key: str, default: 
     return out, problems
 
 
-def run_holdings(run: Path, inst: Instance) -> np.ndarray:
-    """A run folder's holdings (P, M) in tonnes, in the instance's order."""
+def run_holdings(run: Path, inst: Instance, year: int | None = None) -> np.ndarray:
+    """A run folder's holdings (P, M) in tonnes, in the instance's order; of a build-up, those at
+    the end of the year (0-based; None: the last)."""
     table = pd.read_csv(run / "holdings.csv", keep_default_na=False)
+    if (run / "acquisitions.csv").exists() and year is not None:
+        acq = pd.read_csv(run / "acquisitions.csv", keep_default_na=False)
+        table = acq[acq.year == year + 1]
     held, _ = _pm(
         {p: dict(zip(g.mineral, g.holding_t)) for p, g in table.groupby("participant", sort=False)},
         inst,
@@ -151,6 +159,10 @@ def resolve_state(path: str | Path) -> Situation:
     k = state.period
     if k > T:
         problems.append(Problem(("period",), f"period {k} is past the horizon's {T} periods"))
+    year = None if state.year is None else state.year - 1
+    if state.year is not None and state.year > inst.years:
+        problems.append(Problem(("year",), f"year {state.year} is outside the build-up (years 1..{inst.years})"))
+        year = None
     offtake: dict[str, dict[str, float]] = state.offtake or {}
     if isinstance(state.inventory, FromRun):
         run = base / state.inventory.from_run
@@ -158,7 +170,7 @@ def resolve_state(path: str | Path) -> Situation:
             problems.append(Problem(("inventory", "from_run"), f"{run} is not a run folder (no holdings.csv)"))
             inventory = zeros
         else:
-            inventory = run_holdings(run, inst)
+            inventory = run_holdings(run, inst, year)
             offtake = state.offtake or run_lots(run).get(OFFTAKE_KEY, {})
     else:
         inventory, bad = _pm(state.inventory, inst, "inventory", zeros)
@@ -217,7 +229,7 @@ def resolve_state(path: str | Path) -> Situation:
         problems += bad
     if not problems:
         try:
-            return situation(cfg, inst, k, holding, inventory, lent, history, outlook, taken)
+            return situation(cfg, inst, k, holding, inventory, lent, history, outlook, taken, year)
         except ValueError as exc:
             problems.append(Problem(("history",), f"{exc} in periods 1..{k}; give an explicit outlook"))
     raise ConfigError([_at(doc, p) for p in problems], doc.source)
@@ -272,6 +284,7 @@ def response_instance(sit: Situation, alone: bool = False, clairvoyant: bool = F
     the holding fixed, what was drawn and lent counted; alone: no lending arcs; clairvoyant: each
     continuation's orders are its own (the lower bound: knowing the duration)."""
     P, M = len(sit.inst.participants), len(sit.inst.minerals)
+    C = len(sit.names)
     inst = dataclasses.replace(
         sit.inst,
         scenarios=sit.names,
@@ -285,6 +298,15 @@ def response_instance(sit: Situation, alone: bool = False, clairvoyant: bool = F
         arc_lent=sit.lent,
         shared_periods=0 if clairvoyant else 1,
         cvar_weight=0.0,
+        # nothing more is bought: one year, costs in its own dollars
+        years=1,
+        discount=np.ones(1),
+        scen_year=np.zeros(C, np.int64),
+        price_path=sit.inst.price[:, None],
+        budget_path=np.full((P, 1), np.inf),
+        storage_path=np.full((P, 1), np.inf),
+        acquisition_path=np.zeros((P, M, 1)),
+        min_days_path=np.zeros((P, M, 1)),
     )
     return without_lending(inst) if alone else inst
 

@@ -54,21 +54,25 @@ SIMULATION_COLUMNS = [
 
 @lru_cache(maxsize=2)
 def _run(run_dir: str, stamp: int) -> tuple[Config, Instance, np.ndarray, np.ndarray]:
-    """The run's config, instance, holdings (P, M) and offtake (P, J units), read once per worker
-    and run (stamp: summary.json's mtime, so a folder solved again is read again)."""
+    """The run's config, instance, holdings (Y, P, M: at the end of each build-up year) and offtake
+    (P, J units), read once per worker and run (stamp: summary.json's mtime, so a folder solved
+    again is read again)."""
     from .api import offtake_array
 
     cfg, _ = read_run_config(Path(run_dir))
     inst = build_instance(cfg)
-    return cfg, inst, run_holdings(Path(run_dir), inst), offtake_array(inst, run_lots(Path(run_dir)))
+    held = np.stack([run_holdings(Path(run_dir), inst, y if inst.years > 1 else None) for y in range(inst.years)])
+    return cfg, inst, held, offtake_array(inst, run_lots(Path(run_dir)))
 
 
 def replay(
     cfg: Config, inst: Instance, held: np.ndarray, taken: np.ndarray, s: int, alone: bool
 ) -> tuple[dict[str, np.ndarray], float]:
     """Period by period through scenario s: orders from the response over the continuations
-    that match the history so far, applied to the stock. Returns the applied flows (T, P, M)
-    and the cost."""
+    that match the history so far (of the build-up year it strikes in), applied to the stock held
+    that year. Returns the applied flows (T, P, M) and the cost (in dollars of that year)."""
+    year = int(inst.scen_year[s])
+    held = held[year]
     T, A = inst.periods, inst.arc_from.size
     P, M = held.shape
     inventory, lent_so_far = held.copy(), np.zeros((A, M))
@@ -77,7 +81,9 @@ def replay(
     for k in range(1, T + 1):
         g = inst.shortfall[s, :, :, k - 1]
         if g.any():
-            sit = situation(cfg, inst, k, held, inventory, lent_so_far, inst.shortfall[s, :, :, :k], offtake=taken)
+            sit = situation(
+                cfg, inst, k, held, inventory, lent_so_far, inst.shortfall[s, :, :, :k], offtake=taken, year=year
+            )
             o = solve_response(sit, alone=alone)
             if not o.status.has_plan:
                 raise NoSolution(f"scenario {inst.scenarios[s]}, period {k}: the response has no solution ({o.status})")
@@ -151,6 +157,7 @@ def simulate_run(
         progress,
     )
     seer = evaluate_plan(cfg, run_lots(run_dir), cfg.scenario_list, workers=1).set_index("scenario").recourse_usd
+    seer = seer / pd.Series(inst.scen_discount, index=list(inst.scenarios))  # in dollars of the year it strikes
     per = []
     for name, a in zip(names, answers):
         per.append(

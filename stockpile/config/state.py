@@ -39,6 +39,12 @@ class State(StrictModel):
         "floor (absent: the inventory; pairs not given: their inventory).",
     )
     period: int = Field(ge=1, description="The current period k of the disruption, 1-based.")
+    year: int | None = Field(
+        None,
+        ge=1,
+        description="Over a build-up (horizon.years > 1): the year the disruption struck in; the continuations "
+        "are the config's scenarios of that year and {from_run} takes that year's holdings (absent: the last).",
+    )
     history: Name | dict[Name, dict[Name, list[NonNeg]]] = Field(
         description="Shortfall in t observed in periods 1..k, participant -> mineral -> k values (pairs not "
         "given: none); or the name of the config scenario whose first k periods happened."

@@ -236,6 +236,14 @@ def cross_check(data: dict) -> list[Problem]:
         if pr.get("name") in names:
             problems.append(Problem(("projects", i, "name"), f"duplicate project name '{pr.get('name')}'"))
         names.add(pr.get("name"))
+    if data.get("allocation") in ("days", "prorata") and (_years(data) or 1) > 1:
+        problems.append(
+            Problem(
+                ("allocation",),
+                f"allocation {data['allocation']} fixes one holding and does not say in which year to buy it: over "
+                "a build-up (horizon.years > 1) use optimised or alone",
+            )
+        )
     numbers: list[float] = [float(p) for p in probabilities if isinstance(p, (int, float))]
     if probabilities and all(
         isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p) for p in probabilities
