@@ -2,7 +2,7 @@
 
 import pytest
 from conftest import sized
-from sizes import EXTENSIVE_SIZES, ROUNDS, config
+from sizes import BUILDUP_YEARS, EXTENSIVE_SIZES, ROUNDS, config
 
 from stockpile import solve
 from stockpile.enums import SolverName
@@ -39,6 +39,18 @@ def test_benders_cvar(benchmark, size):
     cfg = config(size, "benders").model_copy(deep=True)
     cfg.risk.cvar_weight = 0.1
     _run(benchmark, cfg, size)
+
+
+@sized()
+def test_benders_buildup(benchmark, size):
+    """The same instances bought over five fiscal years (stockpile generate --years 5): yearly budgets
+    (the total's even share, lapsing), min_days targets rising to the final one, shocks in drawn years."""
+    _run(benchmark, config(size, "benders", years=BUILDUP_YEARS), size)
+
+
+@sized(EXTENSIVE_SIZES)
+def test_extensive_buildup(benchmark, size):
+    _run(benchmark, config(size, "extensive", years=BUILDUP_YEARS), size)
 
 
 @sized(EXTENSIVE_SIZES)
