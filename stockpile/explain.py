@@ -163,7 +163,7 @@ def mean_scenarios(inst: Instance) -> list[dict[str, Any]]:
     q = inst.consumption * inst.period_days / DAYS_PER_YEAR  # (P, M) per period
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(q[None, :, :, None] > 0, inst.shortfall / q[None, :, :, None], 0.0)
-    out = []
+    out: list[dict[str, Any]] = []
     for y in np.unique(inst.scen_year):
         sel = inst.scen_year == y
         weight = float(inst.prob[sel].sum())

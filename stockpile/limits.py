@@ -222,19 +222,19 @@ def yearly_limits(inst: Instance, plan: Plan) -> pd.DataFrame:
         rows.append((Limit.MIN_DAYS, p, m, y, target, held, held - target, binds))
     name = np.array(inst.participants, dtype=object)
     mineral = np.array(("", *inst.minerals), dtype=object)
-    kind, p, m, y, value, used, slack, binds = (list(c) for c in zip(*rows)) if rows else ([],) * 8
+    cols: list[list] = [list(c) for c in zip(*rows)] if rows else [[] for _ in range(8)]
     return pd.DataFrame(
         {
-            "limit": kind,
-            "participant": name[np.array(p, dtype=np.int64)],
-            "mineral": mineral[np.array([0 if v == "" else v + 1 for v in m], dtype=np.int64)],
+            "limit": cols[0],
+            "participant": name[np.array(cols[1], dtype=np.int64)],
+            "mineral": mineral[np.array([0 if v == "" else v + 1 for v in cols[2]], dtype=np.int64)],
             "arc": "",
             "project": "",
-            "year": pd.array(np.array(y, dtype=np.int64) + 1, dtype="Int64"),
-            "value": np.array(value, dtype=float),
-            "used": np.array(used, dtype=float),
-            "slack": np.array(slack, dtype=float),
-            "binds": np.array(binds, dtype=bool),
+            "year": pd.array(np.array(cols[3], dtype=np.int64) + 1, dtype="Int64"),
+            "value": np.array(cols[4], dtype=float),
+            "used": np.array(cols[5], dtype=float),
+            "slack": np.array(cols[6], dtype=float),
+            "binds": np.array(cols[7], dtype=bool),
         },
         columns=LIMIT_COLUMNS,
     )

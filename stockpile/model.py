@@ -377,7 +377,7 @@ def useful_lots(inst: Instance) -> np.ndarray:
     return np.ceil(np.maximum(useful_holding(inst) - inst.initial, 0.0) / inst.lot - 1e-9)
 
 
-def year_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray]:
+def year_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bounds (P, M, Y) on the lots bought each year, and the total each programme may buy (P, M).
 
     Y = 1: lot_bounds. Y > 1: a year buys 0 .. the least of its acquisition ceiling

@@ -464,7 +464,7 @@ def saving_per_usd(inst: Instance, plan: Plan, f: Flows) -> np.ndarray:
     used = (f.release + f.lent).sum(axis=-1)  # (D, P)
     w = inst.prob[f.pairs_s] * inst.scen_discount[f.pairs_s] * inst.shortfall_cost[f.pairs_m]
     saved = np.zeros((len(inst.participants), len(inst.minerals)))
-    np.add.at(saved, (slice(None), f.pairs_m), (w[:, None] * used).T)
+    np.add.at(saved.T, f.pairs_m, w[:, None] * used)  # saved.T is a view: (M, P)
     cost = (inst.lot[None, :, None] * plan.bought * inst.price_path[None] * inst.discount).sum(axis=-1)
     return np.divide(saved, cost, out=np.zeros_like(saved), where=cost > 0)
 
