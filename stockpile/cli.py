@@ -24,7 +24,6 @@ import click
 from .enums import Method, SolverName, values
 from .errors import ConfigError, InfeasibleConfig, NoSolution, OptionError
 from .fmt import money as _money
-from .fmt import tonnes
 from .version import __version__
 
 EXIT_INTERNAL, EXIT_CONFIG, EXIT_INFEASIBLE, EXIT_NO_SOLUTION, EXIT_OUTPUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
@@ -728,7 +727,7 @@ def scenarios(config: str, count: int, seed: int, output: str, sets: tuple[str, 
     from .outputs import atomic_write_text
 
     cfg = _load(config, [*_overrides(sets), ("scenarios", {"sample": {"count": count, "seed": seed}})])
-    listed = [sc.model_dump(mode="json", by_alias=True) for sc in cfg.scenario_list]
+    listed = [sc.model_dump(mode="json", by_alias=True, exclude_none=True) for sc in cfg.scenario_list]
     calm = sum(1 for sc in listed if not sc["shocks"])
     head = (
         f"# {count} scenarios drawn from the events of {config} with seed {seed} (stockpile scenarios);\n"
@@ -1008,32 +1007,31 @@ def show_buildup(console: Any, acq: Any, limits: Any) -> None:
     """A build-up over fiscal years: tonnes bought each year (days held at its end), in the order
     the minerals are first bought, with the expected saving per dollar that orders them; and each
     year's budget used against its appropriation."""
-    from .results import buildup_order
+    from .results import buildup_table
 
-    years = sorted(acq.year.unique())
-    order = buildup_order(acq)
+    table = buildup_table(acq)
+    years = [c for c in table.columns if c.startswith("y") and c[1:].isdigit()]
     t = _table(
         "build-up: tonnes bought in each year/days held at its end, first bought first; saves/$: the "
         "holding's expected saving per dollar it cost",
         "participant",
         "mineral",
-        *(f"y{y}" for y in years),
+        *years,
         "saves/$",
     )
-    for (p, m), row in order.iterrows():
-        g = acq[(acq.participant == p) & (acq.mineral == m)].set_index("year")
-        cells = [f"{tonnes(g.acquired_t[y])}/{g.days_of_consumption[y]:,.0f}d" if g.lots[y] > 0 else "-" for y in years]
-        t.add_row(p, m, *cells, f"{row.expected_saving_per_usd:.2f}")
+    for row in table.itertuples(index=False):
+        r = row._asdict()
+        t.add_row(r["participant"], r["mineral"], *(r[y] for y in years), f"{r['expected_saving_per_usd']:.2f}")
     console.print(t)
     budget = limits[limits.limit == "budget_usd"]
     if not budget.empty:
         t = _table(
             "budget used/appropriation each year (budget_carryover: spent so far/budgets so far)",
             "participant",
-            *(f"y{y}" for y in years),
+            *years,
         )
         for p, g in budget.groupby("participant", sort=False):
-            used = dict(zip(g.year, zip(g.used, g.value)))
+            used = {f"y{y}": (u, v) for y, u, v in zip(g.year, g.used, g.value)}
             t.add_row(p, *(f"{_money(used[y][0], short=True)}/{_money(used[y][1], short=True)}" for y in years))
         console.print(t)
 

@@ -23,7 +23,7 @@ import yaml
 from .fmt import money as _money
 from .model import COST_KEYS
 from .outputs import atomic_write_text
-from .results import buildup_order
+from .results import buildup_table
 
 MAX_SCENARIOS_SHOWN = 30
 WIDTH = 640
@@ -180,26 +180,19 @@ def solve_page(folder: Path) -> Page:
     if (folder / "acquisitions.csv").exists():
         acq = _read(folder, "acquisitions.csv")
         limits_now = _read(folder, "limits.csv")
-        order = buildup_order(acq).reset_index()
+        order = buildup_table(acq)
         page.add(
             "Build-up by fiscal year",
             "Days of consumption held at the end of each year, by mineral, per participant (the dots mark a "
             "year with a purchase); the money spent each year against that year's appropriation (with "
             "budget_carryover, what is spent so far against the budgets so far). The table lists the minerals "
-            "in the order they are first bought, with the holding's expected saving per dollar: the shortfall "
+            "in the order they are first bought, the tonnes bought each year and the days held at its end, "
+            "and the holding's expected saving per dollar: the shortfall "
             "cost its releases and loans avoid, probability-weighted and discounted, over what it cost. A "
             "saving of 0 marks a holding bought only to meet a min_days target.",
             buildup_chart(acq, parts),
             budget_chart(limits_now, parts),
-            _df_table(
-                order.rename(
-                    columns={
-                        "first_year": "first year",
-                        "acquired_t": "tonnes bought",
-                        "expected_saving_per_usd": "saves per $",
-                    }
-                )
-            ),
+            _df_table(order.rename(columns={"first_year": "first year", "expected_saving_per_usd": "saves per $"})),
         )
     if (folder / "offtake.csv").exists():
         off = _read(folder, "offtake.csv")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .enums import Status
+from .fmt import tonnes
 from .instance import DAYS_PER_YEAR, Instance
 from .model import COST_KEYS, LinearModel
 from .outputs import write_run
@@ -499,19 +500,25 @@ def acquisitions_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
     )
 
 
-def buildup_order(acq: pd.DataFrame) -> pd.DataFrame:
+def buildup_table(acq: pd.DataFrame) -> pd.DataFrame:
     """The (participant, mineral) pairs a build-up buys, in the order it first buys them (ties: the
-    higher expected saving per dollar first): first_year, tonnes and expected_saving_per_usd."""
+    higher expected saving per dollar first): one column per year, 'tonnes bought/days held at the
+    year's end' ('-': nothing bought that year), and the holding's expected saving per dollar."""
     bought = acq[acq.lots > 0]
-    g = bought.groupby(["participant", "mineral"], sort=False)
-    out = pd.DataFrame(
-        {
-            "first_year": g.year.min(),
-            "acquired_t": g.acquired_t.sum(),
-            "expected_saving_per_usd": g.expected_saving_per_usd.first(),
-        }
+    first = bought.groupby(["participant", "mineral"], sort=False).year.min().rename("first_year")
+    saving = acq.groupby(["participant", "mineral"], sort=False).expected_saving_per_usd.first()
+    cell = np.where(
+        acq.lots > 0,
+        [f"{tonnes(t)}/{d:,.0f}d" if d == d else tonnes(t) for t, d in zip(acq.acquired_t, acq.days_of_consumption)],
+        "-",
     )
-    return out.sort_values(["first_year", "expected_saving_per_usd"], ascending=[True, False], kind="stable")
+    wide = acq.assign(cell=cell).pivot(index=["participant", "mineral"], columns="year", values="cell")
+    wide.columns = [f"y{y}" for y in wide.columns]
+    out = wide.join(first, how="inner").join(saving).reset_index()
+    out = out.sort_values(["first_year", "expected_saving_per_usd"], ascending=[True, False], kind="stable")
+    return out[["participant", "mineral", "first_year", *wide.columns, "expected_saving_per_usd"]].reset_index(
+        drop=True
+    )
 
 
 def offtake_table(inst: Instance, plan: Plan) -> pd.DataFrame:

@@ -254,3 +254,29 @@ def test_methods_agree_on_generated_build_ups(tmp_path, seed, size):
     assert ext.status == ben.status == "optimal"
     assert ben.summary["objective_usd"] == pytest.approx(ext.summary["objective_usd"], rel=2e-6)
     assert ext.acquisitions.lots.sum() > 0
+
+
+def test_sampled_scenarios_draw_their_year_uniformly(tmp_path):
+    """Over a build-up each sampled scenario strikes in a year drawn uniformly (binomial check at 4
+    sigma, fixed seed), after every other draw: the events, lengths and losses are those of the
+    one-year sample. `sample.year` puts them all in one year."""
+    from conftest import ROOT
+
+    base = yaml.safe_load((ROOT / "configs" / "us_japan_sampled.yaml").read_text())
+    one = load_config(write_config(tmp_path / "one.yaml", base), [("scenarios.sample.count", 4000)])
+    four = load_config(
+        write_config(tmp_path / "four.yaml", base), [("scenarios.sample.count", 4000), ("horizon.years", 4)]
+    )
+    years = pd.Series([sc.year for sc in four.scenario_list])
+    assert set(years) == {1, 2, 3, 4}
+    sigma = (4000 * 0.25 * 0.75) ** 0.5
+    assert ((years.value_counts() - 1000).abs() < 4 * sigma).all()
+    assert [sc.shocks for sc in four.scenario_list] == [sc.shocks for sc in one.scenario_list]
+    assert all(sc.year is None for sc in one.scenario_list)
+    fixed = load_config(
+        write_config(tmp_path / "fixed.yaml", base),
+        [("scenarios.sample.count", 50), ("horizon.years", 4), ("scenarios.sample.year", 2)],
+    )
+    assert {sc.year for sc in fixed.scenario_list} == {2}
+    with pytest.raises(ConfigError, match="scenarios.sample.year"):
+        load_config(write_config(tmp_path / "bad.yaml", base), [("horizon.years", 2), ("scenarios.sample.year", 3)])

@@ -24,6 +24,7 @@ from stockpile.report import build_report, write_report
 def runs(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("report")
     out = {"solve": checked_solve(load_config(ROOT / "configs" / "us_japan.yaml")).write(tmp / "solve")}
+    out["buildup"] = checked_solve(load_config(ROOT / "configs" / "us_japan_buildup.yaml")).write(tmp / "buildup")
     simulated = CliRunner().invoke(cli, ["simulate", str(out["solve"]), "--workers", "2"])
     assert simulated.exit_code == 0, simulated.output
     responded = CliRunner().invoke(
@@ -182,7 +183,28 @@ CHROME_FLAGS = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["solve", "study", "coalition", "compare", "response"])
+def test_buildup_report_numbers_match_the_files(runs):
+    """The build-up section: days held by year, the budget spent each year, the order of purchase."""
+    folder = runs["buildup"]
+    page = build_report(folder)
+    acq = pd.read_csv(folder / "acquisitions.csv")
+    limits = pd.read_csv(folder / "limits.csv")
+    days = _data(_chart(page, "Build-up by fiscal year", 0))
+    held = acq[acq.groupby(["participant", "mineral"]).holding_t.transform("max") > 0].dropna(
+        subset=["days_of_consumption"]
+    )
+    assert len(days) == len(held)
+    assert days.days_of_consumption.sum() == pytest.approx(held.days_of_consumption.sum())
+    spent = _data(_chart(page, "Build-up by fiscal year", 1))
+    budget = limits[limits.limit == "budget_usd"]
+    assert spent.used.sum() == pytest.approx(budget.used.sum()) and spent.value.sum() == pytest.approx(
+        budget.value.sum()
+    )
+    table = [s for s in page.sections if s[0] == "Build-up by fiscal year"][0][2][-1]
+    assert table.index("germanium") < table.index("manganese")  # first bought first
+
+
+@pytest.mark.parametrize("kind", ["solve", "buildup", "study", "coalition", "compare", "response"])
 def test_every_chart_renders_in_a_real_browser(runs, kind, tmp_path):
     browser = _chromium()
     if browser is None:

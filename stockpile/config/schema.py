@@ -245,6 +245,13 @@ class Sample(StrictModel):
 
     count: int = Field(ge=1, le=1_000_000, description="Number of scenarios N (each of probability 1/N).")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the random generator (PCG64).")
+    year: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_YEARS,
+        description="Over a build-up (horizon.years > 1): the year every sampled scenario strikes in (absent: "
+        "each draws its year uniformly).",
+    )
 
 
 class ScenarioSample(StrictModel):

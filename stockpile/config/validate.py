@@ -196,6 +196,14 @@ def cross_check(data: dict) -> list[Problem]:
     problems += _yearly_lengths(data, minerals)
     seen: set[str] = set()
     probabilities = []
+    sample = _mapping_of(data.get("scenarios"), "sample")
+    if isinstance(sample.get("year"), int) and isinstance(_years(data), int) and sample["year"] > (_years(data) or 1):
+        problems.append(
+            Problem(
+                ("scenarios", "sample", "year"),
+                f"year {sample['year']} is outside the build-up (years 1..{_years(data)})",
+            )
+        )
     for i, sc in enumerate(items(data.get("scenarios"))):
         if not isinstance(sc, dict):
             continue
@@ -254,6 +262,11 @@ def cross_check(data: dict) -> list[Problem]:
     return problems
 
 
+def _mapping_of(value: Any, key: str) -> dict:
+    inner = value.get(key) if isinstance(value, dict) else None
+    return inner if isinstance(inner, dict) else {}
+
+
 def _years(data: dict) -> int | None:
     horizon = data.get("horizon")
     years = horizon.get("years", 1) if isinstance(horizon, dict) else 1
@@ -310,7 +323,7 @@ def validate(
         assert cfg is not None
         if isinstance(cfg.scenarios, ScenarioSample):
             spec = cfg.scenarios.sample
-            cfg.scenarios = sample_scenarios(cfg, spec.count, spec.seed)
+            cfg.scenarios = sample_scenarios(cfg, spec.count, spec.seed, year=spec.year)
             cfg._provenance = {"sampled": {"count": spec.count, "seed": spec.seed}}
         return cfg
     for p in problems:
