@@ -77,15 +77,15 @@ class Instance:
     # the build-up over fiscal years (horizon.years Y; Y = 1: every lot bought at once). The one-year
     # fields above are then the whole build-up's view: price of year 1, budget and max_acquisition
     # summed over the years, min_days the largest yearly target, storage the last year's
-    years: int = 1
-    discount: np.ndarray = field(default_factory=lambda: np.ones(1))  # (Y,) (1 + r)^-(y-1)
-    scen_year: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (S,) 0-based year it strikes
-    carryover: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (P,) unspent budget carries over
-    price_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))  # (M, Y) USD/t
-    budget_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))  # (P, Y) USD, inf = none
-    storage_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))  # (P, Y) t, inf = none
-    acquisition_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 1)))  # (P, M, Y) t, inf = none
-    min_days_path: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 1)))  # (P, M, Y) days
+    years: int
+    discount: np.ndarray  # (Y,) (1 + r)^-(y-1)
+    scen_year: np.ndarray  # (S,) 0-based year each scenario strikes in
+    carryover: np.ndarray  # (P,) unspent budget carries over
+    price_path: np.ndarray  # (M, Y) USD/t
+    budget_path: np.ndarray  # (P, Y) USD, inf = none
+    storage_path: np.ndarray  # (P, Y) t, inf = none
+    acquisition_path: np.ndarray  # (P, M, Y) t, inf = none
+    min_days_path: np.ndarray  # (P, M, Y) days
     shared_periods: int = 0  # the first periods' orders are the same in every scenario (non-anticipative)
     cvar_alpha: float = 0.9
     cvar_weight: float = 0.0
