@@ -276,11 +276,7 @@ def plan_problems(inst: Instance, lots: np.ndarray, offtake: np.ndarray | None =
     held = inst.holding_by_year(bought)  # (P, M, Y)
     need = inst.initial[..., None] + inst.yearly_requirement() * inst.lot[None, :, None]
     cap = np.floor(inst.acquisition_path / inst.lot[None, :, None] + LOT_ROUNDING)
-    spend = (bought * inst.lot[None, :, None] * inst.price_path[None]).sum(axis=1)
-    spend[:, 0] += np.where(bought.sum(axis=-1) > 0, inst.fixed_cost, 0.0).sum(axis=1)
-    carry = inst.carryover[:, None]
-    spent = np.where(carry, np.cumsum(spend, axis=-1), spend)
-    budget = np.where(carry, np.cumsum(inst.budget_path, axis=-1), inst.budget_path)
+    spent, budget = inst.budget_use(bought)
     stored = held.sum(axis=1)
     out = []
     for p, name in enumerate(inst.participants):

@@ -135,6 +135,15 @@ class Instance:
         """Holding required by min_days, (P, M) tonnes."""
         return self.min_days * self.consumption / DAYS_PER_YEAR
 
+    def budget_use(self, bought: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P, Y) what a plan (lots bought each year, (P, M, Y)) spends each year, programme costs in
+        year 1, and the budget it must fit: with budget_carryover both are the totals so far."""
+        spend = (bought * self.lot[None, :, None] * self.price_path[None]).sum(axis=1)
+        spend[:, 0] += np.where(bought.sum(axis=-1) > 0, self.fixed_cost, 0.0).sum(axis=1)
+        carry = self.carryover[:, None]
+        budget = np.where(carry, np.cumsum(self.budget_path, axis=-1), self.budget_path)
+        return np.where(carry, np.cumsum(spend, axis=-1), spend), budget
+
     def yearly_requirement(self) -> np.ndarray:
         """(P, M, Y) lots that must be bought by the end of each build-up year: the min_days of that
         year or any before it (holdings only grow), ceil((min_days_y c / 365 - initial_t) / lot_t)."""

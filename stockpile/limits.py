@@ -199,11 +199,7 @@ def yearly_limits(inst: Instance, plan: Plan) -> pd.DataFrame:
     x = inst.holding_by_year(bought)
     cap = np.floor(inst.acquisition_path / lot + 1e-9)
     lot_price = np.where(bought < cap, lot * inst.price_path[None], 0.0)  # (P, M, Y)
-    spend = (lot * bought * inst.price_path[None]).sum(axis=1)
-    spend[:, 0] += np.where(bought.sum(axis=-1) > 0, inst.fixed_cost, 0.0).sum(axis=1)
-    carry = inst.carryover[:, None]
-    spent = np.where(carry, np.cumsum(spend, axis=-1), spend)
-    budget = np.where(carry, np.cumsum(inst.budget_path, axis=-1), inst.budget_path)
+    spent, budget = inst.budget_use(bought)
     for p, y in zip(*np.nonzero(np.isfinite(budget))):
         slack = budget[p, y] - spent[p, y]
         rows.append((Limit.BUDGET, p, "", y, budget[p, y], spent[p, y], slack, slack < lot_price[p, :, y].max()))
