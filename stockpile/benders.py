@@ -330,8 +330,20 @@ class _Batch:
         return x, -(self.lo_F.T @ duals[self.lo_rows]) - (self.up_F.T @ (duals[self.up_rows] * self.up_only))
 
 
-def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUMNS) -> list[_Batch]:
-    """Batches of whole recourse blocks, one aggregate each, cut every batch_columns columns."""
+def _columns(sub: sp.csr_matrix, cols: np.ndarray) -> sp.csr_matrix:
+    """sub[:, cols] for sorted cols, by binary search of each nonzero's column: linear in the
+    rows' nonzeros (scipy's fancy column indexing scans every column of the matrix). The column
+    indices of each row stay sorted, as the solvers' builders expect."""
+    pos = np.searchsorted(cols, sub.indices)
+    hit = cols[np.minimum(pos, cols.size - 1)] == sub.indices if cols.size else np.zeros(sub.nnz, bool)
+    row = np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))
+    indptr = np.r_[0, np.cumsum(np.bincount(row[hit], minlength=sub.shape[0]))]
+    return sp.csr_matrix((sub.data[hit], pos[hit], indptr), shape=(sub.shape[0], cols.size))
+
+
+def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUMNS, once: bool = False) -> list[_Batch]:
+    """Batches of whole recourse blocks, one aggregate each, cut every batch_columns columns;
+    once: each is solved a single time (an evaluation, not the decomposition's re-solves)."""
     lm = st.lm
     if not keys.size:
         return []
@@ -358,12 +370,11 @@ def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUM
     for b_rows, b_cols in zip(np.split(rows_sorted, row_splits), np.split(cols_sorted, col_splits)):
         b_rows, b_cols = np.sort(b_rows), np.sort(b_cols)
         sub = A[b_rows]
-        A_F = sub[:, st.first_cols].tocsr()
+        A_F = _columns(sub, st.first_cols)
         coupled = np.diff(A_F.indptr) > 0
         lo = np.nonzero(coupled & np.isfinite(lm.row_lb[b_rows]))[0]
         up = np.nonzero(coupled & np.isfinite(lm.row_ub[b_rows]))[0]
-        A_rc = sub[:, b_cols].tocsr()
-        A_rc.sort_indices()
+        A_rc = _columns(sub, b_cols)
         lp = LinearModel(
             c=lm.c[b_cols],
             offset=0.0,
@@ -378,7 +389,7 @@ def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUM
         )
         out.append(
             _Batch(
-                IncrementalLP(lp),
+                IncrementalLP(lp, once),
                 b_cols,
                 lm.c[b_cols],
                 int(st.aggregate(lm.col_key[b_cols[:1]])[0]),
@@ -403,9 +414,10 @@ class Recourse:
     batches: list[_Batch]
 
     @classmethod
-    def of(cls, st: Structure) -> Recourse:
+    def of(cls, st: Structure, once: bool = False) -> Recourse:
+        """once: evaluated at a single first-stage point (stockpile evaluate)."""
         closed, lp_keys = ClosedForm.select(st)
-        batches = lp_batches(st, lp_keys)
+        batches = lp_batches(st, lp_keys, once=once)
         log.debug(
             "recourse: %s closed-form cells, %d LP batches", 0 if closed is None else closed.cols_r.size, len(batches)
         )

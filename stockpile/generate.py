@@ -46,10 +46,12 @@ def generate(
     seed: int = 0,
     name: str | None = None,
     years: int = 1,
+    sampled: bool = False,
 ) -> dict[str, Any]:
     """A valid config as a plain dict (write it with yaml.safe_dump).
 
-    years > 1: the same instance built up over that many fiscal years (``build_up``)."""
+    years > 1: the same instance built up over that many fiscal years (``build_up``); sampled:
+    its scenarios drawn from supplier countries and restriction events (``with_events``)."""
     if not 1 <= participants <= len(PARTICIPANTS):
         raise ValueError(f"participants must be 1..{len(PARTICIPANTS)}")
     if minerals < 1 or scenarios < 1 or periods < 1 or years < 1:
@@ -137,7 +139,50 @@ def generate(
         "scenarios": scen,
         "solver": {"name": "highs", "time_limit_s": 600.0, "relative_gap": 1.0e-4},
     }
+    if sampled:
+        cfg = with_events(cfg, scenarios, seed, name is None)
     return cfg if years == 1 else build_up(cfg, years, seed, name is None)
+
+
+SUPPLIERS = ["China", "DRC", "Indonesia", "Chile", "Russia", "South Africa"]
+
+
+def with_events(cfg: dict[str, Any], count: int, seed: int, rename: bool) -> dict[str, Any]:
+    """The config with `scenarios: {sample: {count, seed}}` drawn from generated `suppliers` and
+    `events`: each mineral comes from one supplier country (20-100% of each participant's supply);
+    each supplier's minerals are restricted together in groups of up to three, an event a year
+    with probability 3-15%, lasting 2 periods to the whole horizon (mode: half), cutting 30-100%
+    of the flow; China's first two events are correlated (P = 0.5), as gallium and graphite in
+    2023. Drawn from their own stream: the rest of the config is unchanged."""
+    rng = np.random.default_rng([seed, 7919])
+    parts = list(cfg["participants"])
+    T = cfg["horizon"]["periods"]
+    suppliers: dict[str, dict[str, Any]] = {}
+    for m in cfg["minerals"]:
+        home = SUPPLIERS[int(rng.integers(len(SUPPLIERS)))]
+        suppliers.setdefault(home, {})[m] = {p: float(np.round(rng.uniform(0.2, 1.0), 2)) for p in parts}
+    events: list[dict[str, Any]] = []
+    for home, minerals in suppliers.items():
+        names = list(minerals)
+        for k in range(0, len(names), 3):
+            events.append(
+                {
+                    "name": f"{home.lower().replace(' ', '_')}_{k // 3 + 1}",
+                    "supplier": home,
+                    "minerals": names[k : k + 3],
+                    "annual_probability": float(np.round(rng.uniform(0.03, 0.15), 3)),
+                    "duration_periods": {"min": float(min(2, T)), "mode": float(max(1, T // 2)), "max": float(T)},
+                    "severity": {"min": 0.3, "max": 1.0},
+                }
+            )
+    china = [e for e in events if e["supplier"] == "China"]
+    if len(china) > 1:
+        china[0]["correlated_with"] = {"event": china[1]["name"], "probability": 0.5}
+    cfg["suppliers"], cfg["events"] = suppliers, events
+    cfg["scenarios"] = {"sample": {"count": count, "seed": seed}}
+    if rename:
+        cfg["name"] += "-sampled"
+    return cfg
 
 
 def build_up(cfg: dict[str, Any], years: int, seed: int, rename: bool) -> dict[str, Any]:
