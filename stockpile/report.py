@@ -876,7 +876,20 @@ def short_labels(keys: list[str]) -> dict[str, str]:
 
 
 def fmt_value(key: str, v) -> str:
-    """A swept value for people: dollars as $600m, other numbers as they read."""
+    """A swept value for people: dollars as $600m, other numbers as they read; a yearly list (as
+    study.csv writes it) value by value."""
+    if isinstance(v, str) and v.startswith("["):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            return v
+    if isinstance(v, list):
+        return "[" + ", ".join(fmt_value(key, float(x) if isinstance(x, (int, float)) else x) for x in v) + "]"
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            return v
     if isinstance(v, float) and v != v:
         return "–"
     if key.endswith("_usd") and isinstance(v, (int, float)):
@@ -1076,8 +1089,18 @@ def effect_chart(
         name=f"metric_{_slug(key)}", value=options[0], bind=alt.binding_select(options=options, name="metric ")
     )
     usd = key.endswith("_usd")
+    numeric = bool(pd.to_numeric(keep[key], errors="coerce").notna().all())  # not when a case sweeps a list
     enc = {
-        "x": alt.X("x:Q", title=label[key], axis=usd_axis(label[key]) if usd else alt.Axis(title=label[key])),
+        "x": (
+            alt.X("x:Q", title=label[key], axis=usd_axis(label[key]) if usd else alt.Axis(title=label[key]))
+            if numeric
+            else alt.X(
+                "key_shown:N",
+                title=label[key],
+                sort=list(dict.fromkeys(long.key_shown)),
+                axis=alt.Axis(labelAngle=0, labelLimit=300),
+            )
+        ),
         "y": alt.Y(
             "value:Q",
             title=None,

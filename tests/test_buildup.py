@@ -280,3 +280,12 @@ def test_sampled_scenarios_draw_their_year_uniformly(tmp_path):
     assert {sc.year for sc in fixed.scenario_list} == {2}
     with pytest.raises(ConfigError, match="scenarios.sample.year"):
         load_config(write_config(tmp_path / "bad.yaml", base), [("horizon.years", 2), ("scenarios.sample.year", 3)])
+
+
+def test_study_report_reads_a_swept_yearly_list():
+    """A study may sweep a yearly list (study.csv writes it as text): shown value by value, money as money."""
+    from stockpile.report import fmt_value
+
+    assert fmt_value("participants.JP.budget_usd", "[240000000.0, 120000000.0]") == "[$240.00m, $120.00m]"
+    assert fmt_value("minerals.cobalt.min_days.JP", "[8.4, 42.0]") == "[8.4, 42]"
+    assert fmt_value("participants.JP.budget_usd", 1.2e8) == "$120.00m"
