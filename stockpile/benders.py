@@ -63,6 +63,8 @@ MASTER_GAP_SHARE = 0.25  # the master MIP is solved to this share of the request
 # only while the gap left is within it.
 REPEAT_GAP = 1e-6
 MIN_MASTER_SECONDS = 0.01
+# with one theta per scenario, a cut must raise its theta at the point by more than this (relative)
+RAISE_TOL = 1e-9
 
 # The families the closed form implements, and nothing else.
 CLOSED_FORM_COLUMNS = frozenset({"r", "u"})
@@ -99,6 +101,11 @@ class Structure:
         first_cols, first_rows = lm.first_cols, np.nonzero(lm.row_key < 0)[0]
         A_first = lm.A[first_rows][:, first_cols].tocsr()
         return cls(lm, first_cols, first_rows, A_first, keys, agg_dims, n_agg)
+
+    @property
+    def per_scenario(self) -> bool:
+        """One theta per scenario (blocks are whole scenarios: a CVaR objective)."""
+        return "s" in self.agg_dims
 
     def aggregate(self, keys: np.ndarray) -> np.ndarray:
         """Theta of each recourse-block key."""
@@ -310,24 +317,36 @@ class ClosedForm:
 
 @dataclass
 class _Batch:
-    """LP recourse of a set of blocks of one aggregate, built once, re-solved warm."""
+    """LP recourse of a set of whole blocks, built once, re-solved warm. Its blocks may belong to
+    several aggregates (one theta per scenario under CVaR makes blocks small and many), so the
+    cost and its gradient are split by aggregate: the columns and coupled rows of each."""
 
     lp: IncrementalLP
     cols: np.ndarray  # columns of the extensive model
     c: np.ndarray
-    agg: int
+    aggs: np.ndarray  # the batch's aggregates
+    col_agg: np.ndarray  # each column's, as an index into aggs
     lo_rows: np.ndarray  # local coupled rows with a finite lower bound
     lo0: np.ndarray
     lo_F: sp.csr_matrix  # bound = lo0 - lo_F z
+    lo_agg: np.ndarray  # each one's aggregate, as an index into aggs
     up_rows: np.ndarray
     up0: np.ndarray
     up_F: sp.csr_matrix
+    up_agg: np.ndarray
     up_only: np.ndarray  # upper-bounded rows without a finite lower bound (their dual is not yet counted)
 
-    def solve(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def solve(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The recourse values, the cost of each aggregate and its gradient (first stage x aggs)."""
         x, duals, _ = self.lp.solve(self.lo_rows, self.lo0 - self.lo_F @ z, self.up_rows, self.up0 - self.up_F @ z)
+        k = self.aggs.size
         # dQ/dz = dQ/dbound . dbound/dz; a row's dual is the same whichever of its bounds is active
-        return x, -(self.lo_F.T @ duals[self.lo_rows]) - (self.up_F.T @ (duals[self.up_rows] * self.up_only))
+        d_lo, d_up = duals[self.lo_rows], duals[self.up_rows] * self.up_only
+        if k == 1:  # the usual case (one theta per mineral): no split
+            return x, np.array([self.c @ x]), -(self.lo_F.T @ d_lo + self.up_F.T @ d_up)[:, None]
+        by = lambda w, agg: sp.csr_matrix((w, (np.arange(w.size), agg)), shape=(w.size, k))
+        grad = self.lo_F.T @ by(d_lo, self.lo_agg) + self.up_F.T @ by(d_up, self.up_agg)
+        return x, np.bincount(self.col_agg, self.c * x, k), -grad.toarray()
 
 
 def _columns(sub: sp.csr_matrix, cols: np.ndarray) -> sp.csr_matrix:
@@ -342,8 +361,9 @@ def _columns(sub: sp.csr_matrix, cols: np.ndarray) -> sp.csr_matrix:
 
 
 def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUMNS, once: bool = False) -> list[_Batch]:
-    """Batches of whole recourse blocks, one aggregate each, cut every batch_columns columns;
-    once: each is solved a single time (an evaluation, not the decomposition's re-solves)."""
+    """Batches of whole recourse blocks in order of aggregate, cut every batch_columns columns
+    (within one aggregate, unless each block is its own); once: each is solved a single time (an
+    evaluation, not the decomposition's re-solves)."""
     lm = st.lm
     if not keys.size:
         return []
@@ -354,9 +374,12 @@ def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUM
     agg = st.aggregate(keys)
     order = np.lexsort((keys, agg))  # by aggregate, then key
     cols_before = np.cumsum(key_cols[order]) - key_cols[order]
-    first_of_agg = np.r_[0, np.nonzero(np.diff(agg[order]))[0] + 1]
-    within = cols_before - np.repeat(cols_before[first_of_agg], np.diff(np.r_[first_of_agg, order.size]))
-    _, chunk = np.unique(np.column_stack([agg[order], within // batch_columns]), axis=0, return_inverse=True)
+    if st.per_scenario:  # a theta per block: many small blocks share a batch
+        _, chunk = np.unique(cols_before // batch_columns, return_inverse=True)
+    else:  # a theta per mineral: each batch within one, cut every batch_columns columns
+        first_of_agg = np.r_[0, np.nonzero(np.diff(agg[order]))[0] + 1]
+        within = cols_before - np.repeat(cols_before[first_of_agg], np.diff(np.r_[first_of_agg, order.size]))
+        _, chunk = np.unique(np.column_stack([agg[order], within // batch_columns]), axis=0, return_inverse=True)
     batch_of = np.empty(keys.size, dtype=np.int64)
     batch_of[order] = chunk.ravel()
     row_batch = batch_of[np.searchsorted(keys, lm.row_key[rows])]
@@ -375,6 +398,9 @@ def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUM
         lo = np.nonzero(coupled & np.isfinite(lm.row_lb[b_rows]))[0]
         up = np.nonzero(coupled & np.isfinite(lm.row_ub[b_rows]))[0]
         A_rc = _columns(sub, b_cols)
+        col_agg, row_agg = st.aggregate(lm.col_key[b_cols]), st.aggregate(lm.row_key[b_rows])
+        aggs = np.unique(np.r_[col_agg, row_agg])
+        row_agg = np.searchsorted(aggs, row_agg)
         lp = LinearModel(
             c=lm.c[b_cols],
             offset=0.0,
@@ -392,13 +418,16 @@ def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUM
                 IncrementalLP(lp, once),
                 b_cols,
                 lm.c[b_cols],
-                int(st.aggregate(lm.col_key[b_cols[:1]])[0]),
+                aggs,
+                np.searchsorted(aggs, col_agg),
                 lo,
                 lm.row_lb[b_rows][lo],
                 A_F[lo],
+                row_agg[lo],
                 up,
                 lm.row_ub[b_rows][up],
                 A_F[up],
+                row_agg[up],
                 ~np.isin(up, lo),
             )
         )
@@ -440,15 +469,15 @@ class Recourse:
             Q += q
             grad += gr.toarray()
 
-        def run(b: _Batch) -> tuple[np.ndarray, np.ndarray] | None:
+        def run(b: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
             return b.solve(z) if time.perf_counter() < deadline else None
 
         for b, out in zip(self.batches, (pool.map if pool else map)(run, self.batches)):
             if out is None:
                 return None
-            x, dz = out
-            Q[b.agg] += b.c @ x
-            grad[:, b.agg] += dz
+            x, q, dz = out
+            Q[b.aggs] += q
+            grad[:, b.aggs] += dz
             values[b.cols] = x
         return Q, grad, values
 
@@ -465,18 +494,27 @@ class Cuts:
     q: list[float] = field(default_factory=list)
     d: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, z: np.ndarray, Q: np.ndarray, grad: np.ndarray) -> None:
-        """One cut per aggregate at z: theta_g >= Q_g(z) + d_g . (z' - z)."""
-        self.agg.extend(range(Q.size))
-        self.q.extend((Q - grad.T @ z).tolist())
-        self.d.extend(grad.T.copy())
+    def add(self, z: np.ndarray, Q: np.ndarray, grad: np.ndarray, raising: float | None = None) -> None:
+        """A cut at z for each aggregate: theta_g >= Q_g(z) + d_g . (z' - z). raising (a theta's lower
+        bound): only the cuts that raise theta_g at z above the cuts so far, the L-shaped method's
+        rule, for a master of one theta per scenario (CVaR), which every exact cut would only
+        grow (10,000 scenarios: 70,000 cuts against 40,000, 229 s against 136 s). With a theta
+        per mineral every cut is kept: a cut exact at z still bounds theta elsewhere, and fewer
+        cuts cost the benchmark instances a round more."""
+        keep = np.arange(Q.size)
+        if raising is not None:
+            have = self.theta(z, Q.size, raising)
+            keep = np.nonzero(have + RAISE_TOL * np.maximum(1.0, np.abs(Q)) < Q)[0]
+        self.agg.extend(keep.tolist())
+        self.q.extend((Q[keep] - grad[:, keep].T @ z).tolist())
+        self.d.extend(grad[:, keep].T.copy())
 
     def __len__(self) -> int:
         return len(self.agg)
 
-    def theta(self, z: np.ndarray, n_agg: int) -> np.ndarray:
-        """Each theta at its highest cut at z."""
-        out = np.zeros(n_agg)
+    def theta(self, z: np.ndarray, n_agg: int, floor: float = 0.0) -> np.ndarray:
+        """Each theta at its highest cut at z, and at least floor (its lower bound in the master)."""
+        out = np.full(n_agg, floor)
         if not self.agg:
             return out
         np.maximum.at(out, np.array(self.agg, dtype=np.int64), np.array(self.q) + np.array(self.d) @ z)
@@ -575,7 +613,7 @@ def solve_benders(
         if evaluated is None:
             return np.inf
         Q, grad, values = evaluated
-        cuts.add(z, Q, grad)
+        cuts.add(z, Q, grad, master.theta_lb if st.per_scenario else None)
         stats.cuts = len(cuts)
         value = master.cost(z) + float(Q.sum())
         seen.add(z.tobytes())
