@@ -169,10 +169,11 @@ def check_holdings(r: Run) -> Iterator[Violation]:
         held[p] += row.holding_t
     for p in r.parts if one_year else []:
         lim = cfg["participants"][p]
-        if lim["budget_usd"] is not None and spend[p] > lim["budget_usd"] * (1 + tol) + tol:
-            yield Violation("budget_usd", p, f"spends {spend[p]:,.2f} > {lim['budget_usd']:,.2f}")
-        cap = lim["storage_capacity_t"]
-        if cap is not None and held[p] > cap * (1 + tol) + tol:
+        budget = _pp(lim["budget_usd"], p, math.inf)  # a number, or a list of one (horizon.years 1)
+        if spend[p] > budget * (1 + tol) + tol:
+            yield Violation("budget_usd", p, f"spends {spend[p]:,.2f} > {budget:,.2f}")
+        cap = _pp(lim["storage_capacity_t"], p, math.inf)
+        if held[p] > cap * (1 + tol) + tol:
             yield Violation("storage_capacity_t", p, f"holds {held[p]:,.4f} t > {cap:,.4f} t")
     if len(r.x) != len(r.parts) * len(cfg["minerals"]):
         yield Violation(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -725,7 +726,8 @@ SIDES: tuple[tuple[str, Literal["left", "right"], int], ...] = (("lends", "right
 
 def lending_chart(flows: pd.DataFrame, cfg: dict, parts: list[str]) -> alt.TopLevelMixin:
     """Lenders on the left, borrowers on the right, one line per (arc, mineral) in the lender's colour."""
-    price = {m: v["price_usd_per_t"] for m, v in cfg["minerals"].items()}
+    # a price path (horizon.years > 1): the last year's, that of the finished stock
+    price = {m: np.atleast_1d(v["price_usd_per_t"])[-1] for m, v in cfg["minerals"].items()}
     df = flows.assign(
         y_from=flows["from"].map({p: i for i, p in enumerate(parts)}),
         y_to=flows["to"].map({p: i for i, p in enumerate(parts)}),

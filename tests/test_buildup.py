@@ -289,3 +289,29 @@ def test_study_report_reads_a_swept_yearly_list():
     assert fmt_value("participants.JP.budget_usd", "[240000000.0, 120000000.0]") == "[$240.00m, $120.00m]"
     assert fmt_value("minerals.cobalt.min_days.JP", "[8.4, 42.0]") == "[8.4, 42]"
     assert fmt_value("participants.JP.budget_usd", 1.2e8) == "$120.00m"
+
+
+def test_one_year_written_as_lists_is_the_one_shot_model(tmp_path):
+    """horizon.years: 1 with every yearly figure of the default config written as a one-value list
+    gives the same tables, number for number, as the config as it is (the model at Y = 1 is
+    today's: tests/data/formulation.lp and the stored objectives of every bundled config hold)."""
+    from conftest import ROOT
+
+    base = yaml.safe_load((ROOT / "configs" / "us_japan.yaml").read_text())
+    listed = yaml.safe_load((ROOT / "configs" / "us_japan.yaml").read_text())
+    listed["horizon"]["years"] = 1
+    for spec in listed["participants"].values():
+        for key in ("budget_usd", "storage_capacity_t"):
+            if spec.get(key) is not None:
+                spec[key] = [spec[key]]
+    for spec in listed["minerals"].values():
+        spec["price_usd_per_t"] = [spec["price_usd_per_t"]]
+        for key in ("max_acquisition_t", "min_days"):
+            if isinstance(spec.get(key), dict):
+                spec[key] = {p: [v] for p, v in spec[key].items()}
+    a = solve_dict(tmp_path, base, "scalar")
+    b = solve_dict(tmp_path, listed, "lists")
+    assert a.summary["objective_usd"] == b.summary["objective_usd"]
+    for name in ("holdings.csv", "schedule.csv", "coverage.csv", "lending.csv", "limits.csv"):
+        pd.testing.assert_frame_equal(a.tables()[name], b.tables()[name])
+    assert "acquisitions.csv" not in b.tables()
