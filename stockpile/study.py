@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -294,6 +295,17 @@ def _fail(name: str, error: str, results: dict, progress: Progress | None) -> No
         progress("failed", name, None)
 
 
+def _interrupted_worker(signum: int, frame: object) -> None:
+    """Ctrl-C reaches the whole process group: a worker ends quietly, as SystemExit (which a
+    process ends on without a traceback); the parent says what finished and how to resume."""
+    raise SystemExit(130)
+
+
+def _quiet_worker() -> None:
+    """Initializer of every worker process."""
+    signal.signal(signal.SIGINT, _interrupted_worker)
+
+
 def _run_local(
     todo: list[Case],
     out: Path,
@@ -309,7 +321,9 @@ def _run_local(
     pending = list(todo)
     while pending:
         ctx = mp.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(pending)), mp_context=ctx, initializer=_quiet_worker
+        ) as pool:
             futures: dict[Future, Case] = {pool.submit(run_case, _payload(c, out)): c for c in pending}
             if progress:
                 for c in pending:
@@ -437,7 +451,7 @@ def parallel_map(
         return out
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("forkserver"), initializer=_quiet_worker) as pool:
         local: list[Future] = [pool.submit(fn, p) for p in payloads]
         for _ in as_completed_local(local):
             done += 1
