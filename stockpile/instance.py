@@ -99,7 +99,7 @@ class Instance:
             "scenarios": len(self.scenarios),
             "periods": self.periods,
             "lending_arcs": int(self.arc_from.size),
-        }
+        } | ({"years": self.years} if self.years > 1 else {})
 
     @property
     def scen_discount(self) -> np.ndarray:
