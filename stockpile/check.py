@@ -13,6 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -94,10 +95,13 @@ class Run:
         """(1 + r)^-y of a 0-based build-up year."""
         return (1.0 + float(self.cfg["horizon"].get("discount_rate", 0.0))) ** -year
 
+    @cached_property
+    def scenario_years(self) -> dict[str, int]:
+        """The 0-based build-up year each scenario strikes in (absent: the last)."""
+        return {sc["name"]: (sc.get("year") or self.years) - 1 for sc in self.cfg["scenarios"]}
+
     def year_of(self, scenario: str) -> int:
-        """The 0-based build-up year a scenario strikes in (absent: the last)."""
-        sc = next(x for x in self.cfg["scenarios"] if x["name"] == scenario)
-        return (sc.get("year") or self.years) - 1
+        return self.scenario_years[scenario]
 
     def held(self, scenario: str, p: str, m: str) -> float:
         """The holding a scenario draws on: that at the end of the year it strikes in."""

@@ -135,14 +135,18 @@ class Instance:
         """Holding required by min_days, (P, M) tonnes."""
         return self.min_days * self.consumption / DAYS_PER_YEAR
 
+    @property
+    def budget_limit(self) -> np.ndarray:
+        """(P, Y) the budget each year's spend must fit: that year's appropriation, or with
+        budget_carryover every appropriation so far (against the spend so far)."""
+        return np.where(self.carryover[:, None], np.cumsum(self.budget_path, axis=-1), self.budget_path)
+
     def budget_use(self, bought: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(P, Y) what a plan (lots bought each year, (P, M, Y)) spends each year, programme costs in
-        year 1, and the budget it must fit: with budget_carryover both are the totals so far."""
+        year 1 (with budget_carryover: so far), and budget_limit."""
         spend = (bought * self.lot[None, :, None] * self.price_path[None]).sum(axis=1)
         spend[:, 0] += np.where(bought.sum(axis=-1) > 0, self.fixed_cost, 0.0).sum(axis=1)
-        carry = self.carryover[:, None]
-        budget = np.where(carry, np.cumsum(self.budget_path, axis=-1), self.budget_path)
-        return np.where(carry, np.cumsum(spend, axis=-1), spend), budget
+        return np.where(self.carryover[:, None], np.cumsum(spend, axis=-1), spend), self.budget_limit
 
     def yearly_requirement(self) -> np.ndarray:
         """(P, M, Y) lots that must be bought by the end of each build-up year: the min_days of that

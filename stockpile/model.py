@@ -392,9 +392,8 @@ def year_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lot = inst.lot[None, :, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         cap = np.floor(inst.acquisition_path / lot + LOT_ROUNDING)
-        money = np.where(inst.carryover[:, None], np.cumsum(inst.budget_path, axis=-1), inst.budget_path)
         cost = inst.price_path[None] * lot
-        n_budget = np.where(cost > 0, np.floor(money[:, None, :] / cost + 1e-9), np.inf)
+        n_budget = np.where(cost > 0, np.floor(inst.budget_limit[:, None, :] / cost + 1e-9), np.inf)
         space = inst.storage_path - inst.initial.sum(axis=1, keepdims=True)
         n_store = np.floor(space[:, None, :] / lot + 1e-9)
     total = np.maximum(useful_lots(inst), inst.yearly_requirement()[..., -1])
@@ -459,6 +458,13 @@ def find_cells(inst: Instance) -> Cells:
     return Cells(s, p, m, t, inst.shortfall[s, p, m, t], cat(cells), cat(arcs))
 
 
+def _each_up_to(count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For element e repeated count[e] times: (e, 0), (e, 1), ..., (e, count[e] - 1), as two
+    arrays: each row's terms over the years up to its own."""
+    k = np.repeat(np.arange(count.size), count)
+    return k, np.arange(k.size) - np.repeat(np.cumsum(count) - count, count)
+
+
 @dataclass
 class Context:
     """What every define_* function may read: the instance, its cells and the lot bounds."""
@@ -473,9 +479,7 @@ class Context:
     def add_holding(self, b: Builder, rows: np.ndarray, p: np.ndarray, m: np.ndarray, year: np.ndarray, coef) -> None:
         """Add coef * n_pmy' for every year y' <= year to each row: coef / lot_t times the variable
         part of the holding x_{p,m,year} = initial_t + lot_t sum_{y' <= year} n_pmy' (one term when Y = 1)."""
-        count = np.asarray(year, dtype=np.int64) + 1
-        k = np.repeat(np.arange(rows.size), count)
-        y = np.arange(k.size) - np.repeat(np.cumsum(count) - count, count)
+        k, y = _each_up_to(np.asarray(year, dtype=np.int64) + 1)
         cols = b.var_blocks["n"].start + self.inst.axes.key({"p": p[k], "m": m[k], "y": y}, ("p", "m", "y"))
         b.add_terms(rows[k], cols, np.broadcast_to(np.asarray(coef, dtype=float), rows.shape)[k])
 
@@ -671,14 +675,11 @@ def define_budget(b: Builder, ctx: Context) -> None:
     """
     inst = ctx.inst
     M = len(inst.minerals)
-    limit = np.where(inst.carryover[:, None], np.cumsum(inst.budget_path, axis=-1), inst.budget_path)
-    rows, at = _yearly_rows(b, "budget", limit)
+    rows, at = _yearly_rows(b, "budget", inst.budget_limit)
     # the years whose spend each row counts: its own, or every year up to it with carryover
-    count = np.where(inst.carryover[at["p"]], at["y"] + 1, 1)
-    k = np.repeat(np.arange(rows.size), count)
-    spent = np.where(
-        inst.carryover[at["p"]][k], np.arange(k.size) - np.repeat(np.cumsum(count) - count, count), at["y"][k]
-    )
+    carry = inst.carryover[at["p"]]
+    k, i = _each_up_to(np.where(carry, at["y"] + 1, 1))
+    spent = np.where(carry[k], i, at["y"][k])
     km, m = np.repeat(k, M), np.tile(np.arange(M), k.size)
     ym = np.repeat(spent, M)
     cols = b.var_blocks["n"].start + inst.axes.key({"p": at["p"][km], "m": m, "y": ym}, ("p", "m", "y"))
