@@ -315,3 +315,13 @@ def test_one_year_written_as_lists_is_the_one_shot_model(tmp_path):
     for name in ("holdings.csv", "schedule.csv", "coverage.csv", "lending.csv", "limits.csv"):
         pd.testing.assert_frame_equal(a.tables()[name], b.tables()[name])
     assert "acquisitions.csv" not in b.tables()
+
+
+def test_a_misspelt_horizon_key_does_not_cascade(tmp_path):
+    """`yeras: 3` is the one problem: the yearly lists are not judged against a default of 1 year."""
+    data = one_mineral(horizon={"periods": 1, "yeras": 3}, participants={"US": {"budget_usd": [1, 2, 3]}})
+    data["scenarios"][0]["year"] = 2
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(tmp_path / "c.yaml", data))
+    assert [p.loc for p in err.value.problems] == [("horizon", "yeras")]
+    assert "did you mean 'years'" in str(err.value)

@@ -22,7 +22,14 @@ from ..errors import ConfigError, Problem, did_you_mean
 from .loader import Document, read_yaml
 from .overrides import apply_overrides
 from .sampling import check_sampling, sample_scenarios
-from .schema import PER_PARTICIPANT_KEYS, YEARLY_MINERAL_KEYS, YEARLY_PARTICIPANT_KEYS, Config, ScenarioSample
+from .schema import (
+    PER_PARTICIPANT_KEYS,
+    YEARLY_MINERAL_KEYS,
+    YEARLY_PARTICIPANT_KEYS,
+    Config,
+    Horizon,
+    ScenarioSample,
+)
 
 
 def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
@@ -268,8 +275,14 @@ def _mapping_of(value: Any, key: str) -> dict:
 
 
 def _years(data: dict) -> int | None:
+    """horizon.years as written (default 1), or None when it cannot be known: not an integer, or a
+    horizon key is misspelt (`yeras: 5` would otherwise judge every yearly list against 1 year)."""
     horizon = data.get("horizon")
-    years = horizon.get("years", 1) if isinstance(horizon, dict) else 1
+    if not isinstance(horizon, dict):
+        return 1
+    if set(horizon) - {(f.alias or n) for n, f in Horizon.model_fields.items()}:
+        return None
+    years = horizon.get("years", 1)
     return years if isinstance(years, int) and not isinstance(years, bool) else None
 
 
