@@ -22,8 +22,15 @@ Recourse of a block, given z (``Recourse``):
       served = min( sum_t min(g_t, b_rate_t(z)), b_floor(z) ),   Q = cost (sum_t g_t - served)
   and the supergradient follows from the row binding: cost A_F[floor] if the floor
   binds, else the sum of cost A_F[rate_t] over the periods whose rate binds;
-* LP (``LPBatches``): one GLOP LP per batch of blocks of one aggregate, built once
-  and re-solved warm; only the coupled rows' bounds move. dQ/dz = -A_F^T lambda.
+* pooled closed form (``Pooled``): blocks that also hold lending l and lending caps, when at z
+  every group is exhausted (the closed form without lending already serves what the floor and
+  rate rows let every participant draw), so nobody has stock to lend: then, with one unit cost c
+  over the block and fees >= 0, Q(z) = B(z) = c (sum g - sum_f cap_f(z)), a lower bound of the
+  LP's recourse at every point, and B's subgradient is a valid cut (proof in ``Pooled``);
+* LP (``lp_batches``): one GLOP LP per batch of blocks of one aggregate, made at the first
+  point that needs it and re-solved warm; only the coupled rows' bounds move.
+  dQ/dz = -A_F^T lambda. Blocks the pooled closed form settles at the first point that needs
+  an LP get batches of their own, skipped wherever it settles all their blocks again.
 
 The lower bound is the master's proven bound, the upper bound the best evaluated
 plan. The loop stops at the relative gap (at least 1e-9), at the time limit, or
@@ -40,11 +47,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
-from .backends import IncrementalLP, SolveOutcome, ortools_version, relative_gap, solve_model
+from .backends import IncrementalLP, OnceLP, SolveOutcome, ortools_version, relative_gap, solve_model
 from .enums import SolverName, Status
 from .model import LinearModel
 
@@ -69,6 +77,10 @@ RAISE_TOL = 1e-9
 # The families the closed form implements, and nothing else.
 CLOSED_FORM_COLUMNS = frozenset({"r", "u"})
 CLOSED_FORM_ROWS = frozenset({"demand", "rate", "floor"})
+# Lending, which the closed form takes on where it proves lending idle (Pooled)
+POOLED_COLUMNS = frozenset({"l"})
+POOLED_ROWS = frozenset({"lend_cap"})
+POOLED_TOL = 1e-9  # relative: "every group exhausted" and "l = 0 keeps the lending rows"
 
 
 def _family_of(blocks: dict, n: int) -> np.ndarray:
@@ -101,6 +113,16 @@ class Structure:
         first_cols, first_rows = lm.first_cols, np.nonzero(lm.row_key < 0)[0]
         A_first = lm.A[first_rows][:, first_cols].tocsr()
         return cls(lm, first_cols, first_rows, A_first, keys, agg_dims, n_agg)
+
+    @cached_property
+    def col_family(self) -> np.ndarray:
+        """Family name of every column."""
+        return _family_of(self.lm.var_blocks, self.lm.c.size)
+
+    @cached_property
+    def row_family(self) -> np.ndarray:
+        """Family name of every row."""
+        return _family_of(self.lm.row_blocks, self.lm.A.shape[0])
 
     @property
     def per_scenario(self) -> bool:
@@ -141,11 +163,9 @@ class ClosedForm:
     def select(cls, st: Structure) -> tuple[ClosedForm | None, np.ndarray]:
         """The closed form over every block it provably implements, and the keys left to the LP path."""
         lm = st.lm
-        col_fam = _family_of(lm.var_blocks, lm.c.size)
-        row_fam = _family_of(lm.row_blocks, lm.A.shape[0])
         other = np.r_[
-            lm.col_key[(lm.col_key >= 0) & ~np.isin(col_fam, list(CLOSED_FORM_COLUMNS))],
-            lm.row_key[(lm.row_key >= 0) & ~np.isin(row_fam, list(CLOSED_FORM_ROWS))],
+            lm.col_key[(lm.col_key >= 0) & ~np.isin(st.col_family, list(CLOSED_FORM_COLUMNS))],
+            lm.row_key[(lm.row_key >= 0) & ~np.isin(st.row_family, list(CLOSED_FORM_ROWS))],
         ]
         candidates = np.setdiff1d(st.keys, other)
         if candidates.size and {"r", "u", "demand"} <= set(lm.var_blocks) | set(lm.row_blocks):
@@ -252,13 +272,15 @@ class ClosedForm:
         F = st.first_cols
 
         def rows_of(name: str) -> tuple[np.ndarray, np.ndarray]:
-            """Rows of a family in these blocks, and the first cell each holds."""
+            """Rows of a family in these blocks that hold a release, and the first cell each holds
+            (rows of lending alone matter only to Pooled)."""
             if name not in lm.row_blocks:
                 return np.zeros(0, np.int64), np.zeros(0, np.int64)
             rows = lm.row_blocks[name].index
             rows = rows[np.isin(lm.row_key[rows], keys)]
-            sub = A[rows][:, r].tocsr()  # second-stage part: releases only (checked)
-            return rows, cell_of[r[sub.indices[sub.indptr[:-1]]]]
+            sub = _columns(A[rows], r)  # its releases (with lending in Pooled's blocks)
+            own = np.diff(sub.indptr) > 0
+            return rows[own], cell_of[r[sub.indices[sub.indptr[:-1][own]]]]
 
         rate_rows, rate_cell = rows_of("rate")
         floor_rows, floor_first = rows_of("floor")
@@ -273,14 +295,15 @@ class ClosedForm:
             agg=st.aggregate(lm.col_key[r][starts]),
             rate_cell=rate_cell,
             rate_ub=lm.row_ub[rate_rows],
-            rate_F=A[rate_rows][:, F].tocsr(),
+            rate_F=_columns(A[rate_rows], F),
             floor_group=group[floor_first],
             floor_ub=lm.row_ub[floor_rows],
-            floor_F=A[floor_rows][:, F].tocsr(),
+            floor_F=_columns(A[floor_rows], F),
         )
 
-    def evaluate(self, z: np.ndarray, n_agg: int, values: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
-        """Q per aggregate, its subgradient (first-stage columns x aggregates); fills the recourse values."""
+    def serve(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per cell its release cap; per group what is served, its floor limit, whether the floor
+        binds; per rate row whether it binds."""
         cap = self.r_ub.copy()
         rate_bound = self.rate_ub - self.rate_F @ z
         rate_binds = rate_bound < cap[self.rate_cell]
@@ -289,17 +312,10 @@ class ClosedForm:
         limit[self.floor_group] = np.maximum(self.floor_ub - self.floor_F @ z, 0.0)
         total_cap = np.add.reduceat(cap, self.starts)
         served = np.minimum(total_cap, limit)
-        floor_binds = limit < total_cap
-        G = np.add.reduceat(self.g, self.starts)
-        Q = np.bincount(self.agg, self.cost * (G - served), n_agg)
-        w_floor = (self.cost * floor_binds)[self.floor_group]
-        grp_rate = self.group[self.rate_cell]
-        w_rate = np.where(rate_binds & ~floor_binds[grp_rate], self.cost[grp_rate], 0.0)
-        n_rate, n_floor = self.rate_cell.size, self.floor_group.size
-        onehot = lambda w, agg, n: sp.csr_matrix((w, (np.arange(n), agg)), shape=(n, n_agg))
-        grad = self.floor_F.T @ onehot(w_floor, self.agg[self.floor_group], n_floor) + self.rate_F.T @ onehot(
-            w_rate, self.agg[grp_rate], n_rate
-        )
+        return cap, served, limit, limit < total_cap, rate_binds
+
+    def fill(self, cap: np.ndarray, limit: np.ndarray, values: np.ndarray) -> None:
+        """The releases and unmet of every cell: each group releases early, up to its caps and floor."""
         cum = np.cumsum(cap)
         before = np.r_[0.0, cum][self.starts][self.group]
         released = np.minimum(cum - before, limit[self.group])
@@ -308,7 +324,254 @@ class ClosedForm:
         rel = np.maximum(released - prev, 0.0)
         values[self.cols_r] = rel
         values[self.cols_u] = self.g - rel
+
+    def evaluate(self, z: np.ndarray, n_agg: int, values: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+        """Q per aggregate, its subgradient (first-stage columns x aggregates); fills the recourse values."""
+        cap, served, limit, floor_binds, rate_binds = self.serve(z)
+        G = np.add.reduceat(self.g, self.starts)
+        Q = np.bincount(self.agg, self.cost * (G - served), n_agg)
+        w_floor = (self.cost * floor_binds)[self.floor_group]
+        grp_rate = self.group[self.rate_cell]
+        w_rate = np.where(rate_binds & ~floor_binds[grp_rate], self.cost[grp_rate], 0.0)
+        grad = self.floor_F.T @ _onehot(w_floor, self.agg[self.floor_group], n_agg) + self.rate_F.T @ _onehot(
+            w_rate, self.agg[grp_rate], n_agg
+        )
+        self.fill(cap, limit, values)
         return Q, sp.csr_matrix(grad)
+
+
+@dataclass
+class Pooled:
+    """Recourse blocks with lending whose no-lending closed form is proven optimal at z.
+
+    In a block every tonne served leaves some group's outflow (its releases and what it
+    lends), and each outflow column lies in one floor row f with coefficient 1; where every
+    column of f also lies in its rate rows, their bounds cap it too:
+        cap_f(z) = min(b_floor_f(z), sum_{rate rows of f} b_rate(z)),   b(z) = ub - A_F z.
+    With one unit cost c of unmet over the block and lending fees >= 0, dropping the other
+    rows gives a bound for every z:
+        Q_LP(z) >= B(z) = c (sum of the block's shortfall g - sum_f cap_f(z)),
+    convex (the caps are concave). When the closed form without lending already serves
+    sum_f cap_f (every group exhausted: no one has stock left to lend) and l = 0 keeps the
+    lending rows, it attains B(z), so it is optimal: Q(z) = B(z), and c sum_f A_F[active row
+    of f] is a subgradient of B, a valid cut everywhere since Q_LP >= B. Any other block, or
+    one whose rows differ from these rules, is solved as an LP.
+    """
+
+    closed: ClosedForm  # the blocks' own cells, lending left out
+    keys: np.ndarray  # the blocks' keys, sorted
+    group_block: np.ndarray  # block of each closed-form group
+    shortfall: np.ndarray  # per block, the sum of g
+    unit: np.ndarray  # unit cost of unmet, per block
+    agg: np.ndarray  # theta of each block
+    floor_block: np.ndarray
+    floor_ub: np.ndarray
+    floor_F: sp.csr_matrix
+    covered: np.ndarray  # floor rows whose every column lies in a rate row
+    rate_floor: np.ndarray  # floor row (index into the above) of each rate row
+    rate_ub: np.ndarray
+    rate_F: sp.csr_matrix
+    other_block: np.ndarray  # the lending rows (l = 0 keeps them where lb <= A_F z <= ub)
+    other_lb: np.ndarray
+    other_ub: np.ndarray
+    other_F: sp.csr_matrix
+
+    @classmethod
+    def select(cls, st: Structure, keys: np.ndarray) -> tuple[Pooled | None, np.ndarray]:
+        """Pooled over the blocks of keys it applies to, and the keys left to the LP path alone."""
+        lm = st.lm
+        fams = CLOSED_FORM_COLUMNS | POOLED_COLUMNS
+        other = np.r_[
+            lm.col_key[np.isin(lm.col_key, keys) & ~np.isin(st.col_family, list(fams))],
+            lm.row_key[np.isin(lm.row_key, keys) & ~np.isin(st.row_family, list(CLOSED_FORM_ROWS | POOLED_ROWS))],
+        ]
+        candidates = np.setdiff1d(keys, other)
+        if not candidates.size or not {"r", "u", "l", "demand", "floor"} <= set(lm.var_blocks) | set(lm.row_blocks):
+            return None, keys
+        candidates = np.setdiff1d(candidates, cls._violations(st, candidates))
+        if candidates.size:
+            log.debug("%d recourse blocks with lending try the no-lending closed form first", candidates.size)
+        return (cls._build(st, candidates) if candidates.size else None), keys
+
+    @staticmethod
+    def _outflow_rows(st: Structure, keys: np.ndarray, name: str) -> tuple[np.ndarray, sp.coo_matrix, np.ndarray]:
+        """A row family's rows in these blocks, their second-stage entries (COO) and each entry's family."""
+        lm = st.lm
+        if name not in lm.row_blocks:
+            return np.zeros(0, np.int64), sp.coo_matrix((0, lm.c.size)), np.zeros(0, dtype=object)
+        rows = lm.row_blocks[name].index
+        rows = rows[np.isin(lm.row_key[rows], keys)]
+        sub = lm.A[rows].tocoo()
+        second = lm.col_key[sub.col] >= 0
+        sub = sp.coo_matrix((sub.data[second], (sub.row[second], sub.col[second])), shape=sub.shape)
+        return rows, sub, st.col_family[sub.col]
+
+    @classmethod
+    def _violations(cls, st: Structure, keys: np.ndarray) -> np.ndarray:
+        """Keys of candidate blocks whose rows break the bound's premises (class docstring)."""
+        lm = st.lm
+        A = lm.A
+        r, u, d = ClosedForm._cells(st, keys)
+        bad = [
+            lm.col_key[r][
+                (lm.col_key[u] != lm.col_key[r])
+                | (lm.row_key[d] != lm.col_key[r])
+                | (np.asarray(A[d, r]).ravel() != 1.0)
+                | (np.asarray(A[d, u]).ravel() != 1.0)
+                | (lm.row_lb[d] != lm.row_ub[d])
+                | (lm.lb[r] != 0)
+                | (lm.lb[u] != 0)
+                | (lm.ub[u] < lm.row_ub[d])
+                | (lm.c[r] != 0)
+            ]
+        ]
+        # one unit cost of unmet over the whole block
+        blk = np.searchsorted(keys, lm.col_key[u])
+        ref = np.full(keys.size, np.nan)
+        ref[blk[::-1]] = lm.c[u][::-1]
+        bad.append(lm.col_key[u][lm.c[u] != ref[blk]])
+        lend = np.nonzero(np.isin(lm.col_key, keys) & np.isin(st.col_family, list(POOLED_COLUMNS)))[0]
+        bad.append(lm.col_key[lend][(lm.lb[lend] != 0) | (lm.c[lend] < 0)])
+        # demand rows: the cell's release and unmet and lending, coefficient 1, no first stage
+        rows, sub, fam = cls._outflow_rows(st, keys, "demand")
+        wrong = np.zeros(rows.size, bool)
+        wrong[sub.row[(sub.data != 1.0) | ~np.isin(fam, ["r", "u", *POOLED_COLUMNS])]] = True
+        for one in ("r", "u"):
+            wrong |= np.bincount(sub.row[fam == one], minlength=rows.size) != 1
+        wrong |= np.bincount(sub.row, minlength=rows.size) != np.diff(A[rows].indptr)  # no first-stage term
+        wrong |= ~np.isin(rows, d)
+        bad.append(lm.row_key[rows][wrong])
+        # floor rows: outflows (releases, lending) with coefficient 1, bounded above; each outflow in one
+        f_rows, f_sub, f_fam = cls._outflow_rows(st, keys, "floor")
+        out_fam = ["r", *POOLED_COLUMNS]
+        wrong = np.isfinite(lm.row_lb[f_rows])
+        wrong[f_sub.row[(f_sub.data != 1.0) | ~np.isin(f_fam, out_fam)]] = True
+        bad.append(lm.row_key[f_rows][wrong])
+        outflow = np.r_[r, lend]
+        floor_of = np.full(lm.c.size, -1)
+        floor_of[f_sub.col] = f_sub.row
+        times = np.bincount(f_sub.col, minlength=lm.c.size)
+        bad.append(lm.col_key[outflow][times[outflow] != 1])
+        # a floor row's releases are one whole (s, p, m) group's, as in the closed form
+        axes = lm.axes
+        assert axes is not None
+        rb = lm.var_blocks["r"]
+        grp = axes.key({k: rb.coords[k][r - rb.start] for k in "spm"}, ("s", "p", "m"))
+        _, grp_of, grp_count = np.unique(grp, return_inverse=True, return_counts=True)
+        is_r = f_fam == "r"
+        cell = np.searchsorted(r, f_sub.col[is_r])
+        g_min = np.full(f_rows.size, np.iinfo(np.int64).max)
+        g_max = np.full(f_rows.size, -1)
+        np.minimum.at(g_min, f_sub.row[is_r], grp_of[cell])
+        np.maximum.at(g_max, f_sub.row[is_r], grp_of[cell])
+        count = np.bincount(f_sub.row[is_r], minlength=f_rows.size)
+        has = count > 0
+        want = np.zeros(f_rows.size, np.int64)
+        want[has] = grp_count[g_min[has]]
+        bad.append(lm.row_key[f_rows][has & ((g_min != g_max) | (count != want))])
+        # rate rows: outflows with coefficient 1, bounded above, at most one release, all of one floor row
+        q_rows, q_sub, q_fam = cls._outflow_rows(st, keys, "rate")
+        wrong = np.isfinite(lm.row_lb[q_rows])
+        wrong[q_sub.row[(q_sub.data != 1.0) | ~np.isin(q_fam, out_fam)]] = True
+        wrong |= np.bincount(q_sub.row[q_fam == "r"], minlength=q_rows.size) > 1
+        fl = floor_of[q_sub.col]
+        lo = np.full(q_rows.size, np.iinfo(np.int64).max)
+        hi = np.full(q_rows.size, -2)
+        np.minimum.at(lo, q_sub.row, fl)
+        np.maximum.at(hi, q_sub.row, fl)
+        wrong |= (lo != hi) & (np.bincount(q_sub.row, minlength=q_rows.size) > 0)
+        bad.append(lm.row_key[q_rows][wrong])
+        in_rate = np.bincount(q_sub.col[q_fam == "r"], minlength=lm.c.size)
+        bad.append(lm.col_key[r][in_rate[r] > 1])
+        # the lending rows hold lending only
+        for name in POOLED_ROWS:
+            l_rows, l_sub, l_fam = cls._outflow_rows(st, keys, name)
+            bad.append(lm.row_key[l_rows][np.unique(l_sub.row[~np.isin(l_fam, list(POOLED_COLUMNS))])])
+        return np.unique(np.concatenate(bad))
+
+    @classmethod
+    def _build(cls, st: Structure, keys: np.ndarray) -> Pooled:
+        lm = st.lm
+        F = st.first_cols
+        closed = ClosedForm._build(st, keys)
+        f_rows, f_sub, _ = cls._outflow_rows(st, keys, "floor")
+        q_rows, q_sub, _ = cls._outflow_rows(st, keys, "rate")
+        floor_of = np.full(lm.c.size, -1)
+        floor_of[f_sub.col] = f_sub.row
+        first = np.full(q_rows.size, -1)
+        first[q_sub.row[::-1]] = q_sub.col[::-1]
+        rated = np.zeros(lm.c.size, bool)
+        rated[q_sub.col] = True
+        covered = np.bincount(f_sub.row, ~rated[f_sub.col], minlength=f_rows.size) == 0
+        keep = first >= 0  # a rate row with no outflow caps nothing
+        o_rows = np.concatenate([cls._outflow_rows(st, keys, n)[0] for n in sorted(POOLED_ROWS)])
+        block = lambda rows: np.searchsorted(keys, lm.row_key[rows])
+        group_block = np.searchsorted(keys, lm.col_key[closed.cols_r][closed.starts])
+        unit = np.zeros(keys.size)
+        unit[group_block] = closed.cost  # one per block (checked)
+        return cls(
+            closed=closed,
+            keys=keys,
+            group_block=group_block,
+            shortfall=np.bincount(group_block, np.add.reduceat(closed.g, closed.starts), keys.size),
+            unit=unit,
+            agg=st.aggregate(keys),
+            floor_block=block(f_rows),
+            floor_ub=lm.row_ub[f_rows],
+            floor_F=_columns(lm.A[f_rows], F),
+            covered=covered,
+            rate_floor=floor_of[first[keep]],
+            rate_ub=lm.row_ub[q_rows[keep]],
+            rate_F=_columns(lm.A[q_rows[keep]], F),
+            other_block=block(o_rows),
+            other_lb=lm.row_lb[o_rows],
+            other_ub=lm.row_ub[o_rows],
+            other_F=_columns(lm.A[o_rows], F),
+        )
+
+    def certify(self, z: np.ndarray) -> tuple[np.ndarray, tuple]:
+        """Which blocks the no-lending closed form solves exactly at z, and its state there."""
+        n = self.keys.size
+        state = self.closed.serve(z)
+        served = np.bincount(self.group_block, state[1], n)
+        floor_cap = self.floor_ub - self.floor_F @ z
+        rate_bound = self.rate_ub - self.rate_F @ z
+        rate_cap = np.where(self.covered, np.bincount(self.rate_floor, rate_bound, self.covered.size), np.inf)
+        floor_binds = floor_cap <= rate_cap
+        cap = np.minimum(floor_cap, rate_cap)
+        total = np.bincount(self.floor_block, cap, n)
+        # a negative bound makes the LP infeasible: left to it, to be reported as such
+        negative = (floor_cap < 0) | (np.bincount(self.rate_floor, rate_bound < 0, self.covered.size) > 0)
+        nonneg = np.bincount(self.floor_block, negative, n) == 0
+        at_zero = self.other_F @ z  # the lending rows' activity with l = 0
+        slack = POOLED_TOL * np.maximum(1.0, np.abs(at_zero))
+        keeps = (self.other_lb <= at_zero + slack) & (at_zero <= self.other_ub + slack)
+        keeps = np.bincount(self.other_block, ~keeps, n) == 0
+        exhausted = served >= total - POOLED_TOL * np.maximum(1.0, np.abs(total))
+        return exhausted & nonneg & keeps, (state, floor_binds)
+
+    def evaluate(
+        self, z: np.ndarray, counted: np.ndarray, n_agg: int, values: np.ndarray, state: tuple
+    ) -> tuple[np.ndarray, sp.csr_matrix]:
+        """Q per aggregate of the counted (certified) blocks and the subgradient of their bound B;
+        fills the releases and unmet of every block's cells (an LP batch overwrites its own)."""
+        (cap, served, limit, _, _), floor_binds = state
+        served_b = np.bincount(self.group_block, served, self.keys.size)
+        Q = np.bincount(self.agg, np.where(counted, self.unit * (self.shortfall - served_b), 0.0), n_agg)
+        w = np.where(counted, self.unit, 0.0)
+        w_floor = w[self.floor_block] * floor_binds
+        w_rate = (w[self.floor_block] * ~floor_binds)[self.rate_floor]
+        fb = self.floor_block
+        grad = self.floor_F.T @ _onehot(w_floor, self.agg[fb], n_agg) + self.rate_F.T @ _onehot(
+            w_rate, self.agg[fb][self.rate_floor], n_agg
+        )
+        self.closed.fill(cap, limit, values)
+        return Q, sp.csr_matrix(grad)
+
+
+def _onehot(w: np.ndarray, agg: np.ndarray, n_agg: int) -> sp.csr_matrix:
+    """Row i carries w_i in column agg_i: sums rows' gradients into their aggregates."""
+    return sp.csr_matrix((w, (np.arange(w.size), agg)), shape=(w.size, n_agg))
 
 
 # ----------------------------------------------------------------------------
@@ -319,9 +582,12 @@ class ClosedForm:
 class _Batch:
     """LP recourse of a set of whole blocks, built once, re-solved warm. Its blocks may belong to
     several aggregates (one theta per scenario under CVaR makes blocks small and many), so the
-    cost and its gradient are split by aggregate: the columns and coupled rows of each."""
+    cost and its gradient are split by aggregate: the columns and coupled rows of each. The
+    solver is made at the first solve: a batch the closed form always settles never holds one."""
 
-    lp: IncrementalLP
+    model: LinearModel | None  # until the solver is made (once: kept, a OnceLP holds it)
+    once: bool
+    keys: np.ndarray  # its recourse blocks
     cols: np.ndarray  # columns of the extensive model
     c: np.ndarray
     aggs: np.ndarray  # the batch's aggregates
@@ -335,17 +601,21 @@ class _Batch:
     up_F: sp.csr_matrix
     up_agg: np.ndarray
     up_only: np.ndarray  # upper-bounded rows without a finite lower bound (their dual is not yet counted)
+    lp: IncrementalLP | OnceLP | None = None
 
     def solve(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The recourse values, the cost of each aggregate and its gradient (first stage x aggs)."""
+        if self.lp is None:
+            assert self.model is not None
+            self.lp = OnceLP(self.model) if self.once else IncrementalLP(self.model)
+            self.model = None
         x, duals, _ = self.lp.solve(self.lo_rows, self.lo0 - self.lo_F @ z, self.up_rows, self.up0 - self.up_F @ z)
         k = self.aggs.size
         # dQ/dz = dQ/dbound . dbound/dz; a row's dual is the same whichever of its bounds is active
         d_lo, d_up = duals[self.lo_rows], duals[self.up_rows] * self.up_only
         if k == 1:  # the usual case (one theta per mineral): no split
             return x, np.array([self.c @ x]), -(self.lo_F.T @ d_lo + self.up_F.T @ d_up)[:, None]
-        by = lambda w, agg: sp.csr_matrix((w, (np.arange(w.size), agg)), shape=(w.size, k))
-        grad = self.lo_F.T @ by(d_lo, self.lo_agg) + self.up_F.T @ by(d_up, self.up_agg)
+        grad = self.lo_F.T @ _onehot(d_lo, self.lo_agg, k) + self.up_F.T @ _onehot(d_up, self.up_agg, k)
         return x, np.bincount(self.col_agg, self.c * x, k), -grad.toarray()
 
 
@@ -360,10 +630,17 @@ def _columns(sub: sp.csr_matrix, cols: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((sub.data[hit], pos[hit], indptr), shape=(sub.shape[0], cols.size))
 
 
-def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUMNS, once: bool = False) -> list[_Batch]:
+def lp_batches(
+    st: Structure,
+    keys: np.ndarray,
+    batch_columns: int = BATCH_COLUMNS,
+    once: bool = False,
+    group: np.ndarray | None = None,
+) -> list[_Batch]:
     """Batches of whole recourse blocks in order of aggregate, cut every batch_columns columns
-    (within one aggregate, unless each block is its own); once: each is solved a single time (an
-    evaluation, not the decomposition's re-solves)."""
+    (within one aggregate, unless each block is its own); group (per key): blocks of different
+    groups never share a batch. once: each is solved a single time (an evaluation, not the
+    decomposition's re-solves)."""
     lm = st.lm
     if not keys.size:
         return []
@@ -372,14 +649,16 @@ def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUM
     rows = np.nonzero(np.isin(lm.row_key, keys))[0]
     key_cols = np.bincount(np.searchsorted(keys, lm.col_key[cols]), minlength=keys.size)
     agg = st.aggregate(keys)
-    order = np.lexsort((keys, agg))  # by aggregate, then key
+    group = np.zeros(keys.size, np.int64) if group is None else group
+    # segments: a group (a theta per block: many small blocks share a batch), or an aggregate's
+    # group (a theta per mineral: each batch within one); batches cut every batch_columns within them
+    segment = np.column_stack([group] if st.per_scenario else [agg, group])
+    order = np.lexsort((keys, agg, *segment.T[::-1]))
     cols_before = np.cumsum(key_cols[order]) - key_cols[order]
-    if st.per_scenario:  # a theta per block: many small blocks share a batch
-        _, chunk = np.unique(cols_before // batch_columns, return_inverse=True)
-    else:  # a theta per mineral: each batch within one, cut every batch_columns columns
-        first_of_agg = np.r_[0, np.nonzero(np.diff(agg[order]))[0] + 1]
-        within = cols_before - np.repeat(cols_before[first_of_agg], np.diff(np.r_[first_of_agg, order.size]))
-        _, chunk = np.unique(np.column_stack([agg[order], within // batch_columns]), axis=0, return_inverse=True)
+    seg = segment[order]
+    first = np.r_[0, np.nonzero((np.diff(seg, axis=0) != 0).any(axis=1))[0] + 1]
+    within = cols_before - np.repeat(cols_before[first], np.diff(np.r_[first, order.size]))
+    _, chunk = np.unique(np.column_stack([seg, within // batch_columns]), axis=0, return_inverse=True)
     batch_of = np.empty(keys.size, dtype=np.int64)
     batch_of[order] = chunk.ravel()
     row_batch = batch_of[np.searchsorted(keys, lm.row_key[rows])]
@@ -387,10 +666,13 @@ def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUM
     n_batches = int(batch_of.max()) + 1
     rows_sorted = rows[np.argsort(row_batch, kind="stable")]
     cols_sorted = cols[np.argsort(col_batch, kind="stable")]
+    batch_keys = np.split(
+        keys[np.argsort(batch_of, kind="stable")], np.cumsum(np.bincount(batch_of, minlength=n_batches))[:-1]
+    )
     row_splits = np.cumsum(np.bincount(row_batch, minlength=n_batches))[:-1]
     col_splits = np.cumsum(np.bincount(col_batch, minlength=n_batches))[:-1]
     out = []
-    for b_rows, b_cols in zip(np.split(rows_sorted, row_splits), np.split(cols_sorted, col_splits)):
+    for b_keys, b_rows, b_cols in zip(batch_keys, np.split(rows_sorted, row_splits), np.split(cols_sorted, col_splits)):
         b_rows, b_cols = np.sort(b_rows), np.sort(b_cols)
         sub = A[b_rows]
         A_F = _columns(sub, st.first_cols)
@@ -415,7 +697,9 @@ def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUM
         )
         out.append(
             _Batch(
-                IncrementalLP(lp, once),
+                lp,
+                once,
+                b_keys,
                 b_cols,
                 lm.c[b_cols],
                 aggs,
@@ -436,21 +720,51 @@ def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUM
 
 @dataclass
 class Recourse:
-    """Expected recourse of every block for a first-stage point: closed form plus LP batches."""
+    """Expected recourse of every block for a first-stage point: closed form, the pooled closed
+    form where it is proven exact at the point, LP batches for the rest."""
 
     st: Structure
     closed: ClosedForm | None
-    batches: list[_Batch]
+    pooled: Pooled | None
+    lp_keys: np.ndarray  # blocks that may need an LP (the pooled ones among them)
+    once: bool  # evaluated at a single point (stockpile evaluate)
+    batches: list[_Batch] = field(default_factory=list)
+    pooled_batch: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # -1: no batch
+    built: bool = False
 
     @classmethod
     def of(cls, st: Structure, once: bool = False) -> Recourse:
-        """once: evaluated at a single first-stage point (stockpile evaluate)."""
+        """once: evaluated at a single first-stage point (stockpile evaluate): blocks the pooled
+        closed form settles there get no LP, and the LPs, solved once, start cold."""
         closed, lp_keys = ClosedForm.select(st)
-        batches = lp_batches(st, lp_keys, once=once)
+        pooled, lp_keys = Pooled.select(st, lp_keys)
+        size = 0 if pooled is None else pooled.keys.size
+        return cls(st, closed, pooled, lp_keys, once, pooled_batch=np.full(size, -1))
+
+    def _build(self, settled: np.ndarray) -> None:
+        """The LP batches, built at the first point where some block needs one. The blocks the
+        pooled closed form settles there get batches of their own: settled again at the next
+        points (it happens far more often than not), such a batch is skipped; once, they get none."""
+        keys, group = self.lp_keys, None
+        if self.pooled is not None:
+            if self.once:
+                keys = np.setdiff1d(keys, settled)
+            else:
+                group = np.isin(keys, settled).astype(np.int64)
+        self.batches = lp_batches(self.st, keys, once=self.once, group=group)
+        self.built = True
+        if self.pooled is not None and self.batches:
+            keys = np.concatenate([b.keys for b in self.batches])
+            batch = np.repeat(np.arange(len(self.batches)), [b.keys.size for b in self.batches])
+            pos = np.minimum(np.searchsorted(self.pooled.keys, keys), self.pooled.keys.size - 1)
+            mine = self.pooled.keys[pos] == keys
+            self.pooled_batch[pos[mine]] = batch[mine]
         log.debug(
-            "recourse: %s closed-form cells, %d LP batches", 0 if closed is None else closed.cols_r.size, len(batches)
+            "recourse: %d closed-form cells, %d blocks with lending tried in closed form, %d LP batches",
+            0 if self.closed is None else self.closed.cols_r.size,
+            self.pooled_batch.size,
+            len(self.batches),
         )
-        return cls(st, closed, batches)
 
     def evaluate(
         self, z: np.ndarray, pool: ThreadPoolExecutor | None, deadline: float = np.inf
@@ -468,11 +782,33 @@ class Recourse:
             q, gr = self.closed.evaluate(z, st.aggregates, values)
             Q += q
             grad += gr.toarray()
+        if self.pooled is None:
+            if not self.built:
+                self._build(np.zeros(0, np.int64))
+            needed = np.ones(len(self.batches), bool)
+        else:
+            # a batch is solved unless the closed form settles each of its blocks; those it settles
+            # outside a solved batch count here
+            cert, state = self.pooled.certify(z)
+            if not self.built and (self.lp_keys.size > self.pooled.keys.size or not cert.all()):
+                self._build(self.pooled.keys[cert])
+            inb = self.pooled_batch >= 0
+            if (~cert & ~inb).any():
+                raise RuntimeError("a recourse block without an LP is not settled by the closed form at this point")
+            n = len(self.batches)
+            open_ = np.bincount(self.pooled_batch[inb], ~cert[inb], n)
+            pooled_in = np.bincount(self.pooled_batch[inb], minlength=n)
+            needed = (open_ > 0) | (pooled_in < np.array([b.keys.size for b in self.batches], dtype=np.int64))
+            counted = cert & ~np.r_[needed, False][self.pooled_batch]
+            q, gr = self.pooled.evaluate(z, counted, st.aggregates, values, state)
+            Q += q
+            grad += gr.toarray()
 
         def run(b: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
             return b.solve(z) if time.perf_counter() < deadline else None
 
-        for b, out in zip(self.batches, (pool.map if pool else map)(run, self.batches)):
+        todo = [b for b, need in zip(self.batches, needed) if need]
+        for b, out in zip(todo, (pool.map if pool else map)(run, todo)):
             if out is None:
                 return None
             x, q, dz = out
@@ -601,7 +937,7 @@ def solve_benders(
     stats = BendersStats()
     cuts = Cuts()
     seen: set[bytes] = set()  # every point evaluated
-    pool = ThreadPoolExecutor(threads) if threads > 1 and len(rec.batches) > 1 else None
+    pool = ThreadPoolExecutor(threads) if threads > 1 and rec.lp_keys.size > 1 else None
 
     best: tuple[float, np.ndarray | None] = (np.inf, None)
 

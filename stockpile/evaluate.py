@@ -65,7 +65,8 @@ def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list]:
     inst = build_instance(cfg)
     lm = build_model(inst, lot_array(inst, payload["lots"]), offtake_array(inst, payload["lots"]))
     st = Structure.of(lm)
-    evaluated = Recourse.of(st, once=True).evaluate(lm.lb[st.first_cols].copy(), None)
+    z = lm.lb[st.first_cols].copy()
+    evaluated = Recourse.of(st, once=True).evaluate(z, None)
     assert evaluated is not None  # no deadline
     plan = plan_from_solution(lm, evaluated[2], inst)
     q = scenario_recourse(inst, plan)
