@@ -266,7 +266,8 @@ def _solve_scip(lm: LinearModel, time_limit_s: float, gap: float, hint: np.ndarr
 
 
 class IncrementalLP:
-    """An LP re-solved with new row upper bounds: GLOP through MathOpt, warm-started.
+    """An LP re-solved with new row bounds: GLOP through MathOpt, warm-started (a CVaR's per-scenario
+    recourse: solve_lp from scratch took over 600 s at 10,000 scenarios, this about 120 s).
 
     Only the changed bounds travel to the solver (one ModelUpdateProto filled
     from arrays), and GLOP resumes from the previous basis with dual simplex, so
@@ -326,30 +327,26 @@ class IncrementalLP:
         return x, duals, float(sol.primal_solution.objective_value)
 
 
-class OnceLP:
-    """An LP solved a single time with new row bounds (an evaluation): GLOP through model_builder,
-    loaded straight from the arrays. The same solver as IncrementalLP (identical primal and duals),
-    without its per-element protobuf: build and solve take about 40% of the time (a chunk of
-    2,000 scenarios of benchmarks/test_evaluate.py: 0.22 s against 0.51 s), but no warm re-solve."""
+def solve_lp(
+    lm: LinearModel, lower_rows: np.ndarray, lower: np.ndarray, upper_rows: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """An LP with some row bounds set anew, solved from scratch: primal values, row duals
+    (dObj/dbound) and objective. GLOP through model_builder, loaded straight from the arrays:
+    no per-element protobuf (MathOpt's way cost 2.5x the time on recourse batches) and no solver
+    kept between solves (warm MathOpt solvers held twice the memory of the whole model at 10,000
+    scenarios and saved no time with a theta per mineral: docs/performance.md)."""
+    from ortools.linear_solver.python import model_builder_helper as mbh
 
-    def __init__(self, lm: LinearModel):
-        self.lm = lm
-
-    def solve(
-        self, lower_rows: np.ndarray, lower: np.ndarray, upper_rows: np.ndarray, upper: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Set row bounds, solve from scratch (primal simplex); primal values, row duals, objective."""
-        from ortools.linear_solver.python import model_builder_helper as mbh
-
-        lm = self.lm
-        row_lb, row_ub = lm.row_lb.copy(), lm.row_ub.copy()
-        row_lb[lower_rows], row_ub[upper_rows] = lower, upper
-        helper = mbh.ModelBuilderHelper()
-        helper.fill_model_from_sparse_data(lm.lb, lm.ub, lm.c, row_lb, row_ub, lm.A)  # type: ignore[arg-type]
-        solver = mbh.ModelSolverHelper("glop")
-        solver.set_solver_specific_parameters("use_preprocessing: false")
-        solver.solve(helper)
-        if solver.status() != mbh.SolveStatus.OPTIMAL:
-            raise RuntimeError(f"recourse LP not solved: {solver.status().name} {solver.status_string()}")
-        x = np.asarray(solver.variable_values(), dtype=float)
-        return x, np.asarray(solver.dual_values(), dtype=float), float(solver.objective_value())
+    row_lb, row_ub = lm.row_lb.copy(), lm.row_ub.copy()
+    row_lb[lower_rows], row_ub[upper_rows] = lower, upper
+    helper = mbh.ModelBuilderHelper()
+    helper.fill_model_from_sparse_data(lm.lb, lm.ub, lm.c, row_lb, row_ub, lm.A)  # type: ignore[arg-type]
+    solver = mbh.ModelSolverHelper("glop")
+    # primal simplex, no preprocessing: with GLOP's preprocessing on, recourse batches of the large
+    # benchmark came back ABNORMAL; dual simplex from scratch took 1.6x the time at 10,000 scenarios
+    solver.set_solver_specific_parameters("use_preprocessing: false")
+    solver.solve(helper)
+    if solver.status() != mbh.SolveStatus.OPTIMAL:
+        raise RuntimeError(f"LP not solved: {solver.status().name} {solver.status_string()}")
+    x = np.asarray(solver.variable_values(), dtype=float)
+    return x, np.asarray(solver.dual_values(), dtype=float), float(solver.objective_value())

@@ -27,10 +27,10 @@ Recourse of a block, given z (``Recourse``):
   rate rows let every participant draw), so nobody has stock to lend: then, with one unit cost c
   over the block and fees >= 0, Q(z) = B(z) = c (sum g - sum_f cap_f(z)), a lower bound of the
   LP's recourse at every point, and B's subgradient is a valid cut (proof in ``Pooled``);
-* LP (``lp_batches``): one GLOP LP per batch of blocks of one aggregate, made at the first
-  point that needs it and re-solved warm; only the coupled rows' bounds move.
-  dQ/dz = -A_F^T lambda. Blocks the pooled closed form settles at the first point that needs
-  an LP get batches of their own, skipped wherever it settles all their blocks again.
+* LP (``lp_batches``): one GLOP LP per batch of blocks of one aggregate, solved anew at each
+  point with the coupled rows' bounds b(z); dQ/dz = -A_F^T lambda. A block gets its batch at
+  the first point the closed forms cannot settle it; a batch is skipped at a point where the
+  pooled closed form settles each of its blocks.
 
 The lower bound is the master's proven bound, the upper bound the best evaluated
 plan. The loop stops at the relative gap (at least 1e-9), at the time limit, or
@@ -47,19 +47,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import scipy.sparse as sp
 
-from .backends import IncrementalLP, OnceLP, SolveOutcome, ortools_version, relative_gap, solve_model
+from .backends import IncrementalLP, SolveOutcome, ortools_version, relative_gap, solve_lp, solve_model
 from .enums import SolverName, Status
 from .model import LinearModel
 
 log = logging.getLogger(__name__)
 
-# Columns per recourse LP batch: small LPs re-solve faster from a warm basis and run in
-# parallel; 2,000 was the fastest of 500-8,000 on the medium and large benchmarks.
+# Columns per recourse LP batch: batches run in parallel; 2,000 was the fastest of 500-8,000
+# on the medium and large benchmarks.
 BATCH_COLUMNS = 2_000
 # The master MIP is always SCIP: HiGHS 1.12 returned a wrong "optimal" on masters whose
 # cuts carry large coefficients (tests/test_benders.py keeps such an instance).
@@ -580,13 +580,12 @@ def _onehot(w: np.ndarray, agg: np.ndarray, n_agg: int) -> sp.csr_matrix:
 
 @dataclass
 class _Batch:
-    """LP recourse of a set of whole blocks, built once, re-solved warm. Its blocks may belong to
+    """LP recourse of a set of whole blocks, solved at each point (warm only for a theta per scenario). Its blocks may belong to
     several aggregates (one theta per scenario under CVaR makes blocks small and many), so the
-    cost and its gradient are split by aggregate: the columns and coupled rows of each. The
-    solver is made at the first solve: a batch the closed form always settles never holds one."""
+    cost and its gradient are split by aggregate: the columns and coupled rows of each."""
 
-    model: LinearModel | None  # until the solver is made (once: kept, a OnceLP holds it)
-    once: bool
+    model: LinearModel
+    warm: bool  # a solver kept and re-solved warm (a theta per scenario), else solved from scratch
     keys: np.ndarray  # its recourse blocks
     cols: np.ndarray  # columns of the extensive model
     c: np.ndarray
@@ -601,15 +600,15 @@ class _Batch:
     up_F: sp.csr_matrix
     up_agg: np.ndarray
     up_only: np.ndarray  # upper-bounded rows without a finite lower bound (their dual is not yet counted)
-    lp: IncrementalLP | OnceLP | None = None
+    lp: IncrementalLP | None = None
 
     def solve(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The recourse values, the cost of each aggregate and its gradient (first stage x aggs)."""
-        if self.lp is None:
-            assert self.model is not None
-            self.lp = OnceLP(self.model) if self.once else IncrementalLP(self.model)
-            self.model = None
-        x, duals, _ = self.lp.solve(self.lo_rows, self.lo0 - self.lo_F @ z, self.up_rows, self.up0 - self.up_F @ z)
+        if self.warm and self.lp is None:
+            self.lp = IncrementalLP(self.model)
+        x, duals, _ = (self.lp.solve if self.lp is not None else partial(solve_lp, self.model))(
+            self.lo_rows, self.lo0 - self.lo_F @ z, self.up_rows, self.up0 - self.up_F @ z
+        )
         k = self.aggs.size
         # dQ/dz = dQ/dbound . dbound/dz; a row's dual is the same whichever of its bounds is active
         d_lo, d_up = duals[self.lo_rows], duals[self.up_rows] * self.up_only
@@ -630,17 +629,9 @@ def _columns(sub: sp.csr_matrix, cols: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((sub.data[hit], pos[hit], indptr), shape=(sub.shape[0], cols.size))
 
 
-def lp_batches(
-    st: Structure,
-    keys: np.ndarray,
-    batch_columns: int = BATCH_COLUMNS,
-    once: bool = False,
-    group: np.ndarray | None = None,
-) -> list[_Batch]:
+def lp_batches(st: Structure, keys: np.ndarray, batch_columns: int = BATCH_COLUMNS) -> list[_Batch]:
     """Batches of whole recourse blocks in order of aggregate, cut every batch_columns columns
-    (within one aggregate, unless each block is its own); group (per key): blocks of different
-    groups never share a batch. once: each is solved a single time (an evaluation, not the
-    decomposition's re-solves)."""
+    (within one aggregate, unless each block is its own)."""
     lm = st.lm
     if not keys.size:
         return []
@@ -649,16 +640,14 @@ def lp_batches(
     rows = np.nonzero(np.isin(lm.row_key, keys))[0]
     key_cols = np.bincount(np.searchsorted(keys, lm.col_key[cols]), minlength=keys.size)
     agg = st.aggregate(keys)
-    group = np.zeros(keys.size, np.int64) if group is None else group
-    # segments: a group (a theta per block: many small blocks share a batch), or an aggregate's
-    # group (a theta per mineral: each batch within one); batches cut every batch_columns within them
-    segment = np.column_stack([group] if st.per_scenario else [agg, group])
-    order = np.lexsort((keys, agg, *segment.T[::-1]))
+    order = np.lexsort((keys, agg))  # by aggregate, then key
     cols_before = np.cumsum(key_cols[order]) - key_cols[order]
-    seg = segment[order]
-    first = np.r_[0, np.nonzero((np.diff(seg, axis=0) != 0).any(axis=1))[0] + 1]
-    within = cols_before - np.repeat(cols_before[first], np.diff(np.r_[first, order.size]))
-    _, chunk = np.unique(np.column_stack([seg, within // batch_columns]), axis=0, return_inverse=True)
+    if st.per_scenario:  # a theta per block: many small blocks share a batch
+        _, chunk = np.unique(cols_before // batch_columns, return_inverse=True)
+    else:  # a theta per mineral: each batch within one, cut every batch_columns columns
+        first_of_agg = np.r_[0, np.nonzero(np.diff(agg[order]))[0] + 1]
+        within = cols_before - np.repeat(cols_before[first_of_agg], np.diff(np.r_[first_of_agg, order.size]))
+        _, chunk = np.unique(np.column_stack([agg[order], within // batch_columns]), axis=0, return_inverse=True)
     batch_of = np.empty(keys.size, dtype=np.int64)
     batch_of[order] = chunk.ravel()
     row_batch = batch_of[np.searchsorted(keys, lm.row_key[rows])]
@@ -698,7 +687,7 @@ def lp_batches(
         out.append(
             _Batch(
                 lp,
-                once,
+                st.per_scenario,
                 b_keys,
                 b_cols,
                 lm.c[b_cols],
@@ -727,44 +716,32 @@ class Recourse:
     closed: ClosedForm | None
     pooled: Pooled | None
     lp_keys: np.ndarray  # blocks that may need an LP (the pooled ones among them)
-    once: bool  # evaluated at a single point (stockpile evaluate)
     batches: list[_Batch] = field(default_factory=list)
     pooled_batch: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # -1: no batch
-    built: bool = False
+    built: bool = False  # the batches of the blocks that are never settled in closed form
 
     @classmethod
-    def of(cls, st: Structure, once: bool = False) -> Recourse:
-        """once: evaluated at a single first-stage point (stockpile evaluate): blocks the pooled
-        closed form settles there get no LP, and the LPs, solved once, start cold."""
+    def of(cls, st: Structure) -> Recourse:
+        """Batches are made as points need them (``_add_batches``)."""
         closed, lp_keys = ClosedForm.select(st)
         pooled, lp_keys = Pooled.select(st, lp_keys)
         size = 0 if pooled is None else pooled.keys.size
-        return cls(st, closed, pooled, lp_keys, once, pooled_batch=np.full(size, -1))
+        return cls(st, closed, pooled, lp_keys, pooled_batch=np.full(size, -1))
 
-    def _build(self, settled: np.ndarray) -> None:
-        """The LP batches, built at the first point where some block needs one. The blocks the
-        pooled closed form settles there get batches of their own: settled again at the next
-        points (it happens far more often than not), such a batch is skipped; once, they get none."""
-        keys, group = self.lp_keys, None
-        if self.pooled is not None:
-            if self.once:
-                keys = np.setdiff1d(keys, settled)
-            else:
-                group = np.isin(keys, settled).astype(np.int64)
-        self.batches = lp_batches(self.st, keys, once=self.once, group=group)
+    def _add_batches(self, keys: np.ndarray) -> None:
+        """LP batches for blocks that need one for the first time: a block goes to the LP path only
+        at a point where the closed forms cannot settle it, and stays there."""
+        first = len(self.batches)
+        self.batches += lp_batches(self.st, keys)
         self.built = True
-        if self.pooled is not None and self.batches:
-            keys = np.concatenate([b.keys for b in self.batches])
-            batch = np.repeat(np.arange(len(self.batches)), [b.keys.size for b in self.batches])
+        if self.pooled is not None and len(self.batches) > first:
+            new = self.batches[first:]
+            keys = np.concatenate([b.keys for b in new])
+            batch = np.repeat(np.arange(first, len(self.batches)), [b.keys.size for b in new])
             pos = np.minimum(np.searchsorted(self.pooled.keys, keys), self.pooled.keys.size - 1)
             mine = self.pooled.keys[pos] == keys
             self.pooled_batch[pos[mine]] = batch[mine]
-        log.debug(
-            "recourse: %d closed-form cells, %d blocks with lending tried in closed form, %d LP batches",
-            0 if self.closed is None else self.closed.cols_r.size,
-            self.pooled_batch.size,
-            len(self.batches),
-        )
+        log.debug("recourse: %d LP batches for %d more blocks", len(self.batches) - first, keys.size)
 
     def evaluate(
         self, z: np.ndarray, pool: ThreadPoolExecutor | None, deadline: float = np.inf
@@ -784,17 +761,18 @@ class Recourse:
             grad += gr.toarray()
         if self.pooled is None:
             if not self.built:
-                self._build(np.zeros(0, np.int64))
+                self._add_batches(self.lp_keys)
             needed = np.ones(len(self.batches), bool)
         else:
             # a batch is solved unless the closed form settles each of its blocks; those it settles
             # outside a solved batch count here
             cert, state = self.pooled.certify(z)
-            if not self.built and (self.lp_keys.size > self.pooled.keys.size or not cert.all()):
-                self._build(self.pooled.keys[cert])
+            if not self.built:  # the LP path's other blocks, at the first point
+                self._add_batches(np.setdiff1d(self.lp_keys, self.pooled.keys))
+            unsettled = ~cert & (self.pooled_batch < 0)
+            if unsettled.any():
+                self._add_batches(self.pooled.keys[unsettled])
             inb = self.pooled_batch >= 0
-            if (~cert & ~inb).any():
-                raise RuntimeError("a recourse block without an LP is not settled by the closed form at this point")
             n = len(self.batches)
             open_ = np.bincount(self.pooled_batch[inb], ~cert[inb], n)
             pooled_in = np.bincount(self.pooled_batch[inb], minlength=n)

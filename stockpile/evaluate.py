@@ -2,7 +2,7 @@
 
 The run's lots are held fixed and only the recourse of every scenario is re-optimised: the
 same model with n_min = n_max = the lots (``model.build_model(inst, lots)``), solved by the
-decomposition's recourse (closed form where it is exact, warm-started LP batches elsewhere)
+decomposition's recourse (closed form where it is exact, LP batches elsewhere)
 at that one first-stage point, in chunks of scenarios that run in parallel (local processes
 or a Dask cluster).
 
@@ -66,7 +66,7 @@ def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list]:
     lm = build_model(inst, lot_array(inst, payload["lots"]), offtake_array(inst, payload["lots"]))
     st = Structure.of(lm)
     z = lm.lb[st.first_cols].copy()
-    evaluated = Recourse.of(st, once=True).evaluate(z, None)
+    evaluated = Recourse.of(st).evaluate(z, None)
     assert evaluated is not None  # no deadline
     plan = plan_from_solution(lm, evaluated[2], inst)
     q = scenario_recourse(inst, plan)

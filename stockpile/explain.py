@@ -235,13 +235,13 @@ def duals(
     d(bound)/d(limit), where d(bound)/d(limit) is the holding x_pm the row scales (rate, floor,
     lending share). A floor price saves Y * (tonnes taken) per dollar lower while it is above the
     market price (the derivative of the subsidy); a capacity acts on the first stage: no LP dual."""
-    from .backends import IncrementalLP
+    from .backends import solve_lp
     from .model import build_model
 
     lm = build_model(inst, lots, offtake)
     lm.integer = np.zeros_like(lm.integer)
     none, empty = np.zeros(0, np.int64), np.zeros(0)
-    _, lam, _ = IncrementalLP(lm).solve(none, empty, none, empty)
+    _, lam, _ = solve_lp(lm, none, empty, none, empty)
     x = inst.holding_by_year(lots if lots.ndim == 3 else lots[..., None])  # (P, M, Y)
     out = np.full(len(limits), np.nan)
 

@@ -147,7 +147,7 @@ def _recourse_pair(data: dict):
     lm = build_model(build_instance(validate(data)))
     st = Structure.of(lm)
     closed, keys = ClosedForm.select(st)
-    return lm, st, Recourse(st, closed, None, keys, once=False)
+    return lm, st, Recourse(st, closed, None, keys)
 
 
 def _points(lm, st, rng, n: int):
@@ -175,7 +175,7 @@ def test_pooled_closed_form_equals_the_lp_and_its_cuts_hold_everywhere(seed):
     points = _points(lm, st, np.random.default_rng(seed), 8)
     settled = []
     for z in points:
-        once = Recourse.of(st, once=True)  # as an evaluation holds it: settled blocks get no LP at all
+        once = Recourse.of(st)  # as an evaluation holds it: settled blocks get no LP at all
         Q_lp, _, _ = lp_only.evaluate(z, None)
         for rec in (once, iterated):
             Q, grad, values = rec.evaluate(z, None)
