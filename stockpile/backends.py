@@ -267,7 +267,7 @@ def _solve_scip(lm: LinearModel, time_limit_s: float, gap: float, hint: np.ndarr
 
 class IncrementalLP:
     """An LP re-solved with new row bounds: GLOP through MathOpt, warm-started (a CVaR's per-scenario
-    recourse: solve_lp from scratch took over 600 s at 10,000 scenarios, this about 120 s).
+    recourse: solve_lp from scratch took over 600 s at 10,000 scenarios, this 80 s).
 
     Only the changed bounds travel to the solver (one ModelUpdateProto filled
     from arrays), and GLOP resumes from the previous basis with dual simplex, so
@@ -332,7 +332,7 @@ def solve_lp(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """An LP with some row bounds set anew, solved from scratch: primal values, row duals
     (dObj/dbound) and objective. GLOP through model_builder, loaded straight from the arrays:
-    no per-element protobuf (MathOpt's way cost 2.5x the time on recourse batches) and no solver
+    no per-element protobuf (MathOpt's way cost 2.3x the time on recourse batches) and no solver
     kept between solves (warm MathOpt solvers held twice the memory of the whole model at 10,000
     scenarios and saved no time with a theta per mineral: docs/performance.md)."""
     from ortools.linear_solver.python import model_builder_helper as mbh
@@ -343,7 +343,7 @@ def solve_lp(
     helper.fill_model_from_sparse_data(lm.lb, lm.ub, lm.c, row_lb, row_ub, lm.A)  # type: ignore[arg-type]
     solver = mbh.ModelSolverHelper("glop")
     # primal simplex, no preprocessing: with GLOP's preprocessing on, recourse batches of the large
-    # benchmark came back ABNORMAL; dual simplex from scratch took 1.6x the time at 10,000 scenarios
+    # benchmark came back ABNORMAL; dual simplex from scratch took 1.75x the time at 10,000 sampled scenarios
     solver.set_solver_specific_parameters("use_preprocessing: false")
     solver.solve(helper)
     if solver.status() != mbh.SolveStatus.OPTIMAL:

@@ -194,6 +194,24 @@ class ClosedForm:
         d_pos = np.searchsorted(d_key, cell_key)
         return rb.index[sel], ub.start + np.minimum(u_pos, ub.size - 1), db.start + np.minimum(d_pos, db.size - 1)
 
+    @staticmethod
+    def _bad_cells(lm: LinearModel, r: np.ndarray, u: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Cells whose release r, unmet u and demand row d (r + u [+ lending] = g) break the rules
+        both closed forms rely on: one block, coefficient 1, an equality, r and u from 0, u up to
+        g, and releases free of cost."""
+        A = lm.A
+        return (
+            (lm.col_key[u] != lm.col_key[r])
+            | (lm.row_key[d] != lm.col_key[r])
+            | (np.asarray(A[d, r]).ravel() != 1.0)
+            | (np.asarray(A[d, u]).ravel() != 1.0)
+            | (lm.row_lb[d] != lm.row_ub[d])
+            | (lm.lb[r] != 0)
+            | (lm.lb[u] != 0)
+            | (lm.ub[u] < lm.row_ub[d])
+            | (lm.c[r] != 0)
+        )
+
     @classmethod
     def _violations(cls, st: Structure, keys: np.ndarray) -> np.ndarray:
         """Keys of candidate blocks whose rows do not have exactly the closed form's structure."""
@@ -201,19 +219,7 @@ class ClosedForm:
         A = lm.A
         r, u, d = cls._cells(st, keys)
         second = lm.col_key >= 0
-        bad_cell = (
-            (lm.col_key[u] != lm.col_key[r])
-            | (lm.row_key[d] != lm.col_key[r])
-            | (np.asarray(A[d, r]).ravel() != 1.0)
-            | (np.asarray(A[d, u]).ravel() != 1.0)
-            | (np.diff(A.indptr)[d] != 2)
-            | (lm.row_lb[d] != lm.row_ub[d])
-            | (lm.lb[r] != 0)
-            | (lm.lb[u] != 0)
-            | (lm.ub[u] < lm.row_ub[d])
-            | (lm.c[r] != 0)
-        )
-        bad = [lm.col_key[r][bad_cell]]
+        bad = [lm.col_key[r][cls._bad_cells(lm, r, u, d) | (np.diff(A.indptr)[d] != 2)]]  # demand: r + u only
         # the unmet cost must be the same in every period of an (s, p, m) group: served is allocated by time
         axes = lm.axes
         assert axes is not None
@@ -412,19 +418,7 @@ class Pooled:
         lm = st.lm
         A = lm.A
         r, u, d = ClosedForm._cells(st, keys)
-        bad = [
-            lm.col_key[r][
-                (lm.col_key[u] != lm.col_key[r])
-                | (lm.row_key[d] != lm.col_key[r])
-                | (np.asarray(A[d, r]).ravel() != 1.0)
-                | (np.asarray(A[d, u]).ravel() != 1.0)
-                | (lm.row_lb[d] != lm.row_ub[d])
-                | (lm.lb[r] != 0)
-                | (lm.lb[u] != 0)
-                | (lm.ub[u] < lm.row_ub[d])
-                | (lm.c[r] != 0)
-            ]
-        ]
+        bad = [lm.col_key[r][ClosedForm._bad_cells(lm, r, u, d)]]
         # one unit cost of unmet over the whole block
         blk = np.searchsorted(keys, lm.col_key[u])
         ref = np.full(keys.size, np.nan)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, for_participant
+from .config import Config
 from .errors import ConfigError, Problem
 from .labels import Axes
 
@@ -352,15 +352,8 @@ def _shortfall(cfg: Config, p_of: dict[str, int], m_of: dict[str, int], q: np.nd
     """
     S, P, M, T = len(cfg.scenario_list), len(p_of), len(m_of), cfg.horizon.periods
     share = np.zeros((S, P, M, T))
-    names = list(p_of)  # in the config's order
     shocks = [
-        (
-            s,
-            m_of[sh.mineral],
-            sh.start - 1,
-            min(sh.start - 1 + sh.periods, T),
-            [for_participant(sh.loss, p, 0.0) for p in names],
-        )
+        (s, m_of[sh.mineral], sh.start - 1, min(sh.start - 1 + sh.periods, T), cfg.per_participant(sh.loss, 0.0))
         for s, sc in enumerate(cfg.scenario_list)
         for sh in sc.shocks
     ]
