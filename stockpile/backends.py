@@ -265,68 +265,6 @@ def _solve_scip(lm: LinearModel, time_limit_s: float, gap: float, hint: np.ndarr
     )
 
 
-class IncrementalLP:
-    """An LP re-solved with new row bounds: GLOP through MathOpt, warm-started (a CVaR's per-scenario
-    recourse: solve_lp from scratch took over 600 s at 10,000 scenarios, this 80 s).
-
-    Only the changed bounds travel to the solver (one ModelUpdateProto filled
-    from arrays), and GLOP resumes from the previous basis with dual simplex, so
-    a re-solve costs a few pivots instead of a cold start.
-    """
-
-    def __init__(self, lm: LinearModel):
-        from ortools.math_opt import parameters_pb2
-        from ortools.math_opt.core.python import solver
-        from ortools.math_opt.python import callback, init_arguments, model_parameters, parameters
-
-        self.n, self.m = lm.c.size, lm.A.shape[0]
-        self._solver = solver.new(
-            parameters_pb2.SOLVER_TYPE_GLOP,
-            to_mathopt_proto(lm),
-            init_arguments.StreamableSolverInitArguments().to_proto(),
-        )
-        from ortools.glop import parameters_pb2 as glop_pb2
-
-        # warm starts after bound changes keep the basis dual feasible: dual simplex resumes from it
-        # (no preprocessing, which would lose the basis)
-        self._params = parameters.SolveParameters(
-            presolve=parameters.Emphasis.OFF,
-            glop=glop_pb2.GlopParameters(use_preprocessing=False, use_dual_simplex=True),
-        ).to_proto()
-        self._model_params = model_parameters.ModelSolveParameters().to_proto()
-        self._cb = callback.CallbackRegistration().to_proto()
-
-    def solve(
-        self, lower_rows: np.ndarray, lower: np.ndarray, upper_rows: np.ndarray, upper: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Set row bounds, re-solve; primal values, row duals (dObj/dbound), objective."""
-        from ortools.math_opt import model_update_pb2, result_pb2
-
-        update = model_update_pb2.ModelUpdateProto()
-        for rows, values, target in (
-            (lower_rows, lower, update.linear_constraint_updates.lower_bounds),
-            (upper_rows, upper, update.linear_constraint_updates.upper_bounds),
-        ):
-            target.ids.extend(rows)
-            target.values.extend(values)
-        if not self._solver.update(update):
-            raise RuntimeError("GLOP refused an incremental update")
-        res = self._solver.solve(self._params, self._model_params, None, self._cb, None, None)
-        if res.termination.reason != result_pb2.TERMINATION_REASON_OPTIMAL or not res.solutions:
-            raise RuntimeError(
-                f"recourse LP not solved: {result_pb2.TerminationReasonProto.Name(res.termination.reason)} "
-                f"{res.termination.detail}"
-            )
-        sol = res.solutions[0]
-        x = np.zeros(self.n)
-        pv = sol.primal_solution.variable_values
-        x[np.asarray(pv.ids, dtype=np.int64)] = np.asarray(pv.values)
-        duals = np.zeros(self.m)
-        dv = sol.dual_solution.dual_values
-        duals[np.asarray(dv.ids, dtype=np.int64)] = np.asarray(dv.values)
-        return x, duals, float(sol.primal_solution.objective_value)
-
-
 def solve_lp(
     lm: LinearModel, lower_rows: np.ndarray, lower: np.ndarray, upper_rows: np.ndarray, upper: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, float]:

@@ -51,9 +51,14 @@ class ModelError(RuntimeError):
 
 @dataclass(frozen=True)
 class Stage:
-    """First stage (empty key) or second stage keyed by labelled dimensions, e.g. ('s', 'm')."""
+    """First stage (empty key) or second stage keyed by labelled dimensions, e.g. ('s', 'm').
+
+    epigraph: the family bounds a function of the recourse cost of every block of its (coarser)
+    key, as v_k >= cost of k's blocks - first-stage terms; the decomposition composes those
+    blocks' recourse instead of solving them as one (benders.Epigraph checks the rows' form)."""
 
     key: tuple[str, ...] = ()
+    epigraph: bool = False
 
     @property
     def first(self) -> bool:
@@ -62,7 +67,53 @@ class Stage:
 
 FIRST = Stage()
 PAIR = Stage(("s", "m"))  # second stage: one recourse block per (scenario, mineral)
-SCENARIO = Stage(("s",))  # second stage over a whole scenario (its blocks then hold every mineral)
+EPIGRAPH = Stage(("s",), epigraph=True)  # over a whole scenario's blocks: the CVaR excess v_s and its row
+
+FIRST_KEY = -1  # col_key / row_key of the first stage
+SPAN_KEY = -2  # ... of a family whose key is coarser than the blocks' (it spans several)
+
+
+def coarsest_key(stages: list[Stage]) -> tuple[str, ...]:
+    """The decomposition key: the coarsest key declared, which every other key must refine."""
+    keys = {s.key for s in stages if not s.first}
+    if not keys:
+        return ()
+    coarsest = min(keys, key=len)
+    if any(not set(coarsest) <= set(k) for k in keys):
+        raise ModelError(
+            f"second-stage families declare keys {sorted(keys)} that do not nest; the decomposition "
+            "needs one key that every family's key refines"
+        )
+    return coarsest
+
+
+def block_keys(axes: Axes, blocks: dict[str, Block], n: int, dims: tuple[str, ...]) -> np.ndarray:
+    """Recourse-block key over dims of every element: FIRST_KEY for the first stage, SPAN_KEY for
+    a family whose key does not hold every one of dims."""
+    out = np.full(n, FIRST_KEY, dtype=np.int64)
+    for b in blocks.values():
+        if not b.stage.first:
+            span = not set(dims) <= set(b.stage.key)
+            out[b.start : b.start + b.size] = SPAN_KEY if span else axes.key(b.coords, dims)
+    return out
+
+
+def check_coupling(A: sp.csr_matrix, col_key: np.ndarray, row_key: np.ndarray, row_blocks: dict[str, Block]) -> None:
+    """A first-stage row may hold only first-stage columns; a second-stage row only its own
+    block's columns (and first-stage ones, which couple it to the master). Anything else would
+    be lost by the decomposition, so it is refused, naming the family. Rows that span blocks
+    are the epigraph's, checked where it is composed."""
+    ck = col_key[A.indices]
+    rk = np.repeat(row_key, np.diff(A.indptr))
+    bad = (ck != FIRST_KEY) & (ck != rk) & (rk != SPAN_KEY)
+    if bad.any():
+        row = int(np.searchsorted(A.indptr, np.argmax(bad), side="right") - 1)
+        family = next(b.name for b in row_blocks.values() if b.start <= row < b.start + b.size)
+        what = "a first-stage row" if row_key[row] == FIRST_KEY else "a row of one recourse block"
+        raise ModelError(
+            f"family {family}: {what} holds second-stage columns of another block; "
+            "declare its stage and key to match the columns it couples"
+        )
 
 
 class CostKind(StrEnum):
@@ -151,7 +202,7 @@ class LinearModel:
 
     @property
     def first_cols(self) -> np.ndarray:
-        return np.nonzero(self.col_key < 0)[0]
+        return np.nonzero(self.col_key == FIRST_KEY)[0]
 
     def cost_breakdown(
         self, x: np.ndarray, participants: int
@@ -263,28 +314,6 @@ class Builder:
         """A constant cost (it does not depend on any decision), per participant."""
         self.offsets[kind] = self.offsets.get(kind, 0.0) + np.asarray(per_participant, dtype=float)
 
-    def _key_dims(self) -> tuple[str, ...]:
-        """The decomposition key: the coarsest key declared, which every other key must refine
-        (a scenario-wide family, key (s,), makes each recourse block a whole scenario)."""
-        keys = {b.stage.key for b in (self.var_blocks | self.row_blocks).values() if not b.stage.first}
-        if not keys:
-            return ()
-        coarsest = min(keys, key=len)
-        if any(not set(coarsest) <= set(k) for k in keys):
-            raise ModelError(
-                f"second-stage families declare keys {sorted(keys)} that do not nest; the decomposition "
-                "needs one key that every family's key refines"
-            )
-        return coarsest
-
-    def _keys(self, blocks: dict[str, Block], n: int, dims: tuple[str, ...]) -> np.ndarray:
-        """Recourse-block key of every element (-1: first stage)."""
-        out = np.full(n, -1, dtype=np.int64)
-        for b in blocks.values():
-            if not b.stage.first:
-                out[b.start : b.start + b.size] = self.axes.key(b.coords, dims)
-        return out
-
     def build(self) -> LinearModel:
         cat = lambda xs, dt=float: np.concatenate(xs) if xs else np.zeros(0, dtype=dt)
         rows = cat([t[0] for t in self.terms], np.int64)
@@ -298,10 +327,10 @@ class Builder:
         for block in self.var_blocks.values():
             for coef in block.costs.values():
                 c[block.start : block.start + block.size] += coef
-        dims = self._key_dims()
-        col_key = self._keys(self.var_blocks, self.n_vars, dims)
-        row_key = self._keys(self.row_blocks, self.n_rows, dims)
-        self._check_coupling(A, col_key, row_key)
+        dims = coarsest_key([b.stage for b in (self.var_blocks | self.row_blocks).values()])
+        col_key = block_keys(self.axes, self.var_blocks, self.n_vars, dims)
+        row_key = block_keys(self.axes, self.row_blocks, self.n_rows, dims)
+        check_coupling(A, col_key, row_key, self.row_blocks)
         offsets = {k: np.broadcast_to(v, (self.axes.sizes["p"],)).copy() for k, v in self.offsets.items()}
         return LinearModel(
             c=c,
@@ -320,22 +349,6 @@ class Builder:
             row_key=row_key,
             offsets=offsets,
         )
-
-    def _check_coupling(self, A: sp.csr_matrix, col_key: np.ndarray, row_key: np.ndarray) -> None:
-        """A first-stage row may hold only first-stage columns; a second-stage row only its own
-        block's columns (and first-stage ones, which couple it to the master). Anything else would
-        be lost by the decomposition, so it is refused here, naming the family."""
-        ck = col_key[A.indices]
-        rk = np.repeat(row_key, np.diff(A.indptr))
-        bad = (ck >= 0) & (ck != rk)
-        if bad.any():
-            row = int(np.searchsorted(A.indptr, np.argmax(bad), side="right") - 1)
-            family = next(b.name for b in self.row_blocks.values() if b.start <= row < b.start + b.size)
-            what = "a first-stage row" if row_key[row] < 0 else "a row of one recourse block"
-            raise ModelError(
-                f"family {family}: {what} holds second-stage columns of another block; "
-                "declare its stage and key to match the columns it couples"
-            )
 
 
 # ----------------------------------------------------------------------------
@@ -745,9 +758,9 @@ def define_cvar(b: Builder, ctx: Context) -> None:
     eta = b.add_vars("eta", {}, FIRST, lb=0.0, ub=np.inf, costs={CostKind.RISK: w * unit})
     scen = np.unique(ctx.cells.s)
     v = b.add_vars(
-        "v", {"s": scen}, SCENARIO, lb=0.0, ub=np.inf, costs={CostKind.RISK: w * unit * inst.prob[scen] / (1 - alpha)}
+        "v", {"s": scen}, EPIGRAPH, lb=0.0, ub=np.inf, costs={CostKind.RISK: w * unit * inst.prob[scen] / (1 - alpha)}
     )
-    rows = b.add_rows("cvar", {"s": scen}, SCENARIO, lb=0.0, ub=np.inf)
+    rows = b.add_rows("cvar", {"s": scen}, EPIGRAPH, lb=0.0, ub=np.inf)
     b.add_terms(rows, v, 1.0)
     b.add_terms(rows, np.full(rows.size, eta[0]), 1.0)
     row_of = np.full(len(inst.scenarios), -1)

@@ -101,7 +101,7 @@ def test_an_evaluation_past_its_deadline_gives_no_plan():
     z = lm.lb[st.first_cols].copy()
     assert rec.evaluate(z, None, deadline=0.0) is None
     Q, grad, values = rec.evaluate(z, None)
-    assert np.isfinite(Q).all() and grad.shape == (z.size, st.aggregates)
+    assert np.isfinite(Q).all() and grad.shape == (z.size, st.thetas)
 
 
 def test_a_master_bound_above_a_plan_in_hand_is_not_trusted():
@@ -248,3 +248,97 @@ def test_pooled_closed_form_settles_only_where_lending_is_idle():
     settled, Q, lent = block({"US": 1.0, "JP": 0.0})  # JP's 30 t can cover part of the US's 120 t
     assert not settled.any() and lent == pytest.approx(30.0)
     assert pytest.approx(100.0 * (120.0 - 60.0) + 5.0 * 30.0) == Q
+
+
+def _recourse_lp(lm, z: np.ndarray) -> float:
+    """The whole recourse at first stage z as one LP (every scenario's blocks with its CVaR row):
+    the extensive model with z fixed and the first-stage rows dropped (a random z may break them)."""
+    from dataclasses import replace
+
+    from stockpile.backends import solve_model
+
+    F = lm.first_cols
+    lb, ub = lm.lb.copy(), lm.ub.copy()
+    lb[F] = ub[F] = z
+    first = lm.row_key < 0
+    out = solve_model(
+        replace(
+            lm,
+            lb=lb,
+            ub=ub,
+            integer=np.zeros_like(lm.integer),
+            row_lb=np.where(first, -np.inf, lm.row_lb),
+            row_ub=np.where(first, np.inf, lm.row_ub),
+        ),
+        "highs",
+        60.0,
+        0.0,
+    )
+    assert out.status == "optimal"
+    return out.objective - lm.c[F] @ z - lm.offset
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("thetas", [2, 100])
+def test_the_epigraph_composed_over_blocks_equals_the_scenario_lp_and_its_cuts_hold(monkeypatch, seed, thetas):
+    """Under CVaR the decomposition solves each (scenario, mineral) block alone and composes the
+    scenario's excess v_s = max(0, t_s - eta) over them (benders.Epigraph). At random points (eta
+    among them) its recourse equals the LP of whole scenarios with their CVaR rows, its solution
+    meets every row, and each theta's cut lies below that theta at every other point, with one
+    scenario per theta and with scenarios grouped two thetas in all."""
+    from stockpile import benders
+    from stockpile.instance import build_instance
+    from stockpile.model import build_model
+
+    monkeypatch.setattr(benders, "EPIGRAPH_THETAS", thetas)
+    data = generate(3, 4, 12, 8, seed=seed)
+    data["risk"] = {"cvar_alpha": 0.7, "cvar_weight": [0.3, 0.6, 1.0][seed]}
+    lm = build_model(build_instance(validate(data)))
+    st = benders.Structure.of(lm)
+    assert st.epigraph is not None and st.thetas == st.primary + min(thetas, st.epigraph.key.size)
+    rec = benders.Recourse.of(st)
+    rng = np.random.default_rng(seed)
+    points = _points(lm, st, rng, 6)
+    eta = np.searchsorted(st.first_cols, lm.var_blocks["eta"].start)
+    v = lm.var_blocks["v"].index
+    for z, level in zip(points, rng.random(len(points))):  # eta among the scenarios' costs t_s
+        z[eta] = 0.0
+        z[eta] = np.quantile(rec.evaluate(z, None)[2][v], level)
+    at = [rec.evaluate(z, None) for z in points]
+    for z, (Q, grad, values) in zip(points, at):
+        assert Q.sum() == pytest.approx(_recourse_lp(lm, z), rel=1e-7, abs=1e-3)
+        second = lm.col_key >= 0
+        assert lm.c[second] @ values[second] == pytest.approx(Q.sum(), rel=1e-9)
+        rows = lm.row_key >= 0
+        Ax = lm.A[rows] @ values
+        tol = 1e-6 * (1 + np.abs(lm.row_ub[rows][np.isfinite(lm.row_ub[rows])]).max())
+        assert (Ax <= lm.row_ub[rows] + tol).all() and (Ax >= lm.row_lb[rows] - tol).all()
+        assert (values >= lm.lb - 1e-9).all() and (values <= lm.ub + 1e-9).all()
+        for other, (Q_other, _, _) in zip(points, at):
+            assert (Q_other >= Q + grad.T @ (other - z) - 1e-6 * (1 + np.abs(Q_other))).all()
+    # the points reach into the tail (some excess) and out of it
+    excess = np.array([vals[v] for _, _, vals in at])
+    assert (excess > 0).any() and (excess == 0).any()
+
+
+def test_an_epigraph_row_out_of_form_is_refused():
+    """The composition needs the blocks' costs to be one price times their CVaR coefficients; a
+    model where one cost differs is a bug in a define_* function, and the decomposition says so."""
+    from dataclasses import replace
+
+    from stockpile.benders import Structure
+    from stockpile.instance import build_instance
+    from stockpile.model import ModelError, build_model
+
+    data = generate(2, 3, 6, 4, seed=1)
+    data["risk"] = {"cvar_alpha": 0.7, "cvar_weight": 0.4}
+    lm = build_model(build_instance(validate(data)))
+    assert Structure.of(lm).epigraph is not None
+    c = lm.c.copy()
+    c[lm.var_blocks["u"].start] *= 1.01
+    with pytest.raises(ModelError, match="one price"):
+        Structure.of(replace(lm, c=c))
+    lb = lm.lb.copy()
+    lb[lm.var_blocks["v"].start] = 1.0
+    with pytest.raises(ModelError, match="from 0"):
+        Structure.of(replace(lm, lb=lb))
