@@ -191,8 +191,9 @@ class Epigraph:
         a = np.zeros(lm.c.size)
         a[y] = -sub.data[is_y]
         blk = np.nonzero(col_key >= 0)[0]
-        blk_row = np.searchsorted(r_key, axes.key(axes.coords(col_key[blk], dims), edims))
-        inside = r_key[np.minimum(blk_row, rows.size - 1)] == axes.key(axes.coords(col_key[blk], dims), edims)
+        blk_key = axes.key(axes.coords(col_key[blk], dims), edims)
+        blk_row = np.searchsorted(r_key, blk_key)
+        inside = r_key[np.minimum(blk_row, rows.size - 1)] == blk_key
         blk, blk_row = blk[inside], blk_row[inside]
         ref = np.zeros(rows.size, np.int64)  # the largest coefficient of each row prices it
         big = np.full(rows.size, -1.0)
@@ -235,6 +236,12 @@ class Epigraph:
     def thetas(self) -> int:
         return min(EPIGRAPH_THETAS, self.key.size)
 
+    @cached_property
+    def to_group(self) -> sp.csr_matrix:
+        """Rows x thetas: contiguous groups of rows (scenarios), one theta each."""
+        n = self.key.size
+        return sp.csr_matrix((np.ones(n), (np.arange(n), np.arange(n) * self.thetas // n)), shape=(n, self.thetas))
+
     def compose(
         self, z: np.ndarray, n_primary: int, Q: np.ndarray, grad: np.ndarray, values: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -242,14 +249,18 @@ class Epigraph:
         n_primary on) become zeta_k and its cut, summed over each group of rows; fills v."""
         excess = self.lb - self.F @ z + Q[n_primary:]
         on = self.h * (excess > 0)
-        B = self.thetas
-        group = np.arange(self.key.size) * B // self.key.size
-        to_group = sp.csr_matrix((np.ones(group.size), (np.arange(group.size), group)), shape=(group.size, B))
         values[self.cols] = np.maximum(excess, 0.0)
         return (
-            np.r_[Q[:n_primary], np.bincount(group, self.h * np.maximum(excess, 0.0), B)],
-            np.c_[grad[:, :n_primary], (to_group.T @ ((grad[:, n_primary:] - self.F.T.toarray()) * on).T).T],
+            np.r_[Q[:n_primary], self.to_group.T @ (self.h * np.maximum(excess, 0.0))],
+            np.c_[grad[:, :n_primary], ((grad[:, n_primary:] - self.F.T.toarray()) * on) @ self.to_group],
         )
+
+
+def _aggregate(lm: LinearModel, keys: np.ndarray, agg_dims: tuple[str, ...]) -> np.ndarray:
+    """The aggregate over agg_dims of each recourse-block key."""
+    axes = lm.axes
+    assert axes is not None
+    return axes.key(axes.coords(keys, lm.key_dims), agg_dims)
 
 
 @dataclass
@@ -277,11 +288,10 @@ class Structure:
         n_agg = int(np.prod(lm.axes.shape(agg_dims))) if lm.axes is not None and keys.size else 0
         first_cols, first_rows = lm.first_cols, np.nonzero(lm.row_key == FIRST_KEY)[0]
         A_first = lm.A[first_rows][:, first_cols].tocsr()
-        st = cls(lm, first_cols, first_rows, A_first, keys, agg_dims, n_agg, sp.csr_matrix((keys.size, n_agg)), epi)
-        primary = st.aggregate(keys)
+        primary = _aggregate(lm, keys, agg_dims)
         one = sp.csr_matrix((np.ones(keys.size), (np.arange(keys.size), primary)), shape=(keys.size, n_agg))
-        st.weights = one if epi is None else epi.weights(keys, primary, n_agg)
-        return st
+        weights = one if epi is None else epi.weights(keys, primary, n_agg)
+        return cls(lm, first_cols, first_rows, A_first, keys, agg_dims, n_agg, weights, epi)
 
     @property
     def aggregates(self) -> int:
@@ -305,9 +315,7 @@ class Structure:
 
     def aggregate(self, keys: np.ndarray) -> np.ndarray:
         """Primary theta of each recourse-block key."""
-        axes = self.lm.axes
-        assert axes is not None
-        return axes.key(axes.coords(keys, self.lm.key_dims), self.agg_dims)
+        return _aggregate(self.lm, keys, self.agg_dims)
 
     def spread(self, keys: np.ndarray) -> sp.csr_matrix:
         """Rows of ``weights`` of the given recourse-block keys."""
