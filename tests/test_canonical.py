@@ -73,3 +73,33 @@ def test_the_repair_stands_on_tight_cvar_rows(tmp_path, caplog):
         result = api.solve(validate(data))
     assert "re-ordered" in caplog.text and "breaks a row" not in caplog.text
     assert check_run(result.write(tmp_path / "run")) == []
+
+
+def test_a_repair_that_breaks_a_row_of_the_model_is_refused(caplog):
+    """The repair knows release, unmet and lending only; a row of a family it does not know may
+    forbid a move. Here an added row pins one release the repair moves (by more than the
+    tolerance for rounding): the solver's schedule must stand, with a warning."""
+    from dataclasses import replace
+
+    import scipy.sparse as sp
+
+    cfg = load_config(ROOT / "configs" / "us_japan.yaml")
+    inst = build_instance(cfg)
+    lm = build_model(inst)
+    x = solve_model(lm, "highs", 60, cfg.solver.relative_gap).x
+    new, _ = canonical_schedule(inst, lm, x)
+    moved = np.nonzero(np.abs(new - x)[lm.var_blocks["r"].index] > 1e-3)[0]
+    assert moved.size, "the default config's schedule needs the repair"
+    j = lm.var_blocks["r"].start + moved[0]
+    pin = sp.csr_matrix(([1.0], ([0], [j])), shape=(1, lm.c.size))
+    pinned = replace(
+        lm,
+        A=sp.vstack([lm.A, pin]).tocsr(),
+        row_lb=np.r_[lm.row_lb, x[j]],
+        row_ub=np.r_[lm.row_ub, x[j]],
+        row_key=np.r_[lm.row_key, -1],
+    )
+    with caplog.at_level("WARNING", logger="stockpile.canonical"):
+        kept, saving = canonical_schedule(inst, pinned, x)
+    assert "breaks a row" in caplog.text
+    assert np.array_equal(kept, x) and saving == 0.0
