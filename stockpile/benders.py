@@ -56,7 +56,7 @@ import scipy.sparse as sp
 
 from .backends import SolveOutcome, ortools_version, relative_gap, solve_lp, solve_model
 from .enums import SolverName, Status
-from .model import FIRST_KEY, SPAN_KEY, LinearModel, ModelError, block_keys, check_coupling, coarsest_key
+from .model import FIRST_KEY, SPAN_KEY, LinearModel, ModelError, coarsest_key
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,10 @@ REPEAT_GAP = 1e-6
 MIN_MASTER_SECONDS = 0.01
 # an epigraph theta's cut must raise it at the point by more than this (relative)
 RAISE_TOL = 1e-9
-# Thetas for an epigraph's scenarios (each bounds the sum over a group): at 2,000 scenarios, one
-# theta defeated SCIP's numerics; 10 took 4.3 s, 100 3.9 s, one per scenario 11.3 s (the master
-# LP grew to thousands of dense cuts) against 3.8 s for the risk-neutral objective
+# Thetas for an epigraph's scenarios (each bounds the sum over a group). Solve at 2,000 scenarios
+# (w = 0.1, gap 1e-4): one theta failed in SCIP on the master's numerics; 10 took 4.5 s, 100 3.8 s,
+# one per scenario 11.6 s (the master LP grew to thousands of dense cuts); w = 0 3.8 s. At 10,000,
+# 30 and 100 took 22.5 s and 23.1 s (/tmp sweep around solve_benders, one run each)
 EPIGRAPH_THETAS = 100
 
 # The families the closed form implements, and nothing else.
@@ -122,7 +123,7 @@ class Epigraph:
     of zeta_k over a group of keys (EPIGRAPH_THETAS groups) by the sum of their cuts.
     """
 
-    inner: LinearModel  # the model as the blocks see it: fine keys, SPAN_KEY here, blocks costed rho a
+    inner: LinearModel  # the model as the blocks see it: the blocks costed rho a
     dims: tuple[str, ...]  # the epigraph's key
     key: np.ndarray  # per row, sorted
     rows: np.ndarray
@@ -142,13 +143,10 @@ class Epigraph:
             return None
         axes = lm.axes
         assert axes is not None
-        dims = coarsest_key([b.stage for b in blocks.values() if not b.stage.epigraph])
+        dims, col_key = lm.key_dims, lm.col_key  # the blocks' key (model.Builder.build)
         edims = coarsest_key([b.stage for b in epi])
         if not set(edims) < set(dims) or any(b.stage.key != edims for b in epi):
             raise ModelError(f"epigraph families {[b.name for b in epi]} must share one key coarser than {dims}")
-        col_key = block_keys(axes, lm.var_blocks, lm.c.size, dims)
-        row_key = block_keys(axes, lm.row_blocks, lm.A.shape[0], dims)
-        check_coupling(lm.A, col_key, row_key, lm.row_blocks)
         ekey = lambda blocks: np.concatenate([axes.key(b.coords, edims) for b in blocks if b.stage.epigraph])
         rows = np.concatenate([b.index for b in lm.row_blocks.values() if b.stage.epigraph])
         cols = np.concatenate([b.index for b in lm.var_blocks.values() if b.stage.epigraph])
@@ -210,8 +208,7 @@ class Epigraph:
         rho = np.where(rho > 0, rho, 1.0)
         c = lm.c.copy()
         c[blk] = rho[blk_row] * a[blk]
-        col_key[cols], row_key[rows] = SPAN_KEY, SPAN_KEY
-        inner = replace(lm, c=c, key_dims=dims, col_key=col_key, row_key=row_key)
+        inner = replace(lm, c=c)
         F = _columns(lm.A[rows], np.nonzero(col_key == FIRST_KEY)[0])
         return cls(inner, edims, r_key, rows, v_of, lm.row_lb[rows], h, lam, rho, F)
 

@@ -171,7 +171,8 @@ class LinearModel:
     """min c x + offset  s.t.  row_lb <= A x <= row_ub,  lb <= x <= ub,  x_j integer where flagged.
 
     col_key / row_key: the recourse block of each second-stage column / row (a flat key
-    over ``key_dims``), -1 for the first stage. ``offsets``: constant cost terms per kind
+    over ``key_dims``), FIRST_KEY for the first stage, SPAN_KEY for an epigraph family (it spans
+    the blocks of its coarser key). ``offsets``: constant cost terms per kind
     and participant (the holding cost of the initial stock).
     """
 
@@ -327,7 +328,8 @@ class Builder:
         for block in self.var_blocks.values():
             for coef in block.costs.values():
                 c[block.start : block.start + block.size] += coef
-        dims = coarsest_key([b.stage for b in (self.var_blocks | self.row_blocks).values()])
+        # the blocks' key; an epigraph family spans several blocks (SPAN_KEY), checked where composed
+        dims = coarsest_key([b.stage for b in (self.var_blocks | self.row_blocks).values() if not b.stage.epigraph])
         col_key = block_keys(self.axes, self.var_blocks, self.n_vars, dims)
         row_key = block_keys(self.axes, self.row_blocks, self.n_rows, dims)
         check_coupling(A, col_key, row_key, self.row_blocks)

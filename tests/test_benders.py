@@ -10,6 +10,7 @@ from conftest import ROOT, checked_solve, solve_dict
 from stockpile import load_config
 from stockpile.config import validate
 from stockpile.generate import generate
+from stockpile.model import FIRST_KEY
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -260,7 +261,7 @@ def _recourse_lp(lm, z: np.ndarray) -> float:
     F = lm.first_cols
     lb, ub = lm.lb.copy(), lm.ub.copy()
     lb[F] = ub[F] = z
-    first = lm.row_key < 0
+    first = lm.row_key == FIRST_KEY
     out = solve_model(
         replace(
             lm,
@@ -307,9 +308,9 @@ def test_the_epigraph_composed_over_blocks_equals_the_scenario_lp_and_its_cuts_h
     at = [rec.evaluate(z, None) for z in points]
     for z, (Q, grad, values) in zip(points, at):
         assert Q.sum() == pytest.approx(_recourse_lp(lm, z), rel=1e-7, abs=1e-3)
-        second = lm.col_key >= 0
+        second = lm.col_key != FIRST_KEY  # the blocks' columns and the excess v
         assert lm.c[second] @ values[second] == pytest.approx(Q.sum(), rel=1e-9)
-        rows = lm.row_key >= 0
+        rows = lm.row_key != FIRST_KEY  # the blocks' rows and the CVaR rows
         Ax = lm.A[rows] @ values
         tol = 1e-6 * (1 + np.abs(lm.row_ub[rows][np.isfinite(lm.row_ub[rows])]).max())
         assert (Ax <= lm.row_ub[rows] + tol).all() and (Ax >= lm.row_lb[rows] - tol).all()

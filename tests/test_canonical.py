@@ -13,7 +13,7 @@ from stockpile.check import check_run
 from stockpile.config import validate
 from stockpile.generate import generate
 from stockpile.instance import build_instance
-from stockpile.model import build_model
+from stockpile.model import FIRST_KEY, build_model
 from stockpile.results import early_cover_gaps, flows, plan_from_solution
 
 
@@ -97,7 +97,7 @@ def test_a_repair_that_breaks_a_row_of_the_model_is_refused(caplog):
         A=sp.vstack([lm.A, pin]).tocsr(),
         row_lb=np.r_[lm.row_lb, x[j]],
         row_ub=np.r_[lm.row_ub, x[j]],
-        row_key=np.r_[lm.row_key, -1],
+        row_key=np.r_[lm.row_key, FIRST_KEY],
     )
     with caplog.at_level("WARNING", logger="stockpile.canonical"):
         kept, saving = canonical_schedule(inst, pinned, x)
