@@ -17,9 +17,9 @@ from stockpile.generate import generate
 from stockpile.saa import run_saa
 
 SAMPLED = ROOT / "configs" / "us_japan_sampled.yaml"
-# the bundled allied projects with the NdPr floor at $70/kg, where the plan takes offtake
+# the bundled allied projects with the NdPr floor at $60/kg, where the plan takes offtake
 ALLIED = [
-    {**pr, "floor_price_usd_per_t": 70000} if pr["mineral"] == "rare_earths" else pr
+    {**pr, "floor_price_usd_per_t": 60000} if pr["mineral"] == "rare_earths" else pr
     for pr in yaml.safe_load((ROOT / "configs" / "fragments" / "allied_projects.yaml").read_text())["projects"]
 ]
 
