@@ -163,6 +163,35 @@ def _points(lm, st, rng, n: int):
     return out
 
 
+def test_a_batch_reuses_its_last_solve_only_where_its_bounds_are_as_they_were():
+    """The decomposition's batches answer a point that leaves all their bounds (lower and upper) as at
+    the last solve with that solve, and solve anew otherwise: along points that move a few first-stage
+    values at a time, and come back to earlier ones, they give exactly what fresh batches give."""
+    from stockpile.benders import lp_batches
+
+    lm, st, lp_only = _recourse_pair(generate(2, 4, 12, 6, seed=5))
+    held = lp_batches(st, lp_only.lp_keys)
+    rng = np.random.default_rng(5)
+    start = _points(lm, st, rng, 4)
+    z, path = start[-1].copy(), []
+    for step in range(24):
+        if step % 6 == 5:
+            z = path[rng.integers(len(path))].copy()  # back to an earlier point
+        else:
+            moved = rng.choice(z.size, 2, replace=False)
+            z[moved] = start[rng.integers(len(start))][moved]
+        path.append(z.copy())
+    reused = 0
+    for z in path:
+        for b, fresh in zip(held, lp_batches(st, lp_only.lp_keys)):
+            before = b.last
+            got, want = b.solve(z), fresh.solve(z)
+            reused += b.last is before
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+    assert 0 < reused < len(path) * len(held)  # both paths taken
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_pooled_closed_form_equals_the_lp_and_its_cuts_hold_everywhere(seed):
     """Blocks with lending that the pooled closed form settles (every group exhausted, so no one can
