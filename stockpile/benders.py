@@ -761,9 +761,9 @@ BatchAnswer = tuple[np.ndarray, np.ndarray, np.ndarray]  # recourse values, cost
 
 @dataclass
 class _Batch:
-    """LP recourse of a set of whole blocks, solved anew at each point. Its blocks count towards
-    one primary theta, and under an epigraph each towards its key's theta too, so the cost and its
-    gradient are split by the batch's thetas through the blocks' weights."""
+    """LP recourse of a set of whole blocks, solved at each point that moves its bounds. Its blocks
+    count towards one primary theta, and under an epigraph each towards its key's theta too, so the
+    cost and its gradient are split by the batch's thetas through the blocks' weights."""
 
     model: LinearModel
     keys: np.ndarray  # its recourse blocks

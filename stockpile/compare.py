@@ -14,7 +14,6 @@ summary.json's costs, cost_usd.<participant>, coverage_days.<participant>.<miner
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +98,3 @@ def write_compare(out: Path, table: pd.DataFrame) -> None:
 
     write_csv(table, out / "compare.csv")
     write_json(headline(table), out / "compare.json")
-
-
-def read_compare(out: Path) -> tuple[pd.DataFrame, dict]:
-    return pd.read_csv(out / "compare.csv", keep_default_na=False, na_values=[""]), json.loads(
-        (out / "compare.json").read_text()
-    )

@@ -13,13 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# scenario, participant, mineral, period (0-based inside, 1-based for users), lending arc
-DIMS = ("s", "p", "m", "t", "a")
-
 
 @dataclass(frozen=True)
 class Axes:
-    """Sizes of the labelled dimensions of one instance."""
+    """Sizes of the labelled dimensions of one instance: s scenario, p participant, m mineral,
+    t period (0-based inside, 1-based for users), a lending arc."""
 
     sizes: Mapping[str, int]
 
