@@ -130,6 +130,49 @@ def test_random_valid_configs_solve_and_verify(tmp_path_factory, data):
         assert result.summary["reasons"]
 
 
+def magnitudes(lo: float = 0.0, hi: float = 8.0):
+    """Numbers spread evenly in log10 over 10^lo .. 10^hi."""
+    return st.floats(min_value=lo, max_value=hi).map(lambda e: float(f"{10**e:.6g}"))
+
+
+@st.composite
+def extreme_configs(draw) -> dict:
+    """configs() with each mineral's price, shortfall cost and lot drawn over 1e0-1e8: the magnitudes
+    that once put cut coefficients near 1e11 into the decomposition's master (tests/data/master_*)."""
+    data = draw(configs())
+    for spec in data["minerals"].values():
+        spec["price_usd_per_t"] = draw(magnitudes())
+        spec["holding_cost_usd_per_t_year"] = 0.0
+        spec["shortfall_cost_usd_per_t"] = draw(magnitudes())
+        spec["lot_t"] = draw(magnitudes())
+    data["solver"] = {"relative_gap": 1e-6}
+    return data
+
+
+# `HYPOTHESIS_PROFILE=long` (or STOCKPILE_EXTREME_EXAMPLES=200 alone) runs 200 of these
+EXTREME_EXAMPLES = int(
+    os.environ.get("STOCKPILE_EXTREME_EXAMPLES", 200 if os.environ.get("HYPOTHESIS_PROFILE") else 12)
+)
+
+
+@settings(max_examples=EXTREME_EXAMPLES)
+@given(extreme_configs())
+def test_the_decomposition_never_calls_a_plan_optimal_above_the_extensive_optimum(tmp_path_factory, data):
+    """Both methods on a config of extreme magnitudes: where the decomposition says optimal, its plan
+    costs no more than the extensive optimum (within the gap) and its bound is no higher than it."""
+    tmp = tmp_path_factory.mktemp("extreme")
+    exact = solve_dict(tmp, data, "extensive", method="extensive", relative_gap=1e-9)
+    if exact.status != "optimal":
+        return
+    opt = exact.summary["objective_usd"]
+    dec = solve_dict(tmp, data, "benders", method="benders")
+    assert dec.status in ("optimal", "feasible")
+    slack = 1e-6 * max(1.0, abs(opt))
+    assert dec.summary["best_bound_usd"] <= opt + slack, (dec.summary["best_bound_usd"], opt)
+    if dec.status == "optimal":
+        assert dec.summary["objective_usd"] <= opt + 2 * slack, (dec.summary["objective_usd"], opt)
+
+
 BASE = {
     "name": "base",
     "horizon": {"periods": 2},
