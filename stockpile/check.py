@@ -3,7 +3,9 @@
 Re-reads ``config.resolved.yaml`` and the CSV outputs and checks every rule of
 the model (docs/model.md) from scratch: shortfall is re-derived from the shocks
 with plain loops, and nothing of the optimizer (instance, model, results) is
-imported, so a bug there cannot hide itself here.
+imported, so a bug there cannot hide itself here. The one thing it takes from the
+package is the config's own validation: ``config.resolved.yaml`` must be a config the
+commands that read a run (evaluate, explain, simulate, respond) accept.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from .enums import has_plan
 
 DAYS = 365.0
 CENT = 0.01  # money below a cent is solver noise, not a finding
@@ -387,10 +391,10 @@ def check_offtake(r: Run) -> Iterator[Violation]:
     for row in r.offtake.itertuples(index=False):
         where = f"offtake.csv ({row.participant}, {row.project})"
         pr = projects.get(row.project)
-        if pr is None or pr["available_from_year"] > 1:
+        t = row.offtake_t_per_year
+        if pr is None or (pr["available_from_year"] > 1 and t > tol):
             yield Violation("offtake", where, "not a project of the config producing in year 1")
             continue
-        t = row.offtake_t_per_year
         used[row.project] += t
         lot = pr.get("offtake_lot_t")
         if lot and not _close(t / lot, round(t / lot)):
@@ -559,12 +563,24 @@ RULES: tuple[Callable[[Run], Iterator[Violation]], ...] = (
 )
 
 
+def check_reads_back(folder: Path) -> Iterator[Violation]:
+    """config.resolved.yaml validates again as written: every command that reads the folder can."""
+    from .config import ConfigError, validate
+
+    path = folder / "config.resolved.yaml"
+    try:
+        validate(yaml.safe_load(path.read_text()), str(path))
+    except ConfigError as e:
+        yield Violation("reads back", "config.resolved.yaml", str(e).splitlines()[0])
+
+
 def check_run(run_dir: str | Path, tol: float = 1e-6) -> list[Violation]:
     """Every violated rule of a finished run; an empty list means the run is consistent."""
     r = read_run(run_dir, tol)
-    if r.summary.get("status") not in ("optimal", "feasible"):
-        return []  # nothing to verify: no plan was reported
-    return [v for rule in RULES for v in rule(r)] + list(check_lending_summary(r, Path(run_dir)))
+    back = list(check_reads_back(Path(run_dir)))
+    if not has_plan(r.summary.get("status")):
+        return back  # no plan to verify: only that the folder reads back
+    return back + [v for rule in RULES for v in rule(r)] + list(check_lending_summary(r, Path(run_dir)))
 
 
 # ----------------------------------------------------------------------------
@@ -576,11 +592,12 @@ def check_response(folder: str | Path, tol: float = 1e-6) -> list[Violation]:
     period's demand balance, release-rate cap, reserve floor and inventory from the state; the
     lending caps counting what was lent before; the expected cost from the flows."""
     d = Path(folder)
+    out = list(check_reads_back(d))
     cfg = yaml.safe_load((d / "config.resolved.yaml").read_text())
     st = yaml.safe_load((d / "state.resolved.yaml").read_text())
     summary = json.loads((d / "summary.json").read_text())
     orders, cont, lend = (_read(d, f) for f in ("orders.csv", "contingency.csv", "lending.csv"))
-    k, out = st["period"], []
+    k = st["period"]
     parts = cfg["participants"]
     held = lambda p, m: float(st["holding"][p][m])
     for r in cont.itertuples():

@@ -137,3 +137,30 @@ def test_scenarios_command_writes_an_explicit_reusable_list(tmp_path):
     again = validate({**BASE, "scenarios": listed}).scenario_list
     direct = validate({**BASE, "scenarios": {"sample": {"count": 50, "seed": 4}}}).scenario_list
     assert [s.model_dump() for s in again] == [s.model_dump() for s in direct]
+
+
+def test_a_run_with_zero_and_missing_supplier_shares_is_read_back_by_every_command(tmp_path):
+    """A supplier that serves one participant nothing (share 0) or is silent on it (no share): the
+    run's config.resolved.yaml must validate again, so the commands that take a run work on it."""
+    data = copy.deepcopy(BASE)
+    data["horizon"] = {"periods": 6}
+    data["suppliers"] = {"China": {"gallium": {"US": 0.9, "JP": 0.0}, "germanium": {"US": 0.5}}}
+    data["scenarios"] = {"sample": {"count": 40, "seed": 3}}
+    data["lending"] = [{"from": "JP", "to": "US", "max_share": 0.5}]
+    cfg = tmp_path / "samp.yaml"
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    run = tmp_path / "run"
+    runner = CliRunner()
+
+    def ok(*args: str) -> None:
+        out = runner.invoke(cli, list(args))
+        assert out.exit_code == 0, (args, out.output)
+
+    ok("solve", str(cfg), "--out", str(run), "--quiet")
+    again = validate(yaml.safe_load((run / "config.resolved.yaml").read_text()))
+    shocks = [sh for s in again.scenario_list for sh in s.shocks]
+    assert shocks and all(sh.loss["JP"] == 0.0 for sh in shocks)  # named, at zero
+    ok("check", str(run))
+    ok("evaluate", str(run), "--sample", "50", "--seed", "2")
+    ok("explain", str(run), "--workers", "1")
+    ok("simulate", str(run), "--all", "--workers", "1")

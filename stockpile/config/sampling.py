@@ -118,12 +118,12 @@ def sample_scenarios(
             ev = events[e]
             names.append(ev.name)
             for m in ev.minerals:
-                loss = {
-                    p: float(s * severity[n, e])
-                    for p, s in zip(parts, share.get((ev.supplier, m), [0.0] * len(parts)))
-                    if s * severity[n, e] >= TINY
-                }
-                if loss:
+                # every participant named, zero where the supplier serves it nothing: a config's
+                # shock must give every participant its loss, and the run's config.resolved.yaml
+                # is read back by the commands that take a run (evaluate, explain, simulate)
+                lost = [float(s * severity[n, e]) for s in share.get((ev.supplier, m), [0.0] * len(parts))]
+                loss = {p: v if v >= TINY else 0.0 for p, v in zip(parts, lost)}
+                if any(loss.values()):
                     shocks.append(Shock(mineral=m, start=int(start[n, e]), periods=int(duration[n, e]), loss=loss))
         name = f"s{n + 1:0{width}d}_" + ("_and_".join(names) if names else CALM)
         when = None if Y == 1 else (year or int(drawn_year[n]))
