@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from .enums import Method, SolverName, values
+from .enums import Method, SolverName, has_plan, values
 from .errors import ConfigError, InfeasibleConfig, NoSolution, OptionError
 from .fmt import money as _money
 from .version import __version__
@@ -648,7 +648,7 @@ def compare(config: str, out: str | None, workers: int | None, scheduler: str | 
     write_compare(out_dir, table)
     t = _table(f"{cfg.name}: who holds what (same budgets and limits)", "rule", "status", "cost", "vs optimised")
     for r in table.itertuples():
-        ok = r.status in ("optimal", "feasible")
+        ok = has_plan(r.status)
         t.add_row(
             r.rule,
             r.status,
@@ -963,7 +963,7 @@ def show_result(result: Any, out_dir: Path) -> None:
         console.print(f"  {row.participant} {row.mineral}: {row.note}", highlight=False)
     if "acquisitions.csv" in result.tables():
         show_buildup(console, result.acquisitions, result.limits)
-    for row in result.offtake.itertuples():
+    for row in result.offtake[result.offtake.offtake_t_per_year > 0].itertuples():
         console.print(
             f"  {row.participant} takes {row.offtake_t_per_year:,.0f} t/yr of {row.mineral} from {row.project} at its "
             f"floor price: subsidy {_money(row.subsidy_usd_per_year)} a year, {_money(row.cost_usd)} over the "
@@ -971,7 +971,7 @@ def show_result(result: Any, out_dir: Path) -> None:
             highlight=False,
         )
     ec = result.expected_coverage
-    offtake = not result.offtake.empty
+    offtake = bool((result.offtake.offtake_t_per_year > 0).any())
     if not ec.empty:
         t = _table(
             "coverage given a disruption: expected days from own stock, borrowed"

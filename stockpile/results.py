@@ -522,14 +522,16 @@ def buildup_table(acq: pd.DataFrame) -> pd.DataFrame:
 
 
 def offtake_table(inst: Instance, plan: Plan) -> pd.DataFrame:
-    """One row per (participant, project) with offtake: tonnes a year, the yearly price-gap subsidy,
-    the agreement's fixed cost, the cost over the horizon (as in costs.offtake_usd) and the
-    shortfall it serves in expectation (its mineral's offtake split by the taker's tonnes)."""
+    """One row per (participant, project offered): tonnes a year (0 where it takes none), the yearly
+    price-gap subsidy, the agreement's fixed cost (paid only by a taker), the cost over the horizon
+    (as in costs.offtake_usd) and the shortfall it serves in expectation (its mineral's offtake split
+    by the taker's tonnes). Every pair has its row, so a script reads the same file whether or not
+    the plan takes anything."""
     units = plan.offtake_units
-    p, j = np.nonzero(units > 0)
+    p, j = (a.ravel() for a in np.indices(units.shape))
     tonnes = np.round(units[p, j] * inst.proj_lot[j], 6)  # a micro-tonne: below it is the solver's noise
     subsidy = tonnes * inst.proj_gap[j]
-    agreement = inst.proj_fixed[j]
+    agreement = np.where(units[p, j] > 0, inst.proj_fixed[j], 0.0)
     c = plan.cells
     served = np.zeros((len(inst.participants), len(inst.minerals)))
     np.add.at(served, (c["p"], c["m"]), inst.prob[c["s"]] * plan.offtake)
@@ -660,7 +662,7 @@ class Result:
         }
         if not self.expected_coverage.empty:
             out["expected_coverage.csv"] = self.expected_coverage
-        if not self.offtake.empty:
+        if self.config.get("projects"):  # every run with projects, taken or not
             out["offtake.csv"] = self.offtake
         if self.acquisitions["year"].nunique() > 1:  # a build-up over several years
             out["acquisitions.csv"] = self.acquisitions

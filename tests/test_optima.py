@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import one_mineral, solve_dict
 
@@ -171,5 +172,10 @@ def test_offtake_at_a_floor_price_against_stock(tmp_path, floor, expected, offta
     for method in ("extensive", "benders"):
         res = solve_dict(tmp_path, data, f"offtake{floor:g}{method}", method=method)
         assert res.summary["objective_usd"] == pytest.approx(expected, rel=1e-9)
-        taken = res.offtake.offtake_t_per_year.sum() if len(res.offtake) else 0.0
-        assert taken == pytest.approx(offtake_t)
+        assert res.offtake.offtake_t_per_year.sum() == pytest.approx(offtake_t)
+        # offtake.csv on every run with projects, taken or not: a row per participant and project
+        off = pd.read_csv(tmp_path / f"run_offtake{floor:g}{method}" / "offtake.csv")
+        assert list(zip(off.participant, off.project)) == [("US", "ally")]
+        assert off.offtake_t_per_year.sum() == pytest.approx(offtake_t)
+        if offtake_t == 0:
+            assert off.agreement_usd.sum() == off.cost_usd.sum() == off.expected_served_t.sum() == 0
