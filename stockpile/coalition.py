@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from .config import PER_PARTICIPANT_KEYS, Config, ConfigError, Problem, validate
+from .enums import has_plan
 from .study import Case
 
 MAX_PARTICIPANTS = 4
@@ -132,7 +133,7 @@ def coalition_tables(
             for m, days in per.items():
                 row[f"coverage_days.{p}.{m}"] = days
         rows.append(row)
-        if s.get("status") in ("optimal", "feasible"):
+        if has_plan(s.get("status")):
             value[frozenset(members)] = s["objective_usd"]
     coal = pd.DataFrame(rows)
     if len(value) < len(rows):

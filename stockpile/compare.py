@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from .config import Config, validate
-from .enums import Allocation, values
+from .enums import Allocation, has_plan, values
 from .model import COST_KEYS
 from .study import Case
 
@@ -68,7 +68,7 @@ def compare_table(out: Path, summaries: dict[str, dict | None]) -> pd.DataFrame:
             for m, days in per.items():
                 row[f"coverage_days.{p}.{m}"] = days
         expected = out / "cases" / rule / "expected_coverage.csv"
-        if s.get("status") in ("optimal", "feasible") and expected.is_file():
+        if has_plan(s.get("status")) and expected.is_file():
             for r in pd.read_csv(expected, keep_default_na=False).itertuples():
                 row[f"worst_coverage_share.{r.participant}.{r.mineral}"] = r.worst_coverage_share
         row["reasons"] = "; ".join(s.get("reasons") or [])
@@ -83,7 +83,7 @@ def headline(table: pd.DataFrame) -> dict[str, Any]:
     """What complementarity is worth against each rule, in one mapping (compare.json)."""
     out: dict[str, Any] = {}
     for r in table.itertuples():
-        feasible = r.status in ("optimal", "feasible")
+        feasible = has_plan(r.status)
         out[r.rule] = {
             "status": r.status,
             "objective_usd": r.objective_usd if feasible else None,

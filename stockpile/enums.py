@@ -19,7 +19,16 @@ class Status(StrEnum):
 
     @property
     def has_plan(self) -> bool:
-        return self in (Status.OPTIMAL, Status.FEASIBLE)
+        return self in PLAN_STATUSES
+
+
+PLAN_STATUSES: tuple[Status, ...] = (Status.OPTIMAL, Status.FEASIBLE)
+
+
+def has_plan(status: object) -> bool:
+    """Whether a status as read back from a summary.json (a string, or None where there is no
+    summary) carries a plan."""
+    return status in PLAN_STATUSES
 
 
 class SolverName(StrEnum):

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, apply_overrides, read_yaml, validate
+from .enums import has_plan
 from .errors import OptionError
 from .instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance
 from .limits import LIMIT_COLUMNS, Limit
@@ -198,7 +199,7 @@ def read_run_config(run_dir: Path) -> tuple[Config, dict]:
     if not (run_dir / FINISHED_FILE).is_file() or not (run_dir / CONFIG_FILE).is_file():
         raise OptionError(f"{run_dir} is not a finished run folder (no {FINISHED_FILE} or {CONFIG_FILE})")
     summary = json.loads((run_dir / FINISHED_FILE).read_text())
-    if summary.get("status") not in ("optimal", "feasible"):
+    if not has_plan(summary.get("status")):
         raise OptionError(f"{run_dir}: the run has no plan (status {summary.get('status')}); nothing to explain")
     doc = read_yaml(run_dir / CONFIG_FILE)
     cfg = validate(doc.data, str(run_dir / CONFIG_FILE))
@@ -312,7 +313,7 @@ def explain_run(
     run_cases(cases, out, results, workers, scheduler, progress)
     ev, ev_error = results.get("ev", (None, "not solved"))
     eev = None
-    if ev is not None and ev.get("status") in ("optimal", "feasible"):
+    if ev is not None and has_plan(ev.get("status")):
         ev_lots = run_lots(out / "cases" / "ev")
         eev_case = _case("eev", resolved, [], source, ev_lots)
         run_cases([eev_case], out, results, workers, scheduler, progress)
@@ -320,7 +321,7 @@ def explain_run(
 
     def objective(name: str) -> float:
         s, _ = results.get(name, (None, None))
-        return float(s["objective_usd"]) if s and s.get("status") in ("optimal", "feasible") else math.nan
+        return float(s["objective_usd"]) if s and has_plan(s.get("status")) else math.nan
 
     table = limits.copy()
     table["dual_usd_per_unit"] = duals(cfg, inst, lot_arr, limits, offtake_array(inst, lots))
@@ -340,8 +341,8 @@ def explain_run(
 
     ws_each = {s: objective(n) for s, n in zip(inst.scenarios, ws_names)}
     ws = float(sum(p * ws_each[s] for s, p in zip(inst.scenarios, inst.prob)))
-    ev_ok = ev is not None and ev.get("status") in ("optimal", "feasible")
-    eev_ok = eev is not None and eev.get("status") in ("optimal", "feasible")
+    ev_ok = ev is not None and has_plan(ev.get("status"))
+    eev_ok = eev is not None and has_plan(eev.get("status"))
     measures: dict[str, Any] = {
         "rp_usd": rp,
         "ws_usd": ws,

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .enums import has_plan
 from .fmt import money as _money
 from .model import COST_KEYS
 from .outputs import atomic_write_text
@@ -151,7 +152,7 @@ def solve_page(folder: Path) -> Page:
             ("overrides", html.escape(", ".join(f"{k}={v}" for k, v in s.get("overrides", [])) or "none")),
         ]
     )
-    if s["status"] not in ("optimal", "feasible"):
+    if not has_plan(s["status"]):
         page.add("No plan", "; ".join(s.get("reasons", [])) or s["status"])
         return page
     hold = _read(folder, "holdings.csv")
@@ -912,7 +913,7 @@ def study_page(folder: Path) -> Page:
     ]
     swept = [c for c in raw.columns if "." in c and c not in metrics]
     label = short_labels(swept)
-    ok = raw[raw.status.isin(["optimal", "feasible"])].copy()
+    ok = raw[raw.status.map(has_plan)].copy()
     named = ok.case.where(~ok.case.str.startswith("sweep_"), "")
     ok["label"] = [
         n or ", ".join(f"{label[k]}={fmt_value(k, r[k])}" for k in swept) for n, (_, r) in zip(named, ok.iterrows())
@@ -1254,7 +1255,7 @@ def compare_page(folder: Path) -> Page:
     table = pd.read_csv(folder / "compare.csv", keep_default_na=False, na_values=[""])
     cfg = yaml.safe_load((folder / "cases" / "optimised" / "config.resolved.yaml").read_text())
     page = Page(f"stockpile compare · {folder.name}", "compare")
-    ok = table[table.status.isin(["optimal", "feasible"])]
+    ok = table[table.status.map(has_plan)]
     rows = [
         (
             COMPARE_RULES.get(r.rule, r.rule),

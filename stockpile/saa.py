@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from .config import Config, validate
+from .enums import has_plan
 from .errors import OptionError
 from .evaluate import evaluate_plan, first_stage_cost, summarise
 from .explain import run_lots
@@ -73,7 +74,7 @@ def run_saa(
     cases = replication_cases(cfg, count, replications, seed)
     results: Results = {}
     run_cases(cases, out, results, workers, scheduler, progress)
-    solved = [c for c in cases if (results.get(c.name, (None, None))[0] or {}).get("status") in ("optimal", "feasible")]
+    solved = [c for c in cases if has_plan((results.get(c.name, (None, None))[0] or {}).get("status"))]
     if len(solved) < 2:
         raise OptionError(f"only {len(solved)} of {replications} replications have a plan; see {out}/cases")
     fresh = (evaluate_count, seed + replications + 1)
