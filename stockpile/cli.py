@@ -372,7 +372,8 @@ def study(
     study_file: str, out: str | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...], dry_run: bool
 ) -> None:
     """Solve every case of a what-if study in parallel; resumable."""
-    from .study import finished_summary, load_study, resolve_workers, run_study
+    from .runner import finished_summary, resolve_workers
+    from .study import load_study, run_study
 
     cases = load_study(study_file, _overrides(sets))
     out_dir = Path(out) if out else Path("runs") / Path(study_file).stem
@@ -422,7 +423,7 @@ def _explain(
     run_dir: Path, steps: tuple[str, ...], workers: int | None, scheduler: str | None, quiet: bool = False
 ) -> None:
     from .explain import EXPLAIN_DIR, explain_cases_count, explain_run, parse_steps
-    from .study import resolve_workers
+    from .runner import resolve_workers
 
     parsed = parse_steps(steps)
     if quiet:
@@ -564,8 +565,8 @@ def saa(
     sets: tuple[str, ...],
 ) -> None:
     """Sample-average approximation: statistical lower and upper bounds and the gap of the best plan."""
+    from .runner import resolve_workers
     from .saa import run_saa
-    from .study import resolve_workers
 
     cfg = _load(config, _overrides(sets))
     out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-saa"
@@ -598,7 +599,7 @@ def saa(
 def _run_case_set(cases: list, out_dir: Path, label: str, workers: int | None, scheduler: str | None) -> dict:
     """Solve a set of cases with a progress bar; each case's summary (None if it failed) by name.
     Ctrl-C keeps the finished cases and says how to resume."""
-    from .study import resolve_workers, run_cases
+    from .runner import resolve_workers, run_cases
 
     results: dict = {}
     try:

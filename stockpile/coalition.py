@@ -22,7 +22,7 @@ import pandas as pd
 
 from .config import PER_PARTICIPANT_KEYS, Config, ConfigError, Problem, validate
 from .enums import has_plan
-from .study import Case
+from .runner import Case
 
 MAX_PARTICIPANTS = 4
 SHARES_COLUMNS = ["participant", "standalone_usd", "shapley_usd", "spending_usd", "in_core", "transfer_usd"]

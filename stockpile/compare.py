@@ -22,7 +22,7 @@ import pandas as pd
 from .config import Config, validate
 from .enums import Allocation, has_plan, values
 from .model import COST_KEYS
-from .study import Case
+from .runner import Case
 
 RULES = values(Allocation)
 # the rules that fix one holding: over a build-up (horizon.years > 1) they do not say when to buy it

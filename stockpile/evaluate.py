@@ -144,7 +144,7 @@ def evaluate_plan(
 
     scenarios: a list, or (count, seed) of a sample from cfg's events, which each worker draws
     for its own chunk (the parent then only splits the work)."""
-    from .study import parallel_map
+    from .runner import parallel_map
 
     resolved = cfg.resolved_dict()
     resolved["risk"] = {**resolved["risk"], "cvar_weight": 0.0}  # the recourse of each scenario alone

@@ -34,7 +34,7 @@ from .errors import OptionError
 from .instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance
 from .limits import LIMIT_COLUMNS, Limit
 from .outputs import CONFIG_FILE, FINISHED_FILE, write_csv, write_json
-from .study import Case, Progress, Results, run_cases
+from .runner import Case, Progress, Results, run_cases
 
 log = logging.getLogger(__name__)
 

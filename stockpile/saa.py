@@ -32,7 +32,7 @@ from .errors import OptionError
 from .evaluate import evaluate_plan, first_stage_cost, summarise
 from .explain import run_lots
 from .outputs import write_csv, write_folder, write_json
-from .study import Case, Progress, Results, run_cases
+from .runner import Case, Progress, Results, run_cases
 
 log = logging.getLogger(__name__)
 

@@ -139,7 +139,7 @@ def simulate_run(
     """Replay the named scenarios (None: all disrupted ones) of a run; write simulation.csv and
     simulation.json into the run folder."""
     from .evaluate import evaluate_plan
-    from .study import parallel_map
+    from .runner import parallel_map
 
     run_dir = Path(run_dir)
     done = run_dir / FINISHED_FILE
