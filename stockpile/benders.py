@@ -56,7 +56,7 @@ import scipy.sparse as sp
 
 from .backends import SolveOutcome, ortools_version, relative_gap, solve_lp, solve_model
 from .enums import SolverName, Status
-from .model import FIRST_KEY, SPAN_KEY, LinearModel, ModelError, coarsest_key
+from .model import FIRST_KEY, SPAN_KEY, LinearModel, ModelError, Row, Var, coarsest_key
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,11 @@ RAISE_TOL = 1e-9
 EPIGRAPH_THETAS = 100
 
 # The families the closed form implements, and nothing else.
-CLOSED_FORM_COLUMNS = frozenset({"r", "u"})
-CLOSED_FORM_ROWS = frozenset({"demand", "rate", "floor"})
+CLOSED_FORM_COLUMNS = frozenset({Var.RELEASE, Var.UNMET})
+CLOSED_FORM_ROWS = frozenset({Row.DEMAND, Row.RATE, Row.FLOOR})
 # Lending, which the closed form takes on where it proves lending idle (Pooled)
-POOLED_COLUMNS = frozenset({"l"})
-POOLED_ROWS = frozenset({"lend_cap"})
+POOLED_COLUMNS = frozenset({Var.LENT})
+POOLED_ROWS = frozenset({Row.LEND_CAP})
 POOLED_TOL = 1e-9  # relative: "every group exhausted" and "l = 0 keeps the lending rows"
 
 
@@ -375,7 +375,7 @@ class ClosedForm:
         lm = st.lm
         axes = lm.axes
         assert axes is not None
-        rb, ub, db = lm.var_blocks["r"], lm.var_blocks["u"], lm.row_blocks["demand"]
+        rb, ub, db = lm.var_blocks[Var.RELEASE], lm.var_blocks[Var.UNMET], lm.row_blocks[Row.DEMAND]
         dims = ("s", "p", "m", "t")
         sel = np.isin(lm.col_key[rb.index], keys)
         cell_key = axes.key({k: v[sel] for k, v in rb.coords.items()}, dims)
@@ -414,7 +414,10 @@ class ClosedForm:
         # the unmet cost must be the same in every period of an (s, p, m) group: served is allocated by time
         axes = lm.axes
         assert axes is not None
-        grp = axes.key({k: lm.var_blocks["r"].coords[k][r - lm.var_blocks["r"].start] for k in "spm"}, ("s", "p", "m"))
+        grp = axes.key(
+            {k: lm.var_blocks[Var.RELEASE].coords[k][r - lm.var_blocks[Var.RELEASE].start] for k in "spm"},
+            ("s", "p", "m"),
+        )
         _, first = np.unique(grp, return_index=True)
         ref = lm.c[u][first][np.searchsorted(grp[first], grp)]
         bad.append(lm.col_key[r][lm.c[u] != ref])
@@ -425,7 +428,7 @@ class ClosedForm:
         _, grp_of, grp_count = np.unique(grp, return_inverse=True, return_counts=True)
         size_of = np.zeros(lm.c.size, np.int64)
         size_of[r] = grp_count[grp_of]
-        for name in ("rate", "floor"):
+        for name in (Row.RATE, Row.FLOOR):
             if name not in lm.row_blocks:
                 continue
             rows = lm.row_blocks[name].index
@@ -437,7 +440,7 @@ class ClosedForm:
             wrong[sub.row[ss & ((sub.data != 1.0) | ~is_r)]] = True
             wrong |= np.isfinite(lm.row_lb[rows])
             count = np.bincount(sub.row[ss], minlength=rows.size)
-            if name == "rate":
+            if name == Row.RATE:
                 wrong |= count != 1
             else:
                 rr = sub.row[ss & is_r]
@@ -457,7 +460,7 @@ class ClosedForm:
         axes = lm.axes
         assert axes is not None
         A = lm.A
-        rb = lm.var_blocks["r"]
+        rb = lm.var_blocks[Var.RELEASE]
         r, u, d = cls._cells(st, keys)
         local = r - rb.start
         coords = {k: rb.coords[k][local] for k in "spmt"}
@@ -643,10 +646,10 @@ class Pooled:
         # a floor row's releases are one whole (s, p, m) group's, as in the closed form
         axes = lm.axes
         assert axes is not None
-        rb = lm.var_blocks["r"]
+        rb = lm.var_blocks[Var.RELEASE]
         grp = axes.key({k: rb.coords[k][r - rb.start] for k in "spm"}, ("s", "p", "m"))
         _, grp_of, grp_count = np.unique(grp, return_inverse=True, return_counts=True)
-        is_r = f_fam == "r"
+        is_r = f_fam == Var.RELEASE
         cell = np.searchsorted(r, f_sub.col[is_r])
         g_min = np.full(f_rows.size, np.iinfo(np.int64).max)
         g_max = np.full(f_rows.size, -1)
@@ -661,7 +664,7 @@ class Pooled:
         q_rows, q_sub, q_fam = cls._outflow_rows(st, keys, "rate")
         wrong = np.isfinite(lm.row_lb[q_rows])
         wrong[q_sub.row[(q_sub.data != 1.0) | ~np.isin(q_fam, out_fam)]] = True
-        wrong |= np.bincount(q_sub.row[q_fam == "r"], minlength=q_rows.size) > 1
+        wrong |= np.bincount(q_sub.row[q_fam == Var.RELEASE], minlength=q_rows.size) > 1
         fl = floor_of[q_sub.col]
         lo = np.full(q_rows.size, np.iinfo(np.int64).max)
         hi = np.full(q_rows.size, -2)
@@ -669,7 +672,7 @@ class Pooled:
         np.maximum.at(hi, q_sub.row, fl)
         wrong |= (lo != hi) & (np.bincount(q_sub.row, minlength=q_rows.size) > 0)
         bad.append(lm.row_key[q_rows][wrong])
-        in_rate = np.bincount(q_sub.col[q_fam == "r"], minlength=lm.c.size)
+        in_rate = np.bincount(q_sub.col[q_fam == Var.RELEASE], minlength=lm.c.size)
         bad.append(lm.col_key[r][in_rate[r] > 1])
         # the lending rows hold lending only
         for name in POOLED_ROWS:

@@ -26,7 +26,7 @@ import logging
 import numpy as np
 
 from .instance import DAYS_PER_YEAR, Instance
-from .model import LinearModel, cvar_unit
+from .model import LinearModel, Var, cvar_unit
 from .results import (
     ZERO,
     clean,
@@ -100,12 +100,12 @@ def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[
             room -= mv
     new = x.copy()
     has = cell_of >= 0
-    r, u, lb = lm.var_blocks["r"], lm.var_blocks["u"], lm.var_blocks["l"]
+    r, u, lb = lm.var_blocks[Var.RELEASE], lm.var_blocks[Var.UNMET], lm.var_blocks[Var.LENT]
     new[r.start + cell_of[has]] = clean(rel[has])
     new[u.start + cell_of[has]] = clean(np.maximum(unmet[has], 0.0))
     new[lb.start : lb.start + lb.size] = clean(lend)
-    if "order_r" in lm.var_blocks:  # the orders are the shared periods' releases
-        ob = lm.var_blocks["order_r"]
+    if f"order_{Var.RELEASE}" in lm.var_blocks:  # the orders are the shared periods' releases
+        ob = lm.var_blocks[f"order_{Var.RELEASE}"]
         by_m = np.argsort(f.pairs_m, kind="stable")
         d = by_m[np.searchsorted(f.pairs_m[by_m], ob.coords["m"])]  # any continuation: they agree
         new[ob.index] = clean(rel[d, ob.coords["p"], ob.coords["t"]])
@@ -141,7 +141,7 @@ def offtake_first(inst: Instance, lm: LinearModel, x: np.ndarray) -> np.ndarray:
     offtake. Same cost, the same demand met, and stock is only kept (floor and rate rows loosen)."""
     if "f" not in lm.var_blocks:
         return x
-    fb, ob, rb = lm.var_blocks["f"], lm.var_blocks["o"], lm.var_blocks["r"]
+    fb, ob, rb = lm.var_blocks[Var.OFFTAKE_USED], lm.var_blocks[Var.OFFTAKE], lm.var_blocks[Var.RELEASE]
     units = x[ob.index].reshape(len(inst.participants), len(inst.projects))
     of_mineral = np.zeros((len(inst.projects), len(inst.minerals)))
     of_mineral[np.arange(len(inst.projects)), inst.proj_m] = inst.proj_lot * inst.period_days / DAYS_PER_YEAR
@@ -149,7 +149,7 @@ def offtake_first(inst: Instance, lm: LinearModel, x: np.ndarray) -> np.ndarray:
     p, m = fb.coords["p"], fb.coords["m"]
     r_col = rb.start + np.searchsorted(inst.axes.key(rb.coords, tuple("spmt")), inst.axes.key(fb.coords, tuple("spmt")))
     served = x[fb.index]
-    eb = lm.var_blocks["e"]  # offtake lent onward from the same (s, p, m, t) uses it up too
+    eb = lm.var_blocks[Var.OFFTAKE_LENT]  # offtake lent onward from the same (s, p, m, t) uses it up too
     giver = {**eb.coords, "p": inst.arc_from[eb.coords["a"]]}
     spmt = tuple("spmt")
     own_keys = inst.axes.key(fb.coords, spmt)
@@ -170,7 +170,7 @@ def idle_programmes(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[np.
     pays its fixed cost for nothing: a solver stopped within its gap may leave one. Closed here
     (the rows it sits in only loosen); returns the plan and what that saved."""
     new = x.copy()
-    for flag, amount, dims in (("y", "n", ("p", "m")), ("z", "o", ("p", "j"))):
+    for flag, amount, dims in ((Var.PROGRAMME, Var.LOTS, ("p", "m")), (Var.AGREED, Var.OFFTAKE, ("p", "j"))):
         if flag not in lm.var_blocks or not lm.var_blocks[flag].size:
             continue
         fb, ab = lm.var_blocks[flag], lm.var_blocks[amount]
@@ -178,7 +178,7 @@ def idle_programmes(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[np.
         total = np.zeros(inst.axes.shape(dims))
         np.add.at(total, tuple(ab.coords[d] for d in dims), np.abs(ab.values(x)))
         bought = total[tuple(fb.coords[d] for d in dims)]
-        idle = (bought < 0.5 if ab.name == "n" else bought <= 1e-9) & (lm.lb[fb.index] < 0.5)
+        idle = (bought < 0.5 if ab.name == Var.LOTS else bought <= 1e-9) & (lm.lb[fb.index] < 0.5)
         new[fb.index[idle]] = 0.0
     return new, max(float(lm.c @ x) - float(lm.c @ new), 0.0)
 
@@ -193,7 +193,7 @@ def exact_cvar(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[np.ndarr
     plan = plan_from_solution(lm, x, inst)
     q = scenario_recourse(inst, plan)
     var, _ = var_cvar(q, inst.prob, inst.cvar_alpha)
-    eta, v = lm.var_blocks["eta"], lm.var_blocks["v"]
+    eta, v = lm.var_blocks[Var.ETA], lm.var_blocks[Var.EXCESS]
     new = x.copy()
     unit = cvar_unit(inst)
     new[eta.start] = var / unit

@@ -237,7 +237,7 @@ def duals(
     lending share). A floor price saves Y * (tonnes taken) per dollar lower while it is above the
     market price (the derivative of the subsidy); a capacity acts on the first stage: no LP dual."""
     from .backends import solve_lp
-    from .model import build_model
+    from .model import Row, build_model
 
     lm = build_model(inst, lots, offtake)
     lm.integer = np.zeros_like(lm.integer)
@@ -254,11 +254,11 @@ def duals(
 
     for i, r in enumerate(limits.itertuples()):
         if r.limit in (Limit.RATE, Limit.FLOOR):
-            b = lm.row_blocks["rate" if r.limit == Limit.RATE else "floor"]
+            b = lm.row_blocks[Row.RATE if r.limit == Limit.RATE else Row.FLOOR]
             p = b.coords["p"]
             out[i] = saving(b.name, p, p == inst.participants.index(r.participant))
         elif r.limit == Limit.LENDING:
-            b = lm.row_blocks["lend_cap"]
+            b = lm.row_blocks[Row.LEND_CAP]
             a = b.coords["a"]
             out[i] = saving(b.name, inst.arc_from[a], a == inst.arc_names.index(r.arc))
         elif r.limit == Limit.FLOOR_PRICE:

@@ -142,6 +142,39 @@ class CostKind(StrEnum):
         return self is CostKind.RISK
 
 
+class Var(StrEnum):
+    """The variable families, by the name each is declared with (the export names them so)."""
+
+    LOTS = "n"  # lots bought, per (p, m, y)
+    PROGRAMME = "y"  # a programme opened, per (p, m)
+    RELEASE = "r"  # release of own stock, per cell (s, p, m, t)
+    UNMET = "u"  # shortfall left unmet, per cell
+    LENT = "l"  # stock lent on an arc, per (s, a, m, t)
+    ETA = "eta"  # CVaR's value at risk
+    EXCESS = "v"  # CVaR's excess over it, per scenario
+    OFFTAKE = "o"  # offtake units committed, per (p, j)
+    AGREED = "z"  # an offtake agreement signed, per (p, j)
+    OFFTAKE_USED = "f"  # offtake serving the taker's own shortfall, per cell
+    OFFTAKE_LENT = "e"  # offtake lent onward on an arc
+
+
+class Row(StrEnum):
+    """The row families, by the name each is declared with."""
+
+    DEMAND = "demand"
+    RATE = "rate"
+    FLOOR = "floor"
+    LEND_CAP = "lend_cap"
+    PROGRAMME = "program"
+    BUDGET = "budget"
+    STORAGE = "storage"
+    MIN_DAYS = "min_days"
+    CVAR = "cvar"
+    CAPACITY = "capacity"
+    AGREEMENT = "agreement"
+    OFFTAKE = "offtake"
+
+
 COST_KEYS = [k.summary_key for k in CostKind]
 # what a plan costs whatever happens: buying, programmes, holding, offtake (not recourse, not risk)
 FIRST_STAGE_COST_KEYS = [k.summary_key for k in CostKind if not k.recourse and not k.shared]
@@ -495,7 +528,7 @@ class Context:
         """Add coef * n_pmy' for every year y' <= year to each row: coef / lot_t times the variable
         part of the holding x_{p,m,year} = initial_t + lot_t sum_{y' <= year} n_pmy' (one term when Y = 1)."""
         k, y = _each_up_to(np.asarray(year, dtype=np.int64) + 1)
-        cols = b.var_blocks["n"].start + self.inst.axes.key({"p": p[k], "m": m[k], "y": y}, ("p", "m", "y"))
+        cols = b.var_blocks[Var.LOTS].start + self.inst.axes.key({"p": p[k], "m": m[k], "y": y}, ("p", "m", "y"))
         b.add_terms(rows[k], cols, np.broadcast_to(np.asarray(coef, dtype=float), rows.shape)[k])
 
 
@@ -519,7 +552,7 @@ def define_first_stage(b: Builder, ctx: Context) -> None:
     tail = np.concatenate([np.cumsum(d[:-1][::-1])[::-1], [0.0]])
     weight = tail + inst.holding_years * d[-1]
     b.add_vars(
-        "n",
+        Var.LOTS,
         pmy,
         FIRST,
         lb=n_min.ravel(),
@@ -535,7 +568,7 @@ def define_first_stage(b: Builder, ctx: Context) -> None:
     has_y = (inst.fixed_cost.ravel() > 0) & (ctx.n_total.ravel() > 0)
     yp, ym = pm["p"][has_y], pm["m"][has_y]
     b.add_vars(
-        "y",
+        Var.PROGRAMME,
         {"p": yp, "m": ym},
         FIRST,
         lb=((n_min.sum(axis=-1) > 0) | (inst.yearly_requirement()[..., -1] > 0))[yp, ym].astype(float),
@@ -557,10 +590,10 @@ def define_recourse(b: Builder, ctx: Context) -> None:
     """
     inst, cells = ctx.inst, ctx.cells
     w = inst.cvar_weight
-    b.add_vars("r", cells.coords, PAIR, lb=0.0, ub=cells.g)
+    b.add_vars(Var.RELEASE, cells.coords, PAIR, lb=0.0, ub=cells.g)
     short = inst.prob[cells.s] * inst.shortfall_cost[cells.m] * inst.scen_discount[cells.s]
     b.add_vars(
-        "u",
+        Var.UNMET,
         cells.coords,
         PAIR,
         lb=0.0,
@@ -570,7 +603,7 @@ def define_recourse(b: Builder, ctx: Context) -> None:
     c = cells.lend_cell
     fee = inst.prob[cells.s[c]] * inst.arc_cost[cells.lend_arc] * inst.scen_discount[cells.s[c]]
     b.add_vars(
-        "l",
+        Var.LENT,
         {**{k: v[c] for k, v in cells.coords.items()}, "a": cells.lend_arc},
         PAIR,
         lb=0.0,
@@ -589,8 +622,8 @@ def define_demand(b: Builder, ctx: Context) -> None:
     r_spmt + sum_p' l_{s,p'->p,m,t} + u_spmt = g_spmt   (g from scenarios.*.shocks)
     """
     cells = ctx.cells
-    rows = b.add_rows("demand", cells.coords, PAIR, lb=cells.g, ub=cells.g)
-    r, u, lend = (b.var_blocks[k].index for k in "rul")
+    rows = b.add_rows(Row.DEMAND, cells.coords, PAIR, lb=cells.g, ub=cells.g)
+    r, u, lend = (b.var_blocks[k].index for k in (Var.RELEASE, Var.UNMET, Var.LENT))
     b.add_terms(rows, r, 1.0)
     b.add_terms(rows, u, 1.0)
     b.add_terms(rows[cells.lend_cell], lend, 1.0)
@@ -599,7 +632,7 @@ def define_demand(b: Builder, ctx: Context) -> None:
 def _outflows(b: Builder, ctx: Context) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Giver's (s, p, m, t) and column of every outflow variable: own releases, then lending."""
     inst = ctx.inst
-    r, lend = b.var_blocks["r"], b.var_blocks["l"]
+    r, lend = b.var_blocks[Var.RELEASE], b.var_blocks[Var.LENT]
     giver = {**lend.coords, "p": inst.arc_from[lend.coords["a"]]}
     coords = {k: np.concatenate([r.coords[k], giver[k]]) for k in "spmt"}
     return coords, np.concatenate([r.index, lend.index])
@@ -623,7 +656,7 @@ def define_release_limits(b: Builder, ctx: Context) -> None:
     rate = inst.release_rate[p]
     tight = rate < 1.0 - inst.reserve_floor[p] - FEAS_TOL
     rows = b.add_rows(
-        "rate",
+        Row.RATE,
         {"s": s[tight], "p": p[tight], "m": m[tight], "t": t[tight]},
         PAIR,
         lb=-np.inf,
@@ -638,7 +671,7 @@ def define_release_limits(b: Builder, ctx: Context) -> None:
     spm, inv2 = axes.unique(spmt, ("s", "p", "m"))
     s2, p2, m2 = (spm[k] for k in "spm")
     out = 1.0 - inst.reserve_floor[p2]
-    rows2 = b.add_rows("floor", spm, PAIR, lb=-np.inf, ub=out * inst.initial[p2, m2] - inst.drawn[p2, m2])
+    rows2 = b.add_rows(Row.FLOOR, spm, PAIR, lb=-np.inf, ub=out * inst.initial[p2, m2] - inst.drawn[p2, m2])
     b.add_terms(rows2[inv2[inv]], outflow_vars, 1.0)
     ctx.add_holding(b, rows2, p2, m2, inst.scen_year[s2], -out * inst.lot[m2])
 
@@ -652,13 +685,13 @@ def define_lending_caps(b: Builder, ctx: Context) -> None:
     also with L: what is lent is part of what is drawn, L_am <= D_pm).
     """
     inst = ctx.inst
-    lb_ = b.var_blocks["l"]
+    lb_ = b.var_blocks[Var.LENT]
     a = lb_.coords["a"]
     need = inst.arc_share[a] < 1.0 - inst.reserve_floor[inst.arc_from[a]] - FEAS_TOL
     sam, inv = inst.axes.unique({k: v[need] for k, v in lb_.coords.items()}, ("s", "a", "m"))
     arc, m = sam["a"], sam["m"]
     share, frm = inst.arc_share[arc], inst.arc_from[arc]
-    rows = b.add_rows("lend_cap", sam, PAIR, lb=-np.inf, ub=share * inst.initial[frm, m] - inst.arc_lent[arc, m])
+    rows = b.add_rows(Row.LEND_CAP, sam, PAIR, lb=-np.inf, ub=share * inst.initial[frm, m] - inst.arc_lent[arc, m])
     b.add_terms(rows[inv], lb_.index[need], 1.0)
     ctx.add_holding(b, rows, frm, m, inst.scen_year[sam["s"]], -share * inst.lot[m])
 
@@ -666,9 +699,9 @@ def define_lending_caps(b: Builder, ctx: Context) -> None:
 def define_program(b: Builder, ctx: Context) -> None:
     """A fixed program cost is paid when any lot is bought: sum_y n_pmy <= N_pm * y_pm (N: the most
     the programme may buy, year_bounds)."""
-    yb = b.var_blocks["y"]
+    yb = b.var_blocks[Var.PROGRAMME]
     p, m = yb.coords["p"], yb.coords["m"]
-    rows = b.add_rows("program", {"p": p, "m": m}, FIRST, lb=-np.inf, ub=0.0)
+    rows = b.add_rows(Row.PROGRAMME, {"p": p, "m": m}, FIRST, lb=-np.inf, ub=0.0)
     ctx.add_holding(b, rows, p, m, np.full(rows.size, ctx.inst.years - 1), 1.0)
     b.add_terms(rows, yb.index, -ctx.n_total[p, m])
 
@@ -690,16 +723,16 @@ def define_budget(b: Builder, ctx: Context) -> None:
     """
     inst = ctx.inst
     M = len(inst.minerals)
-    rows, at = _yearly_rows(b, "budget", inst.budget_limit)
+    rows, at = _yearly_rows(b, Row.BUDGET, inst.budget_limit)
     # the years whose spend each row counts: its own, or every year up to it with carryover
     carry = inst.carryover[at["p"]]
     k, i = _each_up_to(np.where(carry, at["y"] + 1, 1))
     spent = np.where(carry[k], i, at["y"][k])
     km, m = np.repeat(k, M), np.tile(np.arange(M), k.size)
     ym = np.repeat(spent, M)
-    cols = b.var_blocks["n"].start + inst.axes.key({"p": at["p"][km], "m": m, "y": ym}, ("p", "m", "y"))
+    cols = b.var_blocks[Var.LOTS].start + inst.axes.key({"p": at["p"][km], "m": m, "y": ym}, ("p", "m", "y"))
     b.add_terms(rows[km], cols, inst.price_path[m, ym] * inst.lot[m])
-    yb = b.var_blocks["y"]
+    yb = b.var_blocks[Var.PROGRAMME]
     first = np.full(inst.budget_path.shape[0], -1)
     yr = at["y"] == 0
     first[at["p"][yr]] = rows[yr]
@@ -712,7 +745,7 @@ def define_storage(b: Builder, ctx: Context) -> None:
     sum_m lot_t * sum_{y' <= y} n_pmy' <= capacity_y - sum_m initial_t."""
     inst = ctx.inst
     M = len(inst.minerals)
-    rows, at = _yearly_rows(b, "storage", inst.storage_path - inst.initial.sum(axis=1, keepdims=True))
+    rows, at = _yearly_rows(b, Row.STORAGE, inst.storage_path - inst.initial.sum(axis=1, keepdims=True))
     k, m = np.repeat(np.arange(rows.size), M), np.tile(np.arange(M), rows.size)
     ctx.add_holding(b, rows[k], at["p"][k], m, at["y"][k], inst.lot[m])
 
@@ -730,7 +763,7 @@ def define_min_days(b: Builder, ctx: Context) -> None:
     need = inst.yearly_requirement()
     before = np.concatenate([np.zeros_like(need[..., :1]), need[..., :-1]], axis=-1)
     p, m, y = np.nonzero(need > before)
-    rows = b.add_rows("min_days", {"p": p, "m": m, "y": y}, FIRST, lb=need[p, m, y], ub=np.inf)
+    rows = b.add_rows(Row.MIN_DAYS, {"p": p, "m": m, "y": y}, FIRST, lb=need[p, m, y], ub=np.inf)
     ctx.add_holding(b, rows, p, m, y, 1.0)
 
 
@@ -757,20 +790,25 @@ def define_cvar(b: Builder, ctx: Context) -> None:
     if w <= 0:
         return
     unit = cvar_unit(inst)
-    eta = b.add_vars("eta", {}, FIRST, lb=0.0, ub=np.inf, costs={CostKind.RISK: w * unit})
+    eta = b.add_vars(Var.ETA, {}, FIRST, lb=0.0, ub=np.inf, costs={CostKind.RISK: w * unit})
     scen = np.unique(ctx.cells.s)
     v = b.add_vars(
-        "v", {"s": scen}, EPIGRAPH, lb=0.0, ub=np.inf, costs={CostKind.RISK: w * unit * inst.prob[scen] / (1 - alpha)}
+        Var.EXCESS,
+        {"s": scen},
+        EPIGRAPH,
+        lb=0.0,
+        ub=np.inf,
+        costs={CostKind.RISK: w * unit * inst.prob[scen] / (1 - alpha)},
     )
-    rows = b.add_rows("cvar", {"s": scen}, EPIGRAPH, lb=0.0, ub=np.inf)
+    rows = b.add_rows(Row.CVAR, {"s": scen}, EPIGRAPH, lb=0.0, ub=np.inf)
     b.add_terms(rows, v, 1.0)
     b.add_terms(rows, np.full(rows.size, eta[0]), 1.0)
     row_of = np.full(len(inst.scenarios), -1)
     row_of[scen] = rows
     cells = ctx.cells
     d = inst.scen_discount
-    b.add_terms(row_of[cells.s], b.var_blocks["u"].index, -inst.shortfall_cost[cells.m] * d[cells.s] / unit)
-    for name in ("l", "e"):  # lending of stock, and of offtake where the config has projects
+    b.add_terms(row_of[cells.s], b.var_blocks[Var.UNMET].index, -inst.shortfall_cost[cells.m] * d[cells.s] / unit)
+    for name in (Var.LENT, Var.OFFTAKE_LENT):  # lending of stock, and of offtake where the config has projects
         if name in b.var_blocks:
             lend = b.var_blocks[name]
             ls = lend.coords["s"]
@@ -798,7 +836,7 @@ def define_offtake(b: Builder, ctx: Context) -> None:
     most = np.where(inst.proj_integer[j], np.floor(inst.proj_cap[j] / unit + 1e-9), inst.proj_cap[j] / unit)
     given = None if ctx.offtake is None else ctx.offtake.ravel()
     o = b.add_vars(
-        "o",
+        Var.OFFTAKE,
         {"p": p, "j": j},
         FIRST,
         lb=0.0 if given is None else given,
@@ -806,12 +844,12 @@ def define_offtake(b: Builder, ctx: Context) -> None:
         integer=inst.proj_integer[j],
         costs={CostKind.OFFTAKE: inst.holding_years * inst.proj_gap[j] * unit},
     )
-    rows = b.add_rows("capacity", {"j": np.arange(J)}, FIRST, lb=-np.inf, ub=inst.proj_cap)
+    rows = b.add_rows(Row.CAPACITY, {"j": np.arange(J)}, FIRST, lb=-np.inf, ub=inst.proj_cap)
     b.add_terms(rows[j], o, unit)
     has_z = inst.proj_fixed[j] > 0
     zp, zj = p[has_z], j[has_z]
     z = b.add_vars(
-        "z",
+        Var.AGREED,
         {"p": zp, "j": zj},
         FIRST,
         lb=0.0 if given is None else (given[has_z] > 0).astype(float),
@@ -819,7 +857,7 @@ def define_offtake(b: Builder, ctx: Context) -> None:
         integer=True,
         costs={CostKind.OFFTAKE: inst.proj_fixed[zj]},
     )
-    agree = b.add_rows("agreement", {"p": zp, "j": zj}, FIRST, lb=-np.inf, ub=0.0)
+    agree = b.add_rows(Row.AGREEMENT, {"p": zp, "j": zj}, FIRST, lb=-np.inf, ub=0.0)
     b.add_terms(agree, o[has_z], unit[has_z])
     b.add_terms(agree, z, -inst.proj_cap[zj])
 
@@ -841,15 +879,15 @@ def define_offtake_use(b: Builder, ctx: Context) -> None:
     served[inst.proj_m] = True
     idx = np.nonzero(served[cells.m])[0]
     own = {k: v[idx] for k, v in cells.coords.items()}
-    demand = b.row_blocks["demand"].index
-    f = b.add_vars("f", own, PAIR, lb=0.0, ub=cells.g[idx])
+    demand = b.row_blocks[Row.DEMAND].index
+    f = b.add_vars(Var.OFFTAKE_USED, own, PAIR, lb=0.0, ub=cells.g[idx])
     b.add_terms(demand[idx], f, 1.0)
     keep = served[cells.m[cells.lend_cell]]
     c, arc = cells.lend_cell[keep], cells.lend_arc[keep]
     fee = inst.prob[cells.s[c]] * inst.arc_cost[arc] * inst.scen_discount[cells.s[c]]
     w = inst.cvar_weight
     e = b.add_vars(
-        "e",
+        Var.OFFTAKE_LENT,
         {**{k: v[c] for k, v in cells.coords.items()}, "a": arc},
         PAIR,
         lb=0.0,
@@ -860,9 +898,9 @@ def define_offtake_use(b: Builder, ctx: Context) -> None:
     giver = {"s": cells.s[c], "p": inst.arc_from[arc], "m": cells.m[c], "t": cells.t[c]}
     both = {k: np.concatenate([own[k], giver[k]]) for k in "spmt"}
     keys, inv = inst.axes.unique(both, ("s", "p", "m", "t"))
-    rows = b.add_rows("offtake", keys, PAIR, lb=-np.inf, ub=0.0)
+    rows = b.add_rows(Row.OFFTAKE, keys, PAIR, lb=-np.inf, ub=0.0)
     b.add_terms(rows[inv], np.concatenate([f, e]), 1.0)
-    o = b.var_blocks["o"]
+    o = b.var_blocks[Var.OFFTAKE]
     for jj in range(len(inst.projects)):  # projects are few: one vectorised term set each
         mine = np.nonzero(keys["m"] == inst.proj_m[jj])[0]
         col = o.start + inst.axes.key({"p": keys["p"][mine], "j": np.full(mine.size, jj)}, ("p", "j"))
@@ -884,7 +922,7 @@ def define_orders(b: Builder, ctx: Context) -> None:
     if K <= 0:
         return
     axes = ctx.inst.axes
-    for var, dims in (("r", ("p", "m", "t")), ("l", ("a", "m", "t")), ("e", ("a", "m", "t"))):
+    for var, dims in ((Var.RELEASE, ("p", "m", "t")), (Var.LENT, ("a", "m", "t")), (Var.OFFTAKE_LENT, ("a", "m", "t"))):
         if var not in b.var_blocks:
             continue
         blk = b.var_blocks[var]

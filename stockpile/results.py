@@ -18,7 +18,7 @@ import pandas as pd
 from .enums import Status
 from .fmt import tonnes
 from .instance import DAYS_PER_YEAR, Instance
-from .model import COST_KEYS, LinearModel
+from .model import COST_KEYS, LinearModel, Var
 from .outputs import write_run
 
 log = logging.getLogger(__name__)
@@ -154,24 +154,26 @@ def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
     """Cut the solution vector into labelled decisions; integer columns are rounded."""
     x = clean(np.where(lm.integer, np.rint(x), x))
     vb = lm.var_blocks
-    bought = vb["n"].values(x).reshape(inst.axes.shape(("p", "m", "y")))
-    cells = {k: vb["r"].coords[k] for k in "spmt"}
-    served = np.zeros(vb["r"].size)
+    bought = vb[Var.LOTS].values(x).reshape(inst.axes.shape(("p", "m", "y")))
+    cells = {k: vb[Var.RELEASE].coords[k] for k in "spmt"}
+    served = np.zeros(vb[Var.RELEASE].size)
     units = np.zeros((len(inst.participants), len(inst.projects)))
-    onward, onward_coords = np.zeros(0), {k: v[:0] for k, v in vb["l"].coords.items()}
-    if "f" in vb:  # f lies on a subset of the cells, in the same (key) order
+    onward, onward_coords = np.zeros(0), {k: v[:0] for k, v in vb[Var.LENT].coords.items()}
+    if Var.OFFTAKE_USED in vb:  # f lies on a subset of the cells, in the same (key) order
         keys = inst.axes.key(cells, tuple("spmt"))
-        served[np.searchsorted(keys, inst.axes.key(vb["f"].coords, tuple("spmt")))] = vb["f"].values(x)
-        units = vb["o"].values(x).reshape(units.shape)
-        onward, onward_coords = vb["e"].values(x), vb["e"].coords
+        served[np.searchsorted(keys, inst.axes.key(vb[Var.OFFTAKE_USED].coords, tuple("spmt")))] = vb[
+            Var.OFFTAKE_USED
+        ].values(x)
+        units = vb[Var.OFFTAKE].values(x).reshape(units.shape)
+        onward, onward_coords = vb[Var.OFFTAKE_LENT].values(x), vb[Var.OFFTAKE_LENT].coords
     return Plan(
         x,
         bought,
-        vb["r"].values(x),
-        vb["u"].values(x),
-        vb["l"].values(x),
+        vb[Var.RELEASE].values(x),
+        vb[Var.UNMET].values(x),
+        vb[Var.LENT].values(x),
         cells,
-        vb["l"].coords,
+        vb[Var.LENT].coords,
         served,
         units,
         onward,
