@@ -2,9 +2,9 @@
 
 A refactor that must not change behaviour is proved by writing the folders before and after it:
 
-    python benchmarks/golden.py write /tmp/before      # on the commit before the change
-    python benchmarks/golden.py write /tmp/after       # on the change
-    python benchmarks/golden.py compare /tmp/before /tmp/after
+    python benchmarks/golden.py write ../golden-before      # on the commit before the change
+    python benchmarks/golden.py write ../golden-after       # on the change
+    python benchmarks/golden.py compare ../golden-before ../golden-after
 
 ``compare`` ignores what differs from run to run (timings, versions, dates, absolute paths of the
 two trees) and lists every other file that differs, is missing or is new; it exits 1 on a
