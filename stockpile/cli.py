@@ -255,9 +255,10 @@ def check(run_dir: str) -> None:
     from .check import check_response, check_run
     from .outputs import OPTIONAL_FILES, RUN_FILES
     from .respond import RESPONSE_FILES
+    from .runs import STATE_FILE
 
     path = Path(run_dir)
-    response = (path / "state.resolved.yaml").is_file()
+    response = (path / STATE_FILE).is_file()
     needed = RESPONSE_FILES if response else [f for f in RUN_FILES if f not in OPTIONAL_FILES]
     missing = [f for f in needed if not (path / f).is_file()]
     if missing:
@@ -813,7 +814,7 @@ def respond(state: str, out: str | None) -> None:
 def simulate(run_dir: str, names: tuple[str, ...], every: bool, workers: int | None, scheduler: str | None) -> None:
     """Replay a run's scenarios month by month with `respond` (not knowing the duration):
     simulation.csv, simulation.json."""
-    from .explain import read_run_config
+    from .runs import read_run_config
     from .simulate import simulate_run
 
     if names and every:

@@ -25,8 +25,8 @@ import pandas as pd
 
 from .config import Config, Scenario, read_yaml, validate
 from .errors import OptionError
-from .explain import read_run_config, run_lots
 from .outputs import write_csv, write_json
+from .runs import read_run_config, run_lots
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import Config, apply_overrides, read_yaml, validate
+from .config import Config, apply_overrides, validate
 from .enums import has_plan
 from .errors import OptionError
-from .instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance
+from .instance import DAYS_PER_YEAR, Instance, build_instance
 from .limits import LIMIT_COLUMNS, Limit
-from .outputs import CONFIG_FILE, FINISHED_FILE, write_csv, write_json
+from .outputs import CONFIG_FILE, write_csv, write_json
 from .runner import Case, Progress, Results, run_cases
+from .runs import read_run_config, run_lots
 
 log = logging.getLogger(__name__)
 
@@ -192,40 +193,6 @@ def _case(name: str, resolved: dict, overrides: list[tuple[str, Any]], source: s
     cfg = validate(data, f"explain case {name}")
     cfg._provenance = {"source": source, "explain": name, "overrides": [[k, v] for k, v in overrides]}
     return Case(name, dict(overrides), cfg, lots)
-
-
-def read_run_config(run_dir: Path) -> tuple[Config, dict]:
-    """The run's resolved config (validated) and its summary; a folder that is not a finished run is refused."""
-    if not (run_dir / FINISHED_FILE).is_file() or not (run_dir / CONFIG_FILE).is_file():
-        raise OptionError(f"{run_dir} is not a finished run folder (no {FINISHED_FILE} or {CONFIG_FILE})")
-    summary = json.loads((run_dir / FINISHED_FILE).read_text())
-    if not has_plan(summary.get("status")):
-        raise OptionError(f"{run_dir}: the run has no plan (status {summary.get('status')}); nothing to explain")
-    doc = read_yaml(run_dir / CONFIG_FILE)
-    cfg = validate(doc.data, str(run_dir / CONFIG_FILE))
-    return cfg, summary
-
-
-def run_lots(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """A run's first-stage plan: {participant: {mineral: lots}} (over a build-up, a list of the lots of
-    each year) and, if it takes any, its offtake
-    under "offtake": {participant: {project: t/yr}} (``api.offtake_array``)."""
-    if (run_dir / "acquisitions.csv").exists():  # a build-up: the lots of each year, in year order
-        acq = pd.read_csv(run_dir / "acquisitions.csv", keep_default_na=False).sort_values("year", kind="stable")
-        plan: dict[str, dict[str, Any]] = {
-            p: {m: [int(n) for n in gm.lots] for m, gm in g.groupby("mineral", sort=False)}
-            for p, g in acq.groupby("participant", sort=False)
-        }
-    else:
-        hold = pd.read_csv(run_dir / "holdings.csv", keep_default_na=False)
-        plan = {p: {m: int(n) for m, n in zip(g.mineral, g.lots)} for p, g in hold.groupby("participant", sort=False)}
-    if (run_dir / "offtake.csv").exists():
-        off = pd.read_csv(run_dir / "offtake.csv", keep_default_na=False)
-        plan[OFFTAKE_KEY] = {
-            p: dict(zip(g.project, g.offtake_t_per_year.astype(float)))
-            for p, g in off.groupby("participant", sort=False)
-        }
-    return plan
 
 
 def duals(

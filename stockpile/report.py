@@ -26,6 +26,7 @@ from .fmt import money as _money
 from .model import COST_KEYS
 from .outputs import atomic_write_text
 from .results import buildup_table
+from .runs import folder_kind
 
 MAX_SCENARIOS_SHOWN = 30
 WIDTH = 640
@@ -52,29 +53,9 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")[:40]
 
 
-def detect(folder: Path) -> str:
-    """Which kind of output folder this is: solve, study or coalition."""
-    if (folder / "coalitions.csv").exists():
-        return "coalition"
-    if (folder / "compare.csv").exists():
-        return "compare"
-    if (folder / "state.resolved.yaml").exists():
-        return "response"
-    if (folder / "saa.json").exists():
-        return "saa"
-    if (folder / "study.csv").exists():
-        return "study"
-    if (folder / "summary.json").exists() and (folder / "holdings.csv").exists():
-        return "solve"
-    raise FileNotFoundError(
-        f"{folder} is not a solve, study or coalition output folder (nor a compare, SAA or respond one) "
-        "(no summary.json with holdings.csv, study.csv or coalitions.csv)"
-    )
-
-
 def build_report(folder: str | Path) -> Page:
     folder = Path(folder)
-    kind = detect(folder)
+    kind = folder_kind(folder)
     pages = {"solve": solve_page, "study": study_page, "coalition": coalition_page, "saa": saa_page}
     return (pages | {"compare": compare_page, "response": response_page})[kind](folder)
 

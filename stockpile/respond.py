@@ -29,16 +29,15 @@ from .config.loader import Document
 from .config.state import FromRun, State, load_state
 from .enums import Status
 from .errors import ConfigError, NoSolution, did_you_mean
-from .explain import run_lots
 from .instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance, without_lending
 from .model import build_model
 from .outputs import CONFIG_FILE, FINISHED_FILE, json_bytes, write_folder
 from .results import coverage_table, flows, lending_table, plan_from_solution, scenario_recourse, schedule_table
+from .runs import STATE_FILE, run_lots
 
 log = logging.getLogger(__name__)
 
 MATCH_TOL = 1e-9  # relative: a scenario continues the history when its periods 1..k match it to this
-STATE_FILE = "state.resolved.yaml"
 # a response folder: its tables, then the config and state it answered, summary.json last
 RESPONSE_FILES = (
     "orders.csv",

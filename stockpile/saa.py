@@ -30,9 +30,9 @@ from .config import Config, validate
 from .enums import has_plan
 from .errors import OptionError
 from .evaluate import evaluate_plan, first_stage_cost, summarise
-from .explain import run_lots
 from .outputs import write_csv, write_folder, write_json
 from .runner import Case, Progress, Results, run_cases
+from .runs import run_lots
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ import pandas as pd
 
 from .config import Config
 from .errors import NoSolution, OptionError
-from .explain import read_run_config, run_lots
 from .instance import Instance, build_instance
 from .outputs import FINISHED_FILE, write_csv, write_json
 from .respond import period_orders, run_holdings, situation, solve_response
+from .runs import read_run_config, run_lots
 
 log = logging.getLogger(__name__)
 

@@ -173,7 +173,7 @@ def test_a_single_continuation_is_the_clairvoyant_recourse_of_its_scenario(tmp_p
     ]
     sit = resolve_state(state_file(tmp_path, cfg_path, inventory=held, history="long", outlook=only))
     from stockpile.evaluate import evaluate_plan
-    from stockpile.explain import read_run_config, run_lots
+    from stockpile.runs import read_run_config, run_lots
 
     cfg, _ = read_run_config(run_dir)
     seer = evaluate_plan(cfg, run_lots(run_dir), cfg.scenario_list, workers=1).set_index("scenario").recourse_usd
