@@ -1054,32 +1054,37 @@ def _table(title: str, *columns: str, show_header: bool = True) -> Any:
     return t
 
 
-def _cost_table(s: dict, lending_flows: Any) -> Any:
-    """Cost per participant: what each pays (its parts sum to the total) and the fees it receives."""
+# the terminal's short heading of each cost kind, by CostKind value (the report's are in
+# report.COST_LABELS); by value so that `stockpile --help` does not import the model and numpy
+COST_HEADS = {
+    "acquisition": "buy",
+    "fixed": "fixed",
+    "holding": "hold",
+    "shortfall": "unmet",
+    "lending": "fees",
+    "offtake": "offtake",
+}
 
-    received = lending_flows.groupby("from").expected_fees_usd.sum() if not lending_flows.empty else {}
-    offtake = s["costs"].get("offtake_usd", 0.0) > 0
+
+def _cost_table(s: dict[str, Any], lending_flows: Any) -> Any:
+    """Cost per participant: what each pays (its parts sum to the total) and the fees it receives."""
+    from .model import CostKind
+    from .results import cost_rows
+
+    kinds, rows = cost_rows(s, lending_flows)
+    offtake = CostKind.OFFTAKE in kinds
     t = _table(
         "cost per participant: buy, fixed programme, hold, expected unmet shortfall, lending fees it pays"
         + (", offtake" if offtake else "")
         + "; fees in: lending fees it receives",
         "party",
-        "buy",
-        "fixed",
-        "hold",
-        "unmet",
-        "fees",
-        *(["offtake"] if offtake else []),
+        *(COST_HEADS[k] for k in kinds),
         "total",
         "fees in",
     )
-    by = s["costs_by_participant"]
-    rows = [(p, c, received.get(p, 0.0)) for p, c in by.items()]
-    rows.append(("all", {**s["costs"], "total_usd": s["objective_usd"]}, sum(r[2] for r in rows)))
-    for name, c, got in rows:
-        parts = [c["acquisition_usd"], c["fixed_usd"], c["holding_usd"], c["expected_shortfall_usd"]]
-        parts += [c["expected_lending_usd"], *([c.get("offtake_usd", 0.0)] if offtake else [])]
-        t.add_row(name, *(_money(v, short=True) for v in [*parts, c["total_usd"], got]))
+    for r in rows:
+        values = [*(r.paid[k] for k in kinds), r.total_usd, r.fees_received_usd]
+        t.add_row(r.party, *(_money(v, short=True) for v in values))
     return t
 
 

@@ -23,9 +23,9 @@ import yaml
 
 from .enums import has_plan
 from .fmt import money as _money
-from .model import COST_KEYS
+from .model import COST_KEYS, CostKind
 from .outputs import atomic_write_text
-from .results import buildup_table
+from .results import buildup_table, cost_rows
 from .runs import folder_kind
 
 MAX_SCENARIOS_SHOWN = 30
@@ -427,31 +427,31 @@ def usd_axis(title: str | None = "USD") -> alt.Axis:
     return alt.Axis(title=title, labelExpr=USD_LABEL)
 
 
-def cost_table(s: dict, flows: pd.DataFrame | None) -> str:
+# the report's heading of each cost kind in the table of who pays what
+COST_LABELS = {
+    CostKind.ACQUISITION: "acquisition",
+    CostKind.FIXED: "fixed",
+    CostKind.HOLDING: "holding",
+    CostKind.SHORTFALL: "expected shortfall",
+    CostKind.LENDING: "lending fees paid",
+    CostKind.OFFTAKE: "offtake",
+}
+
+
+def cost_table(s: dict[str, object], flows: pd.DataFrame | None) -> str:
     """Cost per participant (the headline): each part, the total, and lending fees received."""
-    received = flows.groupby("from").expected_fees_usd.sum().to_dict() if flows is not None and len(flows) else {}
-    by = s.get("costs_by_participant") or {}
-    cols = [
-        ("acquisition", "acquisition_usd"),
-        ("fixed", "fixed_usd"),
-        ("holding", "holding_usd"),
-        ("expected shortfall", "expected_shortfall_usd"),
-        ("lending fees paid", "expected_lending_usd"),
-        *([("offtake", "offtake_usd")] if s["costs"].get("offtake_usd") else []),
-        ("total", "total_usd"),
-    ]
-    rows = [
-        {"participant": p, **{n: c.get(k) for n, k in cols}, "lending fees received": received.get(p, 0.0)}
-        for p, c in by.items()
-    ]
-    rows.append(
-        {
-            "participant": "all",
-            **{n: (s["costs"] | {"total_usd": s["objective_usd"]}).get(k) for n, k in cols},
-            "lending fees received": sum(received.values()),
-        }
+    kinds, rows = cost_rows(s, flows)
+    df = pd.DataFrame(
+        [
+            {
+                "participant": r.party,
+                **{COST_LABELS[k]: r.paid[k] for k in kinds},
+                "total": r.total_usd,
+                "lending fees received": r.fees_received_usd,
+            }
+            for r in rows
+        ]
     )
-    df = pd.DataFrame(rows)
     return "<h2>Who pays what</h2>" + _df_table(df, money_cols=tuple(c for c in df.columns if c != "participant"))
 
 

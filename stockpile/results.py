@@ -8,6 +8,7 @@ is rebuilt as I_t = x - cumulative(release + lent).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pandas as pd
 from .enums import Status
 from .fmt import tonnes
 from .instance import DAYS_PER_YEAR, Instance
-from .model import COST_KEYS, LinearModel, Var
+from .model import COST_KEYS, CostKind, LinearModel, Var
 from .outputs import write_run
 
 log = logging.getLogger(__name__)
@@ -585,6 +586,33 @@ def lending_flows_table(inst: Instance, plan: Plan) -> pd.DataFrame:
         columns=LENDING_FLOWS_COLUMNS,
     )
     return df[df.worst_lent_t > 0].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """One party's line of the cost table: what it pays by kind (the parts sum to total_usd) and the
+    lending fees it receives."""
+
+    party: str
+    paid: dict[CostKind, float]
+    total_usd: float
+    fees_received_usd: float
+
+
+def cost_rows(summary: Mapping[str, Any], flows: pd.DataFrame | None) -> tuple[list[CostKind], list[CostRow]]:
+    """The cost table of the terminal and the report, from a summary: the kinds a participant pays, in
+    CostKind order (offtake only where the run has some; the risk premium has no payer), and a row per
+    participant, then "all" (the objective, and every fee received)."""
+    received = flows.groupby("from").expected_fees_usd.sum().to_dict() if flows is not None and len(flows) else {}
+    total = summary["costs"]
+    kinds = [k for k in CostKind if not k.shared and (k is not CostKind.OFFTAKE or total.get(k.summary_key, 0.0) > 0)]
+    rows = [
+        CostRow(p, {k: c[k.summary_key] for k in kinds}, c["total_usd"], float(received.get(p, 0.0)))
+        for p, c in (summary.get("costs_by_participant") or {}).items()
+    ]
+    everyone = {k: total[k.summary_key] for k in kinds}
+    rows.append(CostRow("all", everyone, summary["objective_usd"], float(sum(received.values()))))
+    return kinds, rows
 
 
 @dataclass
