@@ -1157,11 +1157,6 @@ def solve_benders(
         fair = exact.bound if exact.status == Status.OPTIMAL else None
         return fair if fair is not None and fair <= best[0] * (1 + 1e-9) + 1e-6 else lb_relaxed
 
-    def extreme() -> bool:
-        """The master's largest coefficient reaches CONFIRM_COEFFICIENT."""
-        first = float(np.abs(st.A_first.data).max(initial=0.0))
-        return max(first, float(np.abs(np.array(cuts.d)).max(initial=0.0))) >= CONFIRM_COEFFICIENT
-
     def solve_master(solver: SolverName) -> SolveOutcome:
         hint = None if best[1] is None else np.r_[best[1][F], cuts.theta(best[1][F], master.theta_lb)]
         return solve_model(master.model(cuts), solver, max(left(), MIN_MASTER_SECONDS), gap * MASTER_GAP_SHARE, hint)
@@ -1188,6 +1183,7 @@ def solve_benders(
                 break
         # phase 2: integer master, warm-started from the best plan so far
         solver = MASTER_SOLVER
+        first_coefficient = float(np.abs(st.A_first.data).max(initial=0.0))
         while started and left() > 0:
             out = solve_master(solver)
             if out.x is None:
@@ -1204,21 +1200,23 @@ def solve_benders(
             if progress:
                 progress(f"iteration {stats.iterations}", best[0], lb)
             closed = g is not None and (g <= gap or (repeated and g <= REPEAT_GAP))
-            if closed and extreme():
+            # confirmed where the master's largest coefficient (its first-stage rows' or a cut's) is extreme
+            if (
+                closed
+                and max(first_coefficient, float(np.abs(np.array(cuts.d)).max(initial=0.0))) >= CONFIRM_COEFFICIENT
+            ):
                 # a bound that ends the run is the lower of both backends' bounds on this master
                 other = solve_master(OTHER_SOLVER[solver])
-                if other.bound is None or other.bound >= lb * (1 - 1e-12) - 1e-6 or left() <= 0:
-                    break
-                log.info(
-                    "%s bounds the master at %.9g, below %s's %.9g: going on", other.solver, other.bound, solver, lb
-                )
-                lb, solver = other.bound, OTHER_SOLVER[solver]
-                if other.x is not None:
-                    evaluate(np.where(lm.integer[F], np.rint(other.x[: F.size]), other.x[: F.size]))
-                g = relative_gap(best[0], lb)
-                if g is not None and g <= gap:
-                    break
-                continue
+                if other.bound is not None and other.bound < lb:
+                    log.info("%s bounds the master at %.9g, below %s's %.9g", other.solver, other.bound, solver, lb)
+                    lb = other.bound
+                    g = relative_gap(best[0], lb)
+                    closed = g is not None and (g <= gap or (repeated and g <= REPEAT_GAP))
+                    if not closed:  # the other backend masters from here, starting from its plan
+                        solver = OTHER_SOLVER[solver]
+                        if other.x is not None:
+                            evaluate(np.where(lm.integer[F], np.rint(other.x[: F.size]), other.x[: F.size]))
+                        continue
             if closed:
                 break
             if repeated:

@@ -391,10 +391,10 @@ def check_offtake(r: Run) -> Iterator[Violation]:
     for row in r.offtake.itertuples(index=False):
         where = f"offtake.csv ({row.participant}, {row.project})"
         pr = projects.get(row.project)
-        t = row.offtake_t_per_year
-        if pr is None or (pr["available_from_year"] > 1 and t > tol):
+        if pr is None or pr["available_from_year"] > 1:
             yield Violation("offtake", where, "not a project of the config producing in year 1")
             continue
+        t = row.offtake_t_per_year
         used[row.project] += t
         lot = pr.get("offtake_lot_t")
         if lot and not _close(t / lot, round(t / lot)):
