@@ -20,7 +20,7 @@ import numpy as np
 
 from stockpile import solve
 from stockpile.config import validate
-from stockpile.generate import generate
+from stockpile.tools.generate import generate
 
 SCENARIOS = {"benders": [100, 300, 1000, 3000, 10000], "extensive": [25, 50, 100, 200, 400]}
 BASELINE = Path(__file__).parent / "baseline" / "scaling.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from stockpile.config import Config, validate
-from stockpile.generate import generate
+from stockpile.tools.generate import generate
 
 SEED = 7
 SIZES = {

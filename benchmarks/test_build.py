@@ -3,8 +3,8 @@
 from conftest import sized
 from sizes import config
 
-from stockpile.instance import build_instance
-from stockpile.model import build_model
+from stockpile.model.core import build_model
+from stockpile.model.instance import build_instance
 
 
 @sized()

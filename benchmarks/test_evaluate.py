@@ -12,9 +12,9 @@ import pytest
 from sizes import ROOT
 
 from stockpile import load_config, solve
+from stockpile.analysis.evaluate import evaluate_plan
 from stockpile.config import validate
-from stockpile.evaluate import evaluate_plan
-from stockpile.generate import generate
+from stockpile.tools.generate import generate
 
 COUNTS = {"small": 2_000, "medium": 20_000, "large": 100_000}
 

@@ -12,10 +12,10 @@ import pytest
 from sizes import ROOT
 
 from stockpile import solve
+from stockpile.analysis.respond import resolve_state, respond
+from stockpile.analysis.simulate import simulate_run
 from stockpile.config import validate
-from stockpile.generate import generate
-from stockpile.respond import resolve_state, respond
-from stockpile.simulate import simulate_run
+from stockpile.tools.generate import generate
 
 
 @pytest.mark.small

@@ -14,7 +14,7 @@ from sizes import SIZES
 
 from stockpile import solve
 from stockpile.config import validate
-from stockpile.generate import generate
+from stockpile.tools.generate import generate
 
 CASES = [
     ("extensive", "medium", 0.5),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .version import __version__
+from stockpile.version import __version__
 
 _LAZY = {
     "Config": "config",
@@ -20,12 +20,12 @@ _LAZY = {
     "load_config": "config",
     "solve": "api",
     "export_model": "api",
-    "Result": "results",
+    "Result": "results.tables",
 }
 __all__ = ["Config", "ConfigError", "Result", "export_model", "load_config", "solve", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(importlib.import_module(f"stockpile.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'stockpile' has no attribute {name!r}")

@@ -13,14 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from .backends import SolveOutcome, relative_gap, solve_model
-from .benders import Progress, solve_benders
-from .canonical import canonical_schedule, exact_cvar, idle_programmes
-from .config import Config, Solver
-from .enums import Allocation, Method, Status
-from .errors import InfeasibleConfig
-from .fmt import money
-from .instance import (
+from stockpile.config import Config, Solver
+from stockpile.enums import Allocation, Method, Status
+from stockpile.errors import InfeasibleConfig
+from stockpile.fmt import money
+from stockpile.model.core import LinearModel, build_model
+from stockpile.model.instance import (
     LOT_ROUNDING,
     OFFTAKE_KEY,
     Instance,
@@ -30,9 +28,8 @@ from .instance import (
     prorata_lots,
     without_lending,
 )
-from .limits import coverage_notes, holding_notes, limit_table
-from .model import LinearModel, build_model
-from .results import (
+from stockpile.results.limits import coverage_notes, holding_notes, limit_table
+from stockpile.results.tables import (
     Result,
     Summary,
     acquisitions_table,
@@ -52,7 +49,10 @@ from .results import (
     schedule_table,
     var_cvar,
 )
-from .version import __version__
+from stockpile.solver.backends import SolveOutcome, relative_gap, solve_model
+from stockpile.solver.benders import Progress, solve_benders
+from stockpile.solver.canonical import canonical_schedule, exact_cvar, idle_programmes
+from stockpile.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -328,9 +328,9 @@ def _no_solution_reason(status: Status, limit: float, detail: str, years: int = 
 
 def export_model(cfg: Config, path: str | Path) -> Path:
     """Write the model as LP or MPS (by extension) without solving it."""
-    from .backends import to_model_builder
-    from .model import names
-    from .outputs import atomic_write_text
+    from stockpile.model.core import names
+    from stockpile.results.outputs import atomic_write_text
+    from stockpile.solver.backends import to_model_builder
 
     inst = build_instance(cfg)
     reasons = check_feasible(inst)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from stockpile import load_config, solve
-from stockpile.check import check_run
+from stockpile.results.check import check_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

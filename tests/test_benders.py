@@ -9,8 +9,8 @@ from conftest import ROOT, checked_solve, solve_dict
 
 from stockpile import load_config
 from stockpile.config import validate
-from stockpile.generate import generate
-from stockpile.model import FIRST_KEY
+from stockpile.model.core import FIRST_KEY
+from stockpile.tools.generate import generate
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -44,7 +44,7 @@ def test_benders_on_default_config(tmp_path, default_config):
     ext = checked_solve(load_config(default_config, [("solver.method", "extensive"), ("solver.relative_gap", 1e-7)]))
     ben = checked_solve(load_config(default_config, [("solver.method", "benders"), ("solver.relative_gap", 1e-7)]))
     assert ben.summary["objective_usd"] == pytest.approx(ext.summary["objective_usd"], rel=1e-6)
-    from stockpile.check import check_run
+    from stockpile.results.check import check_run
 
     assert check_run(ben.write(tmp_path / "ben")) == []
 
@@ -90,9 +90,9 @@ def test_an_evaluation_past_its_deadline_gives_no_plan():
     started when the deadline passes is skipped and the evaluation reports nothing."""
     import numpy as np
 
-    from stockpile.benders import Recourse, Structure
-    from stockpile.instance import build_instance
-    from stockpile.model import build_model
+    from stockpile.model.core import build_model
+    from stockpile.model.instance import build_instance
+    from stockpile.solver.benders import Recourse, Structure
 
     data = generate(2, 3, 20, 6, seed=5)
     lm = build_model(build_instance(validate(data)))
@@ -132,9 +132,9 @@ def test_decomposition_on_masters_with_extreme_coefficients(name, method):
 
 def _recourse_pair(data: dict):
     """A generated model, its structure, and its recourse with every lending block an LP."""
-    from stockpile.benders import ClosedForm, Recourse, Structure
-    from stockpile.instance import build_instance
-    from stockpile.model import build_model
+    from stockpile.model.core import build_model
+    from stockpile.model.instance import build_instance
+    from stockpile.solver.benders import ClosedForm, Recourse, Structure
 
     lm = build_model(build_instance(validate(data)))
     st = Structure.of(lm)
@@ -158,7 +158,7 @@ def test_a_batch_reuses_its_last_solve_only_where_its_bounds_are_as_they_were():
     """The decomposition's batches answer a point that leaves all their bounds (lower and upper) as at
     the last solve with that solve, and solve anew otherwise: along points that move a few first-stage
     values at a time, and come back to earlier ones, they give exactly what fresh batches give."""
-    from stockpile.benders import lp_batches
+    from stockpile.solver.benders import lp_batches
 
     lm, st, lp_only = _recourse_pair(generate(2, 4, 12, 6, seed=5))
     held = lp_batches(st, lp_only.lp_keys)
@@ -188,7 +188,7 @@ def test_pooled_closed_form_equals_the_lp_and_its_cuts_hold_everywhere(seed):
     """Blocks with lending that the pooled closed form settles (every group exhausted, so no one can
     lend) have the LP's recourse exactly, a feasible solution, and a subgradient that is a valid cut
     at every other point (Q_LP(z') >= Q(z) + d.(z' - z)): checked against LPs at random points."""
-    from stockpile.benders import Recourse
+    from stockpile.solver.benders import Recourse
 
     lm, st, lp_only = _recourse_pair(generate(3, 4, 30, 8, seed=seed))
     iterated = Recourse.of(st)  # as the decomposition holds it: a batch is skipped when all its blocks settle
@@ -219,9 +219,9 @@ def test_pooled_closed_form_settles_only_where_lending_is_idle():
     """Two participants short of one mineral. Both short beyond their stock: nobody has anything to
     lend, the closed form settles the block, Q = c (shortfall - stock drawable by both). Only the
     US short: Japan's stock can go to the US, so the block is left to its LP, which lends."""
-    from stockpile.benders import Recourse, Structure
-    from stockpile.instance import build_instance
-    from stockpile.model import build_model
+    from stockpile.model.core import build_model
+    from stockpile.model.instance import build_instance
+    from stockpile.solver.benders import Recourse, Structure
 
     base = {
         "name": "pooled",
@@ -276,7 +276,7 @@ def _recourse_lp(lm, z: np.ndarray) -> float:
     the extensive model with z fixed and the first-stage rows dropped (a random z may break them)."""
     from dataclasses import replace
 
-    from stockpile.backends import solve_model
+    from stockpile.solver.backends import solve_model
 
     F = lm.first_cols
     lb, ub = lm.lb.copy(), lm.ub.copy()
@@ -307,9 +307,9 @@ def test_the_epigraph_composed_over_blocks_equals_the_scenario_lp_and_its_cuts_h
     among them) its recourse equals the LP of whole scenarios with their CVaR rows, its solution
     meets every row, and each theta's cut lies below that theta at every other point, with one
     scenario per theta and with scenarios grouped two thetas in all."""
-    from stockpile import benders
-    from stockpile.instance import build_instance
-    from stockpile.model import build_model
+    from stockpile.model.core import build_model
+    from stockpile.model.instance import build_instance
+    from stockpile.solver import benders
 
     monkeypatch.setattr(benders, "EPIGRAPH_THETAS", thetas)
     data = generate(3, 4, 12, 8, seed=seed)
@@ -347,9 +347,9 @@ def test_an_epigraph_row_out_of_form_is_refused():
     model where one cost differs is a bug in a define_* function, and the decomposition says so."""
     from dataclasses import replace
 
-    from stockpile.benders import Structure
-    from stockpile.instance import build_instance
-    from stockpile.model import ModelError, build_model
+    from stockpile.model.core import ModelError, build_model
+    from stockpile.model.instance import build_instance
+    from stockpile.solver.benders import Structure
 
     data = generate(2, 3, 6, 4, seed=1)
     data["risk"] = {"cvar_alpha": 0.7, "cvar_weight": 0.4}

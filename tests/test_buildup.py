@@ -10,8 +10,8 @@ from bruteforce import brute_force, random_config, with_years
 from conftest import one_mineral, solve_dict, write_config
 
 from stockpile import load_config, solve
-from stockpile.check import check_run
 from stockpile.config import ConfigError
+from stockpile.results.check import check_run
 
 SEEDS = range(30)
 
@@ -192,7 +192,7 @@ def disrupted_build_up() -> dict:
 
 def test_evaluate_reproduces_a_build_up_runs_expected_recourse(tmp_path):
     """The run's own scenarios, each on the holding of its year and discounted: to 1e-7."""
-    from stockpile.evaluate import evaluate_run
+    from stockpile.analysis.evaluate import evaluate_run
 
     res = solve_dict(tmp_path, disrupted_build_up(), method="extensive", relative_gap=0.0)
     table, m = evaluate_run(tmp_path / "run_cfg", workers=1)
@@ -205,7 +205,7 @@ def test_explain_relaxes_one_year_at_a_time(tmp_path):
     only that year's value moved; EV keeps the year of the shock (one scenario per year)."""
     import json
 
-    from stockpile.explain import explain_run
+    from stockpile.analysis.explain import explain_run
 
     solve_dict(tmp_path, front_loading())
     table, measures = explain_run(tmp_path / "run_cfg", workers=1)
@@ -222,7 +222,7 @@ def test_explain_relaxes_one_year_at_a_time(tmp_path):
 
 def test_simulate_and_respond_use_the_holding_of_the_year(tmp_path):
     """Year 1's disruption draws on year 1's stock (40 t of B, no A): month by month, A is all unmet."""
-    from stockpile.simulate import simulate_run
+    from stockpile.analysis.simulate import simulate_run
 
     solve_dict(tmp_path, front_loading())
     table, m = simulate_run(tmp_path / "run_cfg", workers=1)
@@ -245,7 +245,7 @@ def test_one_holding_rules_are_refused_over_a_build_up(tmp_path):
 @pytest.mark.parametrize("size", [(2, 5, 10, 12), (3, 4, 25, 6)])
 def test_methods_agree_on_generated_build_ups(tmp_path, seed, size):
     """stockpile generate --years 3: the decomposition and the extensive form reach the same optimum."""
-    from stockpile.generate import generate
+    from stockpile.tools.generate import generate
 
     data = generate(*size, seed=seed, years=3)
     data["solver"]["relative_gap"] = 1e-6
@@ -284,7 +284,7 @@ def test_sampled_scenarios_draw_their_year_uniformly(tmp_path):
 
 def test_study_report_reads_a_swept_yearly_list():
     """A study may sweep a yearly list (study.csv writes it as text): shown value by value, money as money."""
-    from stockpile.report import fmt_value
+    from stockpile.report.pages import fmt_value
 
     assert fmt_value("participants.JP.budget_usd", "[240000000.0, 120000000.0]") == "[$240.00m, $120.00m]"
     assert fmt_value("minerals.cobalt.min_days.JP", "[8.4, 42.0]") == "[8.4, 42]"

@@ -7,14 +7,14 @@ import pytest
 from conftest import ROOT
 
 from stockpile import api, load_config
-from stockpile.backends import solve_model
-from stockpile.canonical import canonical_schedule
-from stockpile.check import check_run
 from stockpile.config import validate
-from stockpile.generate import generate
-from stockpile.instance import build_instance
-from stockpile.model import FIRST_KEY, build_model
-from stockpile.results import early_cover_gaps, flows, plan_from_solution
+from stockpile.model.core import FIRST_KEY, build_model
+from stockpile.model.instance import build_instance
+from stockpile.results.check import check_run
+from stockpile.results.tables import early_cover_gaps, flows, plan_from_solution
+from stockpile.solver.backends import solve_model
+from stockpile.solver.canonical import canonical_schedule
+from stockpile.tools.generate import generate
 
 
 def _gaps(inst, lm, x) -> float:
@@ -69,7 +69,7 @@ def test_the_repair_stands_on_tight_cvar_rows(tmp_path, caplog):
     data = generate(3, 8, 400, 24, seed=11)
     data["risk"] = {"cvar_alpha": 0.9, "cvar_weight": 0.1}
     data["solver"].update(method="benders")
-    with caplog.at_level("INFO", logger="stockpile.canonical"):
+    with caplog.at_level("INFO", logger="stockpile.solver.canonical"):
         result = api.solve(validate(data))
     assert "re-ordered" in caplog.text and "breaks a row" not in caplog.text
     assert check_run(result.write(tmp_path / "run")) == []
@@ -99,7 +99,7 @@ def test_a_repair_that_breaks_a_row_of_the_model_is_refused(caplog):
         row_ub=np.r_[lm.row_ub, x[j]],
         row_key=np.r_[lm.row_key, FIRST_KEY],
     )
-    with caplog.at_level("WARNING", logger="stockpile.canonical"):
+    with caplog.at_level("WARNING", logger="stockpile.solver.canonical"):
         kept, saving = canonical_schedule(inst, pinned, x)
     assert "breaks a row" in caplog.text
     assert np.array_equal(kept, x) and saving == 0.0

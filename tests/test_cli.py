@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import write_config
 
-from stockpile.cli import cli
+from stockpile.cli.commands import cli
 
 
 def run(*args):

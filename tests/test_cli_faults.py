@@ -14,8 +14,8 @@ import yaml
 from conftest import ROOT, write_config
 from test_cli import run, small
 
-from stockpile import cli as cli_module
-from stockpile import outputs
+from stockpile.cli import commands as cli_module
+from stockpile.results import outputs
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import assert_runs_verify, write_config
 
-from stockpile.cli import cli
-from stockpile.coalition import in_core, shapley
+from stockpile.analysis.coalition import in_core, shapley
+from stockpile.cli.commands import cli
 
 
 def pooling(n: int, k: float) -> dict:
@@ -112,7 +112,7 @@ def test_coalitions_of_a_sampled_config_keep_only_their_members_supplier_shares(
     from conftest import ROOT
 
     from stockpile import load_config
-    from stockpile.coalition import coalition_cases
+    from stockpile.analysis.coalition import coalition_cases
 
     cfg = load_config(ROOT / "configs" / "us_japan_sampled.yaml", [("scenarios.sample.count", 20)])
     cases = {c.name: c for c in coalition_cases(cfg)}

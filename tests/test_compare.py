@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import solve_dict, write_config
 
-from stockpile.cli import cli
-from stockpile.generate import generate
+from stockpile.cli.commands import cli
+from stockpile.tools.generate import generate
 
 FEASIBLE = ("optimal", "feasible")
 

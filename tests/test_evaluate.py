@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from conftest import ROOT, checked_solve, one_mineral
 
 from stockpile import load_config, solve
-from stockpile.cli import cli
+from stockpile.analysis.evaluate import evaluate_run
+from stockpile.analysis.saa import run_saa
+from stockpile.cli.commands import cli
 from stockpile.config import validate
-from stockpile.evaluate import evaluate_run
-from stockpile.generate import generate
-from stockpile.saa import run_saa
+from stockpile.tools.generate import generate
 
 SAMPLED = ROOT / "configs" / "us_japan_sampled.yaml"
 # the bundled allied projects with the NdPr floor at $60/kg, where the plan takes offtake
@@ -136,8 +136,8 @@ def test_saa_bounds_contain_the_true_optimum(tmp_path):
 
 
 def test_a_sample_drawn_by_the_workers_is_the_sample_drawn_whole():
+    from stockpile.analysis.evaluate import CHUNK_SCENARIOS, evaluate_plan
     from stockpile.config.sampling import sample_scenarios
-    from stockpile.evaluate import CHUNK_SCENARIOS, evaluate_plan
 
     cfg = load_config(SAMPLED, [("scenarios.sample.count", 100)])
     lots = {"JP": {"rare_earths": 300, "gallium": 20}, "US": {"germanium": 5}}

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from conftest import checked_solve, one_mineral
 
 from stockpile import load_config, solve
-from stockpile.cli import cli
+from stockpile.analysis.explain import explain_run, parse_steps
+from stockpile.cli.commands import cli
 from stockpile.config import validate
-from stockpile.explain import explain_run, parse_steps
-from stockpile.generate import generate
+from stockpile.tools.generate import generate
 
 
 def _explained(tmp_path, data: dict, **kw) -> tuple[pd.DataFrame, dict]:
@@ -94,9 +94,9 @@ def test_default_config_explained(tmp_path, default_config):
 def test_duals_match_finite_differences(tmp_path):
     """dual_usd_per_unit of the rate, floor and lending-share limits: the fixed-lot LP's saving per unit."""
     from stockpile.api import lot_array
-    from stockpile.backends import solve_model
-    from stockpile.instance import build_instance
-    from stockpile.model import build_model
+    from stockpile.model.core import build_model
+    from stockpile.model.instance import build_instance
+    from stockpile.solver.backends import solve_model
 
     data = generate(2, 3, 6, 4, seed=2)
     data["solver"].update(relative_gap=1e-9, method="extensive")

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stockpile.generate import generate
+from stockpile.tools.generate import generate
 
 N_CASES = 8
 pytestmark = pytest.mark.slow  # kills real processes

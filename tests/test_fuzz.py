@@ -17,7 +17,7 @@ from conftest import solve_dict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stockpile.cli import cli
+from stockpile.cli.commands import cli
 
 # default (the test run, CI): the same 30 examples every run, so a red run is a change, not a draw;
 # `HYPOTHESIS_PROFILE=long` explores (its finds go to tests/data/ as regression tests)

@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, checked_solve
 
 from stockpile import export_model, load_config
-from stockpile.check import check_run
+from stockpile.results.check import check_run
 
 DATA = ROOT / "tests" / "data"
 
@@ -75,7 +75,7 @@ def test_lending_reduces_cost(tmp_path, default_config):
 
 
 def test_config_reference_is_current():
-    from stockpile.docs import config_reference
+    from stockpile.tools.docs import config_reference
 
     assert (ROOT / "docs" / "config.md").read_text().strip() == config_reference().strip(), (
         "docs/config.md is stale: run `stockpile schema > docs/config.md`"

@@ -7,12 +7,9 @@ import pytest
 from conftest import ROOT, solve_dict
 
 from stockpile import load_config
-from stockpile import model as mdl
 from stockpile.api import solve
-from stockpile.generate import generate
-from stockpile.instance import build_instance
-from stockpile.labels import Axes
-from stockpile.model import (
+from stockpile.model import core as mdl
+from stockpile.model.core import (
     FIRST,
     PAIR,
     Builder,
@@ -24,7 +21,10 @@ from stockpile.model import (
     lot_bounds,
     year_bounds,
 )
-from stockpile.results import ObjectiveMismatch, check_objective
+from stockpile.model.instance import build_instance
+from stockpile.model.labels import Axes
+from stockpile.results.tables import ObjectiveMismatch, check_objective
+from stockpile.tools.generate import generate
 
 FORMULATION = ROOT / "tests" / "data" / "formulation.yaml"
 
@@ -161,7 +161,7 @@ def test_objective_mismatch_is_an_error():
 def test_a_wrong_solver_objective_is_caught(monkeypatch):
     """If what the solver reports is not the cost of its plan, solve refuses to report it."""
     from stockpile import api
-    from stockpile.backends import solve_model
+    from stockpile.solver.backends import solve_model
 
     def lying(*args, **kwargs):
         out = solve_model(*args, **kwargs)

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from conftest import solve_dict, write_config
 from scipy.optimize import linprog
 
-from stockpile.check import check_response
-from stockpile.cli import cli
-from stockpile.respond import resolve_state, respond, write_response
-from stockpile.simulate import simulate_run
+from stockpile.analysis.respond import resolve_state, respond, write_response
+from stockpile.analysis.simulate import simulate_run
+from stockpile.cli.commands import cli
+from stockpile.results.check import check_response
 
 LOSS = {"US": 0.6, "JP": 0.3}
 
@@ -172,8 +172,8 @@ def test_a_single_continuation_is_the_clairvoyant_recourse_of_its_scenario(tmp_p
         {"name": "long", "probability": 1.0, "shocks": [{"mineral": "cobalt", "start": 2, "periods": 4, "loss": LOSS}]}
     ]
     sit = resolve_state(state_file(tmp_path, cfg_path, inventory=held, history="long", outlook=only))
-    from stockpile.evaluate import evaluate_plan
-    from stockpile.runs import read_run_config, run_lots
+    from stockpile.analysis.evaluate import evaluate_plan
+    from stockpile.results.runs import read_run_config, run_lots
 
     cfg, _ = read_run_config(run_dir)
     seer = evaluate_plan(cfg, run_lots(run_dir), cfg.scenario_list, workers=1).set_index("scenario").recourse_usd

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from conftest import ROOT, checked_solve, write_config
 
 from stockpile import load_config
-from stockpile.cli import cli
+from stockpile.cli.commands import cli
 from stockpile.config import ConfigError, parse_yaml
-from stockpile.generate import generate
+from stockpile.tools.generate import generate
 
 DEFAULT = ROOT / "configs" / "us_japan.yaml"
 TIGHT = [("solver.relative_gap", 1e-9)]

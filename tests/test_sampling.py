@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from stockpile.cli import cli
+from stockpile.cli.commands import cli
 from stockpile.config import ConfigError, validate
 
 BASE = {

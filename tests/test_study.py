@@ -10,9 +10,9 @@ import yaml
 from click.testing import CliRunner
 from conftest import assert_runs_verify, write_config
 
-from stockpile.cli import cli
+from stockpile.analysis.study import load_study, run_study
+from stockpile.cli.commands import cli
 from stockpile.config import ConfigError
-from stockpile.study import load_study, run_study
 
 
 def base() -> dict:

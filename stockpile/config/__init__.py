@@ -7,10 +7,9 @@
 * ``errors``: the problems themselves.
 """
 
-from ..errors import ConfigError, Problem, did_you_mean, format_loc
-from .loader import Document, parse_yaml, read_yaml
-from .overrides import apply_overrides, deep_merge, parse_set_option, parse_value, set_dotted
-from .schema import (
+from stockpile.config.loader import Document, parse_yaml, read_yaml
+from stockpile.config.overrides import apply_overrides, deep_merge, parse_set_option, parse_value, set_dotted
+from stockpile.config.schema import (
     PER_PARTICIPANT_KEYS,
     Config,
     Horizon,
@@ -23,7 +22,8 @@ from .schema import (
     StrictModel,
     for_participant,
 )
-from .validate import cross_check, load_config, problems_from, validate
+from stockpile.config.validate import cross_check, load_config, problems_from, validate
+from stockpile.errors import ConfigError, Problem, did_you_mean, format_loc
 
 __all__ = [
     "PER_PARTICIPANT_KEYS",

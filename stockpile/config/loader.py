@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError, Problem
+from stockpile.errors import ConfigError, Problem
 
 MAX_CONFIG_BYTES_ENV = "STOCKPILE_MAX_CONFIG_MB"
 DEFAULT_MAX_CONFIG_MB = 16

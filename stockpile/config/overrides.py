@@ -17,8 +17,8 @@ import re
 import typing
 from typing import Any
 
-from ..errors import ConfigError, Problem, did_you_mean
-from .loader import parse_yaml
+from stockpile.config.loader import parse_yaml
+from stockpile.errors import ConfigError, Problem, did_you_mean
 
 
 def parse_value(text: str) -> Any:

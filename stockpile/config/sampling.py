@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import Problem, did_you_mean
-from .schema import TINY, Config, Event, Scenario, Shock
+from stockpile.config.schema import TINY, Config, Event, Scenario, Shock
+from stockpile.errors import Problem, did_you_mean
 
 CALM = "calm"
 

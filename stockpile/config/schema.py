@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from ..enums import Allocation, Method, SolverName
+from stockpile.enums import Allocation, Method, SolverName
 
 TINY = 1e-9
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
-from ..errors import ConfigError, Problem
-from .loader import Document, read_yaml
-from .schema import Name, NonNeg, Scenario, StrictModel
-from .validate import problems_from
+from stockpile.config.loader import Document, read_yaml
+from stockpile.config.schema import Name, NonNeg, Scenario, StrictModel
+from stockpile.config.validate import problems_from
+from stockpile.errors import ConfigError, Problem
 
 Tonnes = dict[Name, dict[Name, NonNeg]]  # participant -> mineral -> t
 

@@ -18,11 +18,10 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigError, Problem, did_you_mean
-from .loader import Document, read_yaml
-from .overrides import apply_overrides
-from .sampling import check_sampling, sample_scenarios
-from .schema import (
+from stockpile.config.loader import Document, read_yaml
+from stockpile.config.overrides import apply_overrides
+from stockpile.config.sampling import check_sampling, sample_scenarios
+from stockpile.config.schema import (
     PER_PARTICIPANT_KEYS,
     YEARLY_MINERAL_KEYS,
     YEARLY_PARTICIPANT_KEYS,
@@ -30,6 +29,7 @@ from .schema import (
     Horizon,
     ScenarioSample,
 )
+from stockpile.errors import ConfigError, Problem, did_you_mean
 
 
 def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:

@@ -54,9 +54,9 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from .backends import SolveOutcome, ortools_version, relative_gap, solve_lp, solve_model
-from .enums import SolverName, Status
-from .model import FIRST_KEY, SPAN_KEY, LinearModel, ModelError, Row, Var, coarsest_key
+from stockpile.enums import SolverName, Status
+from stockpile.model.core import FIRST_KEY, SPAN_KEY, LinearModel, ModelError, Row, Var, coarsest_key
+from stockpile.solver.backends import SolveOutcome, ortools_version, relative_gap, solve_lp, solve_model
 
 log = logging.getLogger(__name__)
 

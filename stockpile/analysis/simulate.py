@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import Config
-from .errors import NoSolution, OptionError
-from .instance import Instance, build_instance
-from .outputs import FINISHED_FILE, write_csv, write_json
-from .respond import period_orders, run_holdings, situation, solve_response
-from .runs import read_run_config, run_lots
+from stockpile.analysis.respond import period_orders, run_holdings, situation, solve_response
+from stockpile.config import Config
+from stockpile.errors import NoSolution, OptionError
+from stockpile.model.instance import Instance, build_instance
+from stockpile.results.outputs import FINISHED_FILE, write_csv, write_json
+from stockpile.results.runs import read_run_config, run_lots
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def _run(run_dir: str, stamp: int) -> tuple[Config, Instance, np.ndarray, np.nda
     """The run's config, instance, holdings (Y, P, M: at the end of each build-up year) and offtake
     (P, J units), read once per worker and run (stamp: summary.json's mtime, so a folder solved
     again is read again)."""
-    from .api import offtake_array
+    from stockpile.api import offtake_array
 
     cfg, _ = read_run_config(Path(run_dir))
     inst = build_instance(cfg)
@@ -138,8 +138,8 @@ def simulate_run(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Replay the named scenarios (None: all disrupted ones) of a run; write simulation.csv and
     simulation.json into the run folder."""
-    from .evaluate import evaluate_plan
-    from .runner import parallel_map
+    from stockpile.analysis.evaluate import evaluate_plan
+    from stockpile.analysis.runner import parallel_map
 
     run_dir = Path(run_dir)
     done = run_dir / FINISHED_FILE

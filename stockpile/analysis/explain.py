@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import Config, apply_overrides, validate
-from .enums import has_plan
-from .errors import OptionError
-from .instance import DAYS_PER_YEAR, Instance, build_instance
-from .limits import LIMIT_COLUMNS, Limit
-from .outputs import CONFIG_FILE, write_csv, write_json
-from .runner import Case, Progress, Results, run_cases
-from .runs import read_run_config, run_lots
+from stockpile.analysis.runner import Case, Progress, Results, run_cases
+from stockpile.config import Config, apply_overrides, validate
+from stockpile.enums import has_plan
+from stockpile.errors import OptionError
+from stockpile.model.instance import DAYS_PER_YEAR, Instance, build_instance
+from stockpile.results.limits import LIMIT_COLUMNS, Limit
+from stockpile.results.outputs import CONFIG_FILE, write_csv, write_json
+from stockpile.results.runs import read_run_config, run_lots
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +203,8 @@ def duals(
     d(bound)/d(limit), where d(bound)/d(limit) is the holding x_pm the row scales (rate, floor,
     lending share). A floor price saves Y * (tonnes taken) per dollar lower while it is above the
     market price (the derivative of the subsidy); a capacity acts on the first stage: no LP dual."""
-    from .backends import solve_lp
-    from .model import Row, build_model
+    from stockpile.model.core import Row, build_model
+    from stockpile.solver.backends import solve_lp
 
     lm = build_model(inst, lots, offtake)
     lm.integer = np.zeros_like(lm.integer)
@@ -265,7 +265,7 @@ def explain_run(
     limits = _read_limits(run_dir)
     rp = float(summary["objective_usd"])
     lots = run_lots(run_dir)
-    from .api import lot_array, offtake_array
+    from stockpile.api import lot_array, offtake_array
 
     lot_arr = lot_array(inst, lots)
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from .config import PER_PARTICIPANT_KEYS, Config, ConfigError, Problem, validate
-from .enums import has_plan
-from .runner import Case
+from stockpile.analysis.runner import Case
+from stockpile.config import PER_PARTICIPANT_KEYS, Config, ConfigError, Problem, validate
+from stockpile.enums import has_plan
 
 MAX_PARTICIPANTS = 4
 SHARES_COLUMNS = ["participant", "standalone_usd", "shapley_usd", "spending_usd", "in_core", "transfer_usd"]
@@ -175,7 +175,7 @@ def transfer_sentence(shares: pd.DataFrame) -> str:
     pays = shares[shares.transfer_usd < 0]
     if gets.empty:
         return "no transfer is needed: each participant's spending is its Shapley share"
-    from .fmt import money
+    from stockpile.fmt import money
 
     if len(gets) == 1 and len(pays) == 1:
         g, p = gets.iloc[0], pays.iloc[0]
@@ -186,7 +186,7 @@ def transfer_sentence(shares: pd.DataFrame) -> str:
 
 
 def write_coalition_tables(out: Path, coal: pd.DataFrame, shares: pd.DataFrame, head: dict) -> None:
-    from .outputs import write_csv, write_json
+    from stockpile.results.outputs import write_csv, write_json
 
     write_csv(coal, out / "coalitions.csv")
     write_csv(shares, out / "shares.csv")

@@ -7,8 +7,8 @@ import typing
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .config import Config
-from .config.state import State
+from stockpile.config import Config
+from stockpile.config.state import State
 
 
 def _models(model: type[BaseModel], seen: list[type[BaseModel]]) -> list[type[BaseModel]]:

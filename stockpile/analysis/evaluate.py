@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import Config, Scenario, read_yaml, validate
-from .errors import OptionError
-from .outputs import write_csv, write_json
-from .runs import read_run_config, run_lots
+from stockpile.config import Config, Scenario, read_yaml, validate
+from stockpile.errors import OptionError
+from stockpile.results.outputs import write_csv, write_json
+from stockpile.results.runs import read_run_config, run_lots
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,15 @@ Progress = Callable[[int, int], None]  # (chunks done, chunks)
 
 def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list]:
     """Recourse of each scenario of one chunk for the fixed lots (runs in a worker process)."""
-    from .api import lot_array, offtake_array
-    from .benders import Recourse, Structure
-    from .instance import build_instance
-    from .model import build_model
-    from .results import plan_from_solution, scenario_recourse
+    from stockpile.api import lot_array, offtake_array
+    from stockpile.model.core import build_model
+    from stockpile.model.instance import build_instance
+    from stockpile.results.tables import plan_from_solution, scenario_recourse
+    from stockpile.solver.benders import Recourse, Structure
 
     cfg = validate(payload["config"], "evaluation chunk")
     if "sample" in payload:  # draw this chunk of the sample here, in the worker
-        from .config.sampling import sample_scenarios
+        from stockpile.config.sampling import sample_scenarios
 
         count, seed, start, stop = payload["sample"]
         cfg.scenarios = [
@@ -107,7 +107,7 @@ def scenarios_from(cfg: Config, source: str | None, sample: tuple[int, int] | No
 
 def summarise(table: pd.DataFrame, first_stage: float, alpha: float) -> dict[str, Any]:
     """evaluation.json's figures from the per-scenario table (module docstring)."""
-    from .results import var_cvar
+    from stockpile.results.tables import var_cvar
 
     p = table.probability.to_numpy()
     p = p / p.sum()
@@ -144,7 +144,7 @@ def evaluate_plan(
 
     scenarios: a list, or (count, seed) of a sample from cfg's events, which each worker draws
     for its own chunk (the parent then only splits the work)."""
-    from .runner import parallel_map
+    from stockpile.analysis.runner import parallel_map
 
     resolved = cfg.resolved_dict()
     resolved["risk"] = {**resolved["risk"], "cvar_weight": 0.0}  # the recourse of each scenario alone
@@ -173,7 +173,7 @@ def evaluate_plan(
 def first_stage_cost(summary: dict[str, Any]) -> float:
     """The run's plan cost whatever happens (buying, programmes, holding, offtake): the model's
     first-stage cost kinds, so a new one is counted without a change here."""
-    from .model import FIRST_STAGE_COST_KEYS
+    from stockpile.model.core import FIRST_STAGE_COST_KEYS
 
     return float(sum(summary["costs"].get(k, 0.0) for k in FIRST_STAGE_COST_KEYS))
 

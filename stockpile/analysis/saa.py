@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import Config, validate
-from .enums import has_plan
-from .errors import OptionError
-from .evaluate import evaluate_plan, first_stage_cost, summarise
-from .outputs import write_csv, write_folder, write_json
-from .runner import Case, Progress, Results, run_cases
-from .runs import run_lots
+from stockpile.analysis.evaluate import evaluate_plan, first_stage_cost, summarise
+from stockpile.analysis.runner import Case, Progress, Results, run_cases
+from stockpile.config import Config, validate
+from stockpile.enums import has_plan
+from stockpile.errors import OptionError
+from stockpile.results.outputs import write_csv, write_folder, write_json
+from stockpile.results.runs import run_lots
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Config, read_yaml, validate
-from .enums import has_plan
-from .errors import OptionError
-from .instance import OFFTAKE_KEY
-from .outputs import CONFIG_FILE, FINISHED_FILE
+from stockpile.config import Config, read_yaml, validate
+from stockpile.enums import has_plan
+from stockpile.errors import OptionError
+from stockpile.model.instance import OFFTAKE_KEY
+from stockpile.results.outputs import CONFIG_FILE, FINISHED_FILE
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .fmt import money
-from .instance import DAYS_PER_YEAR, Instance
-from .results import Flows, Plan, clean
+from stockpile.fmt import money
+from stockpile.model.instance import DAYS_PER_YEAR, Instance
+from stockpile.results.tables import Flows, Plan, clean
 
 log = logging.getLogger(__name__)
 

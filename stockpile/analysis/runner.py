@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config, validate
-from .errors import OptionError
-from .outputs import FINISHED_FILE, run_files, write_folder
+from stockpile.config import Config, validate
+from stockpile.errors import OptionError
+from stockpile.results.outputs import FINISHED_FILE, run_files, write_folder
 
 
 @dataclass
@@ -64,7 +64,7 @@ def run_case(payload: dict) -> dict:
     the case folder itself and returns only the summary, a message small enough to reach the
     parent in one write: a worker killed while sending megabytes of tables leaves a partial
     message that blocks the pool for ever. Otherwise (Dask) the files come back as bytes."""
-    from .api import solve
+    from stockpile.api import solve
 
     cfg = validate(payload["config"], f"case {payload['name']}")
     cfg._provenance = payload["provenance"]

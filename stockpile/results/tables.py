@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .enums import Status
-from .fmt import tonnes
-from .instance import DAYS_PER_YEAR, Instance
-from .model import COST_KEYS, CostKind, LinearModel, Var
-from .outputs import write_run
+from stockpile.enums import Status
+from stockpile.fmt import tonnes
+from stockpile.model.core import COST_KEYS, CostKind, LinearModel, Var
+from stockpile.model.instance import DAYS_PER_YEAR, Instance
+from stockpile.results.outputs import write_run
 
 log = logging.getLogger(__name__)
 

@@ -22,18 +22,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .api import choose_method, optimise
-from .canonical import canonical_schedule
-from .config import Config, Problem, load_config
-from .config.loader import Document
-from .config.state import FromRun, State, load_state
-from .enums import Status
-from .errors import ConfigError, NoSolution, did_you_mean
-from .instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance, without_lending
-from .model import build_model
-from .outputs import CONFIG_FILE, FINISHED_FILE, json_bytes, write_folder
-from .results import coverage_table, flows, lending_table, plan_from_solution, scenario_recourse, schedule_table
-from .runs import STATE_FILE, run_lots
+from stockpile.api import choose_method, optimise
+from stockpile.config import Config, Problem, load_config
+from stockpile.config.loader import Document
+from stockpile.config.state import FromRun, State, load_state
+from stockpile.enums import Status
+from stockpile.errors import ConfigError, NoSolution, did_you_mean
+from stockpile.model.core import build_model
+from stockpile.model.instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance, without_lending
+from stockpile.results.outputs import CONFIG_FILE, FINISHED_FILE, json_bytes, write_folder
+from stockpile.results.runs import STATE_FILE, run_lots
+from stockpile.results.tables import (
+    coverage_table,
+    flows,
+    lending_table,
+    plan_from_solution,
+    scenario_recourse,
+    schedule_table,
+)
+from stockpile.solver.canonical import canonical_schedule
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +498,7 @@ def write_response(resp: Response, sit: Situation, out: Path) -> Path:
     """The response folder, written as a whole (summary.json last)."""
     import yaml
 
-    from .outputs import csv_bytes
+    from stockpile.results.outputs import csv_bytes
 
     dump = lambda d: yaml.safe_dump(d, sort_keys=False, allow_unicode=True).encode("utf-8")
     tables = (resp.orders, resp.contingency, resp.lending, resp.coverage)

@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Config, validate
-from .enums import Allocation, has_plan, values
-from .model import COST_KEYS
-from .runner import Case
+from stockpile.analysis.runner import Case
+from stockpile.config import Config, validate
+from stockpile.enums import Allocation, has_plan, values
+from stockpile.model.core import COST_KEYS
 
 RULES = values(Allocation)
 # the rules that fix one holding: over a build-up (horizon.years > 1) they do not say when to buy it
@@ -94,7 +94,7 @@ def headline(table: pd.DataFrame) -> dict[str, Any]:
 
 
 def write_compare(out: Path, table: pd.DataFrame) -> None:
-    from .outputs import write_csv, write_json
+    from stockpile.results.outputs import write_csv, write_json
 
     write_csv(table, out / "compare.csv")
     write_json(headline(table), out / "compare.json")

@@ -37,8 +37,8 @@ from enum import StrEnum
 import numpy as np
 import scipy.sparse as sp
 
-from .instance import DAYS_PER_YEAR, LOT_ROUNDING, Instance
-from .labels import Axes
+from stockpile.model.instance import DAYS_PER_YEAR, LOT_ROUNDING, Instance
+from stockpile.model.labels import Axes
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import click
 
-from .enums import Method, SolverName, has_plan, values
-from .errors import ConfigError, InfeasibleConfig, NoSolution, OptionError
-from .fmt import money as _money
-from .version import __version__
+from stockpile.enums import Method, SolverName, has_plan, values
+from stockpile.errors import ConfigError, InfeasibleConfig, NoSolution, OptionError
+from stockpile.fmt import money as _money
+from stockpile.version import __version__
 
 EXIT_INTERNAL, EXIT_CONFIG, EXIT_INFEASIBLE, EXIT_NO_SOLUTION, EXIT_OUTPUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
 
@@ -97,7 +97,7 @@ def user_errors(fn: Callable) -> Callable:
 
 def _overrides(sets: tuple[str, ...], **flags: Any) -> list[tuple[str, Any]]:
     """--set overrides in order, then the dedicated flags (highest precedence)."""
-    from .config import parse_set_option
+    from stockpile.config import parse_set_option
 
     out = [parse_set_option(s) for s in sets]
     keys = {
@@ -112,7 +112,7 @@ def _overrides(sets: tuple[str, ...], **flags: Any) -> list[tuple[str, Any]]:
 
 
 def _load(config: str, overrides: list[tuple[str, Any]]) -> Any:
-    from .config import load_config
+    from stockpile.config import load_config
 
     return load_config(config, overrides)
 
@@ -181,8 +181,8 @@ def solve(
     **flags: Any,
 ) -> None:
     """Solve CONFIG and write summary.json, holdings, schedule and coverage CSVs."""
-    from .api import export_model as export
-    from .api import solve as run
+    from stockpile.api import export_model as export
+    from stockpile.api import solve as run
 
     cfg = _load(config, _overrides(sets, **flags))
     if export_model:
@@ -210,7 +210,7 @@ def solve(
     if with_explain and result.has_solution:
         _explain(out_dir, (), None, None, quiet)
     if with_report:
-        from .report import write_report
+        from stockpile.report.pages import write_report
 
         click.echo(f"report: {write_report(out_dir)}")
     if not result.has_solution:
@@ -229,8 +229,8 @@ def validate(config: str, sets: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .instance import build_instance, check_feasible
-    from .model import build_model
+    from stockpile.model.core import build_model
+    from stockpile.model.instance import build_instance, check_feasible
 
     cfg = _load(config, _overrides(sets))
     inst = build_instance(cfg)
@@ -252,10 +252,10 @@ def validate(config: str, sets: tuple[str, ...]) -> None:
 @user_errors
 def check(run_dir: str) -> None:
     """Verify a run (or respond) folder's outputs against every rule of the model, independently."""
-    from .check import check_response, check_run
-    from .outputs import OPTIONAL_FILES, RUN_FILES
-    from .respond import RESPONSE_FILES
-    from .runs import STATE_FILE
+    from stockpile.analysis.respond import RESPONSE_FILES
+    from stockpile.results.check import check_response, check_run
+    from stockpile.results.outputs import OPTIONAL_FILES, RUN_FILES
+    from stockpile.results.runs import STATE_FILE
 
     path = Path(run_dir)
     response = (path / STATE_FILE).is_file()
@@ -373,8 +373,8 @@ def study(
     study_file: str, out: str | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...], dry_run: bool
 ) -> None:
     """Solve every case of a what-if study in parallel; resumable."""
-    from .runner import finished_summary, resolve_workers
-    from .study import load_study, run_study
+    from stockpile.analysis.runner import finished_summary, resolve_workers
+    from stockpile.analysis.study import load_study, run_study
 
     cases = load_study(study_file, _overrides(sets))
     out_dir = Path(out) if out else Path("runs") / Path(study_file).stem
@@ -423,8 +423,8 @@ def explain(run_dir: str, workers: int | None, scheduler: str | None, steps: tup
 def _explain(
     run_dir: Path, steps: tuple[str, ...], workers: int | None, scheduler: str | None, quiet: bool = False
 ) -> None:
-    from .explain import EXPLAIN_DIR, explain_cases_count, explain_run, parse_steps
-    from .runner import resolve_workers
+    from stockpile.analysis.explain import EXPLAIN_DIR, explain_cases_count, explain_run, parse_steps
+    from stockpile.analysis.runner import resolve_workers
 
     parsed = parse_steps(steps)
     if quiet:
@@ -509,7 +509,7 @@ def evaluate(
     run_dir: str, scenarios_file: str | None, sample: int | None, seed: int, workers: int | None, scheduler: str | None
 ) -> None:
     """Hold a run's holdings fixed and re-optimise the recourse of other scenarios: evaluation.csv, .json."""
-    from .evaluate import evaluate_run
+    from stockpile.analysis.evaluate import evaluate_run
 
     live = sys.stderr.isatty()
     with _err_console().status("evaluating...", spinner="dots") if live else nullcontext() as status:
@@ -566,8 +566,8 @@ def saa(
     sets: tuple[str, ...],
 ) -> None:
     """Sample-average approximation: statistical lower and upper bounds and the gap of the best plan."""
-    from .runner import resolve_workers
-    from .saa import run_saa
+    from stockpile.analysis.runner import resolve_workers
+    from stockpile.analysis.saa import run_saa
 
     cfg = _load(config, _overrides(sets))
     out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-saa"
@@ -600,7 +600,7 @@ def saa(
 def _run_case_set(cases: list, out_dir: Path, label: str, workers: int | None, scheduler: str | None) -> dict:
     """Solve a set of cases with a progress bar; each case's summary (None if it failed) by name.
     Ctrl-C keeps the finished cases and says how to resume."""
-    from .runner import resolve_workers, run_cases
+    from stockpile.analysis.runner import resolve_workers, run_cases
 
     results: dict = {}
     try:
@@ -617,7 +617,7 @@ def _run_case_set(cases: list, out_dir: Path, label: str, workers: int | None, s
 @user_errors
 def coalition(config: str, out: str | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...]) -> None:
     """Solve every coalition of participants; value of cooperation and Shapley cost shares."""
-    from .coalition import coalition_cases, coalition_tables, write_coalition_tables
+    from stockpile.analysis.coalition import coalition_cases, coalition_tables, write_coalition_tables
 
     cfg = _load(config, _overrides(sets))
     out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-coalitions"
@@ -642,7 +642,7 @@ def coalition(config: str, out: str | None, workers: int | None, scheduler: str 
 @user_errors
 def compare(config: str, out: str | None, workers: int | None, scheduler: str | None, sets: tuple[str, ...]) -> None:
     """The optimised arrangement against the day-count rule, pro-rata and each alone: compare.csv."""
-    from .compare import compare_cases, compare_table, write_compare
+    from stockpile.analysis.compare import compare_cases, compare_table, write_compare
 
     cfg = _load(config, _overrides(sets))
     out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-compare"
@@ -670,8 +670,8 @@ def _show_cases(cases: list, out_dir: Path, finished: Callable) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .instance import build_instance, check_feasible
-    from .model import build_model
+    from stockpile.model.core import build_model
+    from stockpile.model.instance import build_instance, check_feasible
 
     t = Table(title=f"{len(cases)} cases", title_justify="left")
     for col in ("case", "overrides", "scenarios", "variables", "constraints", "state"):
@@ -727,7 +727,7 @@ def scenarios(config: str, count: int, seed: int, output: str, sets: tuple[str, 
     """Draw scenarios from CONFIG's suppliers and events; write them as an explicit `scenarios:` list."""
     import yaml
 
-    from .outputs import atomic_write_text
+    from stockpile.results.outputs import atomic_write_text
 
     cfg = _load(config, [*_overrides(sets), ("scenarios", {"sample": {"count": count, "seed": seed}})])
     listed = [sc.model_dump(mode="json", by_alias=True, exclude_none=True) for sc in cfg.scenario_list]
@@ -756,9 +756,9 @@ def generate(
     """Write a realistic synthetic config (for scale studies and benchmarks)."""
     import yaml
 
-    from .config import validate as check
-    from .generate import generate as make
-    from .outputs import atomic_write_text
+    from stockpile.config import validate as check
+    from stockpile.results.outputs import atomic_write_text
+    from stockpile.tools.generate import generate as make
 
     data = make(participants, minerals, scenarios, periods, seed, years=years, sampled=sampled)
     check(data, "generated config")
@@ -775,7 +775,7 @@ def generate(
 @user_errors
 def report(folder: str, figures: str | None) -> None:
     """Write report.html for a solve, study, coalition, compare, SAA or respond output folder."""
-    from .report import write_report
+    from stockpile.report.pages import write_report
 
     try:
         path = write_report(folder, figures)
@@ -793,8 +793,8 @@ def report(folder: str, figures: str | None) -> None:
 def respond(state: str, out: str | None) -> None:
     """Orders for this period of a disruption under way, for every way it may go on: orders.csv,
     contingency.csv, summary.json."""
-    from .respond import resolve_state, write_response
-    from .respond import respond as run
+    from stockpile.analysis.respond import resolve_state, write_response
+    from stockpile.analysis.respond import respond as run
 
     sit = resolve_state(state)
     resp = run(sit)
@@ -814,8 +814,8 @@ def respond(state: str, out: str | None) -> None:
 def simulate(run_dir: str, names: tuple[str, ...], every: bool, workers: int | None, scheduler: str | None) -> None:
     """Replay a run's scenarios month by month with `respond` (not knowing the duration):
     simulation.csv, simulation.json."""
-    from .runs import read_run_config
-    from .simulate import simulate_run
+    from stockpile.analysis.simulate import simulate_run
+    from stockpile.results.runs import read_run_config
 
     if names and every:
         raise UserError("give --scenario NAME or --all, not both")
@@ -921,7 +921,7 @@ def show_response(s: dict, orders: Any) -> None:
 @cli.command()
 def schema() -> None:
     """Print the config reference (Markdown), generated from the schema."""
-    from .docs import config_reference
+    from stockpile.tools.docs import config_reference
 
     click.echo(config_reference())
 
@@ -1011,7 +1011,7 @@ def show_buildup(console: Any, acq: Any, limits: Any) -> None:
     """A build-up over fiscal years: tonnes bought each year (days held at its end), in the order
     the minerals are first bought, with the expected saving per dollar that orders them; and each
     year's budget used against its appropriation."""
-    from .results import buildup_table
+    from stockpile.results.tables import buildup_table
 
     table = buildup_table(acq)
     years = [c for c in table.columns if c.startswith("y") and c[1:].isdigit()]
@@ -1068,8 +1068,8 @@ COST_HEADS = {
 
 def _cost_table(s: dict[str, Any], lending_flows: Any) -> Any:
     """Cost per participant: what each pays (its parts sum to the total) and the fees it receives."""
-    from .model import CostKind
-    from .results import cost_rows
+    from stockpile.model.core import CostKind
+    from stockpile.results.tables import cost_rows
 
     kinds, rows = cost_rows(s, lending_flows)
     offtake = CostKind.OFFTAKE in kinds

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .enums import has_plan
+from stockpile.enums import has_plan
 
 DAYS = 365.0
 CENT = 0.01  # money below a cent is solver noise, not a finding
@@ -565,7 +565,7 @@ RULES: tuple[Callable[[Run], Iterator[Violation]], ...] = (
 
 def check_reads_back(folder: Path) -> Iterator[Violation]:
     """config.resolved.yaml validates again as written: every command that reads the folder can."""
-    from .config import ConfigError, validate
+    from stockpile.config import ConfigError, validate
 
     path = folder / "config.resolved.yaml"
     try:

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .enums import SolverName, Status
-from .model import LinearModel
+from stockpile.enums import SolverName, Status
+from stockpile.model.core import LinearModel
 
 log = logging.getLogger(__name__)
 

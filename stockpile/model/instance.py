@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config
-from .errors import ConfigError, Problem
-from .labels import Axes
+from stockpile.config import Config
+from stockpile.errors import ConfigError, Problem
+from stockpile.model.labels import Axes
 
 INF = math.inf
 DAYS_PER_YEAR = 365.0

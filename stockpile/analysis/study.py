@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 from pydantic import Field, ValidationError
 
-from .config import (
+from stockpile.analysis.runner import Case, Progress, Results, finished_summary, run_cases
+from stockpile.config import (
     ConfigError,
     Problem,
     StrictModel,
@@ -28,9 +29,8 @@ from .config import (
     read_yaml,
     validate,
 )
-from .model import COST_KEYS
-from .outputs import atomic_write_bytes, write_csv
-from .runner import Case, Progress, Results, finished_summary, run_cases
+from stockpile.model.core import COST_KEYS
+from stockpile.results.outputs import atomic_write_bytes, write_csv
 
 CASE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 

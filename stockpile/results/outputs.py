@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .config.loader import paused_gc
-from .errors import OutputError
+from stockpile.config.loader import paused_gc
+from stockpile.errors import OutputError
 
 FLOAT_FORMAT = "%.10g"
 UNSAFE = r'[",\n\r]'  # text that needs quoting in CSV

@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .enums import has_plan
-from .fmt import money as _money
-from .model import COST_KEYS, CostKind
-from .outputs import atomic_write_text
-from .results import buildup_table, cost_rows
-from .runs import folder_kind
+from stockpile.enums import has_plan
+from stockpile.fmt import money as _money
+from stockpile.model.core import COST_KEYS, CostKind
+from stockpile.results.outputs import atomic_write_text
+from stockpile.results.runs import folder_kind
+from stockpile.results.tables import buildup_table, cost_rows
 
 MAX_SCENARIOS_SHOWN = 30
 WIDTH = 640

@@ -25,9 +25,9 @@ import logging
 
 import numpy as np
 
-from .instance import DAYS_PER_YEAR, Instance
-from .model import LinearModel, Var, cvar_unit
-from .results import (
+from stockpile.model.core import LinearModel, Var, cvar_unit
+from stockpile.model.instance import DAYS_PER_YEAR, Instance
+from stockpile.results.tables import (
     ZERO,
     clean,
     early_cover_gaps,

@@ -1,0 +1,1 @@
+"""Tools beside the flow: the instance generator and the generated config reference."""
