@@ -3,7 +3,7 @@
 from conftest import sized
 from sizes import config
 
-from stockpile.model.core import build_model
+from stockpile.model.families import build_model
 from stockpile.model.instance import build_instance
 
 

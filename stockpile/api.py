@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from stockpile.config import Config, Solver
-from stockpile.enums import Allocation, Method, Status
+from stockpile.config import Config
+from stockpile.enums import Allocation, Status
 from stockpile.errors import InfeasibleConfig
 from stockpile.fmt import money
-from stockpile.model.core import LinearModel, build_model
+from stockpile.model.core import LinearModel
+from stockpile.model.families import build_model
 from stockpile.model.instance import (
     LOT_ROUNDING,
     OFFTAKE_KEY,
@@ -28,6 +29,7 @@ from stockpile.model.instance import (
     prorata_lots,
     without_lending,
 )
+from stockpile.model.plan import flows, plan_from_solution, scenario_recourse, var_cvar
 from stockpile.results.limits import coverage_notes, holding_notes, limit_table
 from stockpile.results.tables import (
     Result,
@@ -37,29 +39,20 @@ from stockpile.results.tables import (
     costs,
     coverage_table,
     expected_coverage,
-    flows,
     holdings_table,
     lending_flows_table,
     lending_table,
     offtake_table,
     participant_costs,
-    plan_from_solution,
     reporting_shift,
-    scenario_recourse,
     schedule_table,
-    var_cvar,
 )
-from stockpile.solver.backends import SolveOutcome, relative_gap, solve_model
-from stockpile.solver.benders import Progress, solve_benders
-from stockpile.solver.canonical import canonical_schedule, exact_cvar, idle_programmes
+from stockpile.solver.backends import relative_gap
+from stockpile.solver.benders import Progress
+from stockpile.solver.run import solve_instance
 from stockpile.version import __version__
 
 log = logging.getLogger(__name__)
-
-# A requested gap of 0 means "as close as floating point allows": both methods stop here.
-MIN_RELATIVE_GAP = 1e-9
-# Above this many variables the decomposition wins (docs/performance.md).
-AUTO_BENDERS_VARIABLES = 2_000
 
 
 def _summary(cfg: Config, sizes: dict[str, int], status: Status, solver: str, **fields) -> Summary:
@@ -101,36 +94,26 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
         return Result(summary.to_dict(), config=cfg.resolved_dict())
     lm = build_model(inst, fixed, taken)
     build_seconds = time.perf_counter() - t0
-    opts = cfg.solver
-    method = choose_method(opts.method, lm)
-    log.info(
-        "%s: %s variables, %s rows; solving with the %s method",
-        cfg.name,
-        f"{lm.c.size:,}",
-        f"{lm.A.shape[0]:,}",
-        method,
-    )
-    out, iterations = optimise(lm, method, opts, progress)
+    log.info("%s: model built", cfg.name)
+    solved = solve_instance(inst, lm, cfg.solver, progress)
+    out = solved.outcome
     timing = {
         "solver_version": out.solver_version,
-        "method": str(method),
+        "method": str(solved.method),
         "build_seconds": round(build_seconds, 4),
         "solve_seconds": round(out.seconds, 4),
-        "iterations": iterations,
+        "iterations": solved.iterations,
         "fixed_lots": lots,
     }
     sizes = {**inst.sizes, **lm.sizes}
-    if out.x is None or out.objective is None:
-        reason = _no_solution_reason(out.status, opts.time_limit_s, out.detail, inst.years)
+    if solved.x is None or out.objective is None:
+        reason = _no_solution_reason(out.status, cfg.solver.time_limit_s, out.detail, inst.years)
         summary = _summary(
             cfg, sizes, out.status, str(out.solver), best_bound_usd=out.bound, reasons=[reason], **timing
         )
         return Result(summary.to_dict(), config=cfg.resolved_dict())
     summary = _summary(cfg, sizes, out.status, str(out.solver), **timing)
-    x, idle = idle_programmes(inst, lm, out.x)
-    x, saving = canonical_schedule(inst, lm, x)
-    x, tail = exact_cvar(inst, lm, x)
-    return assemble(cfg, inst, lm, x, out.objective, out.bound, summary, idle + saving + tail)
+    return assemble(cfg, inst, lm, solved.x, out.objective, out.bound, summary, solved.saving)
 
 
 def allocate(cfg: Config, inst: Instance, progress: Progress | None) -> tuple[Instance, np.ndarray | None, list[str]]:
@@ -157,17 +140,6 @@ RULE_NOTES = {
     Allocation.PRORATA: "allocation rule: the optimised total split by consumption (or min_days if more), "
     "rounded up to lots",
 }
-
-
-def optimise(
-    lm: LinearModel, method: Method, opts: Solver, progress: Progress | None = None
-) -> tuple[SolveOutcome, dict | None]:
-    """Solve a built model by the chosen method; the decomposition's iteration counts (else None)."""
-    gap = max(opts.relative_gap, MIN_RELATIVE_GAP)
-    if method == Method.BENDERS:
-        out, stats = solve_benders(lm, opts.time_limit_s, gap, opts.threads, progress)
-        return out, {"lp_phase": stats.lp_iterations, "mip_phase": stats.iterations, "cuts": stats.cuts}
-    return solve_model(lm, opts.name, opts.time_limit_s, gap), None
 
 
 def assemble(
@@ -306,13 +278,6 @@ def plan_problems(inst: Instance, lots: np.ndarray, offtake: np.ndarray | None =
     return out
 
 
-def choose_method(method: Method, lm: LinearModel) -> Method:
-    """auto: the extensive form for tiny models, the decomposition beyond."""
-    if method != Method.AUTO:
-        return Method(method)
-    return Method.BENDERS if lm.c.size > AUTO_BENDERS_VARIABLES else Method.EXTENSIVE
-
-
 def _no_solution_reason(status: Status, limit: float, detail: str, years: int = 1) -> str:
     if status == Status.INFEASIBLE and years > 1:
         return (
@@ -328,7 +293,7 @@ def _no_solution_reason(status: Status, limit: float, detail: str, years: int = 
 
 def export_model(cfg: Config, path: str | Path) -> Path:
     """Write the model as LP or MPS (by extension) without solving it."""
-    from stockpile.model.core import names
+    from stockpile.model.core import export_names
     from stockpile.results.outputs import atomic_write_text
     from stockpile.solver.backends import to_model_builder
 
@@ -337,7 +302,7 @@ def export_model(cfg: Config, path: str | Path) -> Path:
     if reasons:
         raise InfeasibleConfig(reasons)
     lm = build_model(inst)
-    helper = to_model_builder(lm, names(lm, inst))
+    helper = to_model_builder(lm, export_names(lm, inst))
     path = Path(path)
     text = helper.export_to_lp_string() if path.suffix.lower() == ".lp" else helper.export_to_mps_string()
     atomic_write_text(path, text)

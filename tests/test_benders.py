@@ -90,9 +90,10 @@ def test_an_evaluation_past_its_deadline_gives_no_plan():
     started when the deadline passes is skipped and the evaluation reports nothing."""
     import numpy as np
 
-    from stockpile.model.core import build_model
+    from stockpile.model.families import build_model
     from stockpile.model.instance import build_instance
-    from stockpile.solver.benders import Recourse, Structure
+    from stockpile.solver.benders.batches import Recourse
+    from stockpile.solver.benders.structure import Structure
 
     data = generate(2, 3, 20, 6, seed=5)
     lm = build_model(build_instance(validate(data)))
@@ -132,9 +133,11 @@ def test_decomposition_on_masters_with_extreme_coefficients(name, method):
 
 def _recourse_pair(data: dict):
     """A generated model, its structure, and its recourse with every lending block an LP."""
-    from stockpile.model.core import build_model
+    from stockpile.model.families import build_model
     from stockpile.model.instance import build_instance
-    from stockpile.solver.benders import ClosedForm, Recourse, Structure
+    from stockpile.solver.benders.batches import Recourse
+    from stockpile.solver.benders.closed_forms import ClosedForm
+    from stockpile.solver.benders.structure import Structure
 
     lm = build_model(build_instance(validate(data)))
     st = Structure.of(lm)
@@ -158,7 +161,7 @@ def test_a_batch_reuses_its_last_solve_only_where_its_bounds_are_as_they_were():
     """The decomposition's batches answer a point that leaves all their bounds (lower and upper) as at
     the last solve with that solve, and solve anew otherwise: along points that move a few first-stage
     values at a time, and come back to earlier ones, they give exactly what fresh batches give."""
-    from stockpile.solver.benders import lp_batches
+    from stockpile.solver.benders.batches import lp_batches
 
     lm, st, lp_only = _recourse_pair(generate(2, 4, 12, 6, seed=5))
     held = lp_batches(st, lp_only.lp_keys)
@@ -188,7 +191,7 @@ def test_pooled_closed_form_equals_the_lp_and_its_cuts_hold_everywhere(seed):
     """Blocks with lending that the pooled closed form settles (every group exhausted, so no one can
     lend) have the LP's recourse exactly, a feasible solution, and a subgradient that is a valid cut
     at every other point (Q_LP(z') >= Q(z) + d.(z' - z)): checked against LPs at random points."""
-    from stockpile.solver.benders import Recourse
+    from stockpile.solver.benders.batches import Recourse
 
     lm, st, lp_only = _recourse_pair(generate(3, 4, 30, 8, seed=seed))
     iterated = Recourse.of(st)  # as the decomposition holds it: a batch is skipped when all its blocks settle
@@ -219,9 +222,10 @@ def test_pooled_closed_form_settles_only_where_lending_is_idle():
     """Two participants short of one mineral. Both short beyond their stock: nobody has anything to
     lend, the closed form settles the block, Q = c (shortfall - stock drawable by both). Only the
     US short: Japan's stock can go to the US, so the block is left to its LP, which lends."""
-    from stockpile.model.core import build_model
+    from stockpile.model.families import build_model
     from stockpile.model.instance import build_instance
-    from stockpile.solver.benders import Recourse, Structure
+    from stockpile.solver.benders.batches import Recourse
+    from stockpile.solver.benders.structure import Structure
 
     base = {
         "name": "pooled",
@@ -307,17 +311,18 @@ def test_the_epigraph_composed_over_blocks_equals_the_scenario_lp_and_its_cuts_h
     among them) its recourse equals the LP of whole scenarios with their CVaR rows, its solution
     meets every row, and each theta's cut lies below that theta at every other point, with one
     scenario per theta and with scenarios grouped two thetas in all."""
-    from stockpile.model.core import build_model
+    from stockpile.model.families import build_model
     from stockpile.model.instance import build_instance
-    from stockpile.solver import benders
+    from stockpile.solver.benders import structure
+    from stockpile.solver.benders.batches import Recourse
 
-    monkeypatch.setattr(benders, "EPIGRAPH_THETAS", thetas)
+    monkeypatch.setattr(structure, "EPIGRAPH_THETAS", thetas)
     data = generate(3, 4, 12, 8, seed=seed)
     data["risk"] = {"cvar_alpha": 0.7, "cvar_weight": [0.3, 0.6, 1.0][seed]}
     lm = build_model(build_instance(validate(data)))
-    st = benders.Structure.of(lm)
+    st = structure.Structure.of(lm)
     assert st.epigraph is not None and st.thetas == st.primary + min(thetas, st.epigraph.key.size)
-    rec = benders.Recourse.of(st)
+    rec = Recourse.of(st)
     rng = np.random.default_rng(seed)
     points = _points(lm, st, rng, 6)
     eta = np.searchsorted(st.first_cols, lm.var_blocks["eta"].start)
@@ -347,9 +352,10 @@ def test_an_epigraph_row_out_of_form_is_refused():
     model where one cost differs is a bug in a define_* function, and the decomposition says so."""
     from dataclasses import replace
 
-    from stockpile.model.core import ModelError, build_model
+    from stockpile.model.core import ModelError
+    from stockpile.model.families import build_model
     from stockpile.model.instance import build_instance
-    from stockpile.solver.benders import Structure
+    from stockpile.solver.benders.structure import Structure
 
     data = generate(2, 3, 6, 4, seed=1)
     data["risk"] = {"cvar_alpha": 0.7, "cvar_weight": 0.4}

@@ -284,7 +284,7 @@ def test_sampled_scenarios_draw_their_year_uniformly(tmp_path):
 
 def test_study_report_reads_a_swept_yearly_list():
     """A study may sweep a yearly list (study.csv writes it as text): shown value by value, money as money."""
-    from stockpile.report.pages import fmt_value
+    from stockpile.report.page import fmt_value
 
     assert fmt_value("participants.JP.budget_usd", "[240000000.0, 120000000.0]") == "[$240.00m, $120.00m]"
     assert fmt_value("minerals.cobalt.min_days.JP", "[8.4, 42.0]") == "[8.4, 42]"

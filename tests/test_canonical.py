@@ -8,10 +8,12 @@ from conftest import ROOT
 
 from stockpile import api, load_config
 from stockpile.config import validate
-from stockpile.model.core import FIRST_KEY, build_model
+from stockpile.model.core import FIRST_KEY
+from stockpile.model.families import build_model
 from stockpile.model.instance import build_instance
+from stockpile.model.plan import early_cover_gaps, flows, plan_from_solution
 from stockpile.results.check import check_run
-from stockpile.results.tables import early_cover_gaps, flows, plan_from_solution
+from stockpile.solver import run as solver_run
 from stockpile.solver.backends import solve_model
 from stockpile.solver.canonical import canonical_schedule
 from stockpile.tools.generate import generate
@@ -54,7 +56,7 @@ def test_the_default_solvers_schedule_needs_the_repair():
 
 
 def test_the_verifier_reports_a_schedule_that_is_not_canonical(tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "canonical_schedule", lambda inst, lm, x: (x, 0.0))
+    monkeypatch.setattr(solver_run, "canonical_schedule", lambda inst, lm, x: (x, 0.0))
     run = api.solve(load_config(ROOT / "configs" / "us_japan.yaml")).write(tmp_path / "run")
     rules = {v.rule for v in check_run(run)}
     assert rules == {"canonical schedule"}

@@ -14,7 +14,8 @@ import yaml
 from conftest import ROOT, write_config
 from test_cli import run, small
 
-from stockpile.cli import commands as cli_module
+from stockpile.cli import app as cli_module
+from stockpile.cli import views
 from stockpile.results import outputs
 
 
@@ -139,7 +140,7 @@ def test_verbose_logs_the_stages(cfg, tmp_path):
 
 
 def test_progress_counts_only_cases_a_worker_runs():
-    progress = cli_module.CaseProgress(20, "study", workers=2)
+    progress = views.CaseProgress(20, "study", workers=2)
     for i in range(20):
         progress("submitted", f"c{i}", None)
     assert progress.shown_running == 2

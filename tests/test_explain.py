@@ -94,7 +94,7 @@ def test_default_config_explained(tmp_path, default_config):
 def test_duals_match_finite_differences(tmp_path):
     """dual_usd_per_unit of the rate, floor and lending-share limits: the fixed-lot LP's saving per unit."""
     from stockpile.api import lot_array
-    from stockpile.model.core import build_model
+    from stockpile.model.families import build_model
     from stockpile.model.instance import build_instance
     from stockpile.solver.backends import solve_model
 

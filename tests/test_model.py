@@ -8,19 +8,9 @@ from conftest import ROOT, solve_dict
 
 from stockpile import load_config
 from stockpile.api import solve
-from stockpile.model import core as mdl
-from stockpile.model.core import (
-    FIRST,
-    PAIR,
-    Builder,
-    Context,
-    CostKind,
-    ModelError,
-    build_model,
-    find_cells,
-    lot_bounds,
-    year_bounds,
-)
+from stockpile.model import families as mdl
+from stockpile.model.core import FIRST, PAIR, Builder, CostKind, ModelError, export_names
+from stockpile.model.families import Context, build_model, find_cells, lot_bounds, year_bounds
 from stockpile.model.instance import build_instance
 from stockpile.model.labels import Axes
 from stockpile.results.tables import ObjectiveMismatch, check_objective
@@ -90,7 +80,7 @@ def test_first_stage_costs_and_offset(inst):
 
 def test_demand_rows_balance_each_cell(inst):
     lm = build_model(inst)
-    names = {v: k for k, v in enumerate(mdl.names(lm, inst)[0])}
+    names = {v: k for k, v in enumerate(export_names(lm, inst)[0])}
     row, i = _row(lm, "demand", s=1, p=0, m=0, t=0)  # ban, US, cobalt, period 1: 0.5 x 3650 x 30/365
     assert lm.row_lb[i] == lm.row_ub[i] == pytest.approx(150.0)
     want = {names["r(ban,US,cobalt,1)"]: 1, names["u(ban,US,cobalt,1)"]: 1, names["l(ban,US,cobalt,1,JP>US)"]: 1}
@@ -100,7 +90,7 @@ def test_demand_rows_balance_each_cell(inst):
 
 def test_release_limits_count_lending_and_skip_implied_rows(inst):
     lm = build_model(inst)
-    names = {v: k for k, v in enumerate(mdl.names(lm, inst)[0])}
+    names = {v: k for k, v in enumerate(export_names(lm, inst)[0])}
     row, i = _row(lm, "floor", s=1, p=1, m=0)  # JP gives to US: its floor counts what it lends
     assert row == {
         names["n(JP,cobalt)"]: -10.0,
@@ -133,7 +123,7 @@ def test_lending_cap_only_where_tighter_than_the_floor(inst):
 
 def test_budget_and_storage_rows(inst):
     lm = build_model(inst)
-    names = {v: k for k, v in enumerate(mdl.names(lm, inst)[0])}
+    names = {v: k for k, v in enumerate(export_names(lm, inst)[0])}
     row, i = _row(lm, "budget", p=0)
     assert row == {names["n(US,cobalt)"]: 300000.0, names["y(US,cobalt)"]: 1e5} and lm.row_ub[i] == 5e6
     row, i = _row(lm, "storage", p=0)
@@ -160,7 +150,7 @@ def test_objective_mismatch_is_an_error():
 
 def test_a_wrong_solver_objective_is_caught(monkeypatch):
     """If what the solver reports is not the cost of its plan, solve refuses to report it."""
-    from stockpile import api
+    from stockpile.solver import run
     from stockpile.solver.backends import solve_model
 
     def lying(*args, **kwargs):
@@ -168,7 +158,7 @@ def test_a_wrong_solver_objective_is_caught(monkeypatch):
         out.objective *= 1.001
         return out
 
-    monkeypatch.setattr(api, "solve_model", lying)
+    monkeypatch.setattr(run, "solve_model", lying)
     with pytest.raises(ObjectiveMismatch):
         solve(load_config(FORMULATION))
 

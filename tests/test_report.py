@@ -17,7 +17,7 @@ from conftest import ROOT, checked_solve
 from stockpile import load_config
 from stockpile.cli.commands import cli
 from stockpile.fmt import money as _money
-from stockpile.report.pages import build_report, write_report
+from stockpile.report import build_report, write_report
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +235,7 @@ def test_every_chart_renders_in_a_real_browser(runs, kind, tmp_path):
 
 
 def test_study_labels_tell_keys_apart_and_values_read_as_money():
-    from stockpile.report.pages import fmt_value, short_labels
+    from stockpile.report.page import fmt_value, short_labels
 
     keys = ["scenarios.drc.shocks.0.periods", "scenarios.china.shocks.0.periods", "participants.JP.budget_usd"]
     labels = short_labels(keys)

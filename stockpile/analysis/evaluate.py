@@ -48,10 +48,11 @@ Progress = Callable[[int, int], None]  # (chunks done, chunks)
 def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list]:
     """Recourse of each scenario of one chunk for the fixed lots (runs in a worker process)."""
     from stockpile.api import lot_array, offtake_array
-    from stockpile.model.core import build_model
+    from stockpile.model.families import build_model
     from stockpile.model.instance import build_instance
-    from stockpile.results.tables import plan_from_solution, scenario_recourse
-    from stockpile.solver.benders import Recourse, Structure
+    from stockpile.model.plan import plan_from_solution, scenario_recourse
+    from stockpile.solver.benders.batches import Recourse
+    from stockpile.solver.benders.structure import Structure
 
     cfg = validate(payload["config"], "evaluation chunk")
     if "sample" in payload:  # draw this chunk of the sample here, in the worker
@@ -107,7 +108,7 @@ def scenarios_from(cfg: Config, source: str | None, sample: tuple[int, int] | No
 
 def summarise(table: pd.DataFrame, first_stage: float, alpha: float) -> dict[str, Any]:
     """evaluation.json's figures from the per-scenario table (module docstring)."""
-    from stockpile.results.tables import var_cvar
+    from stockpile.model.plan import var_cvar
 
     p = table.probability.to_numpy()
     p = p / p.sum()

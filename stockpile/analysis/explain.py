@@ -203,7 +203,8 @@ def duals(
     d(bound)/d(limit), where d(bound)/d(limit) is the holding x_pm the row scales (rate, floor,
     lending share). A floor price saves Y * (tonnes taken) per dollar lower while it is above the
     market price (the derivative of the subsidy); a capacity acts on the first stage: no LP dual."""
-    from stockpile.model.core import Row, build_model
+    from stockpile.model.core import Row
+    from stockpile.model.families import build_model
     from stockpile.solver.backends import solve_lp
 
     lm = build_model(inst, lots, offtake)

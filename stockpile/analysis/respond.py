@@ -22,25 +22,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stockpile.api import choose_method, optimise
 from stockpile.config import Config, Problem, load_config
 from stockpile.config.loader import Document
 from stockpile.config.state import FromRun, State, load_state
 from stockpile.enums import Status
 from stockpile.errors import ConfigError, NoSolution, did_you_mean
-from stockpile.model.core import build_model
+from stockpile.model.families import build_model
 from stockpile.model.instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance, without_lending
+from stockpile.model.plan import flows, plan_from_solution, scenario_recourse
 from stockpile.results.outputs import CONFIG_FILE, FINISHED_FILE, json_bytes, write_folder
 from stockpile.results.runs import STATE_FILE, run_lots
-from stockpile.results.tables import (
-    coverage_table,
-    flows,
-    lending_table,
-    plan_from_solution,
-    scenario_recourse,
-    schedule_table,
-)
-from stockpile.solver.canonical import canonical_schedule
+from stockpile.results.tables import coverage_table, lending_table, schedule_table
+from stockpile.solver.run import solve_instance
 
 log = logging.getLogger(__name__)
 
@@ -341,11 +334,11 @@ def solve_response(sit: Situation, alone: bool = False, clairvoyant: bool = Fals
     """Solve the non-anticipative problem by the config's method (both give the same orders' cost)."""
     inst = response_instance(sit, alone, clairvoyant)
     lm = build_model(inst, np.zeros((len(inst.participants), len(inst.minerals))), sit.offtake)
-    out, _ = optimise(lm, choose_method(sit.cfg.solver.method, lm), sit.cfg.solver)
-    if out.x is None:
+    solved = solve_instance(inst, lm, sit.cfg.solver)
+    out = solved.outcome
+    if solved.x is None:
         return Outcome(out.status, inst, None, np.zeros(0), np.zeros(0), str(out.solver))
-    x, _ = canonical_schedule(inst, lm, out.x)
-    plan = plan_from_solution(lm, x, inst)
+    plan = plan_from_solution(lm, solved.x, inst)
     q = scenario_recourse(inst, plan)
     unmet = np.bincount(plan.cells["s"], plan.unmet, len(inst.scenarios))
     return Outcome(out.status, inst, plan, q, unmet, str(out.solver))

@@ -15,7 +15,7 @@ import pandas as pd
 
 from stockpile.fmt import money
 from stockpile.model.instance import DAYS_PER_YEAR, Instance
-from stockpile.results.tables import Flows, Plan, clean
+from stockpile.model.plan import Flows, Plan, clean
 
 log = logging.getLogger(__name__)
 

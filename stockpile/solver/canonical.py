@@ -25,9 +25,10 @@ import logging
 
 import numpy as np
 
-from stockpile.model.core import LinearModel, Var, cvar_unit
+from stockpile.model.core import LinearModel, Var
+from stockpile.model.families import cvar_unit
 from stockpile.model.instance import DAYS_PER_YEAR, Instance
-from stockpile.results.tables import (
+from stockpile.model.plan import (
     ZERO,
     clean,
     early_cover_gaps,
