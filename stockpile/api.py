@@ -55,7 +55,7 @@ from stockpile.version import __version__
 log = logging.getLogger(__name__)
 
 
-def _summary(cfg: Config, sizes: dict[str, int], status: Status, solver: str, **fields) -> Summary:
+def _summary(cfg: Config, sizes: dict[str, int], status: Status, solver: str, **fields: Any) -> Summary:
     prov = cfg.provenance
     return Summary(
         status=status,
@@ -146,7 +146,7 @@ def assemble(
     cfg: Config,
     inst: Instance,
     lm: LinearModel,
-    x,
+    x: np.ndarray,
     solver_objective: float,
     bound: float | None,
     summary: Summary,
@@ -244,7 +244,10 @@ def plan_problems(inst: Instance, lots: np.ndarray, offtake: np.ndarray | None =
     """Why a given first-stage plan (lots (P, M, Y) bought each year) breaks the config's first-stage
     limits; empty when it fits. Over a build-up every limit is checked in every year."""
     bought = lots if lots.ndim == 3 else lots[..., None]
-    year = (lambda y: f" in year {y + 1}") if inst.years > 1 else (lambda y: "")
+
+    def year(y: int | np.integer[Any]) -> str:
+        return f" in year {y + 1}" if inst.years > 1 else ""
+
     held = inst.holding_by_year(bought)  # (P, M, Y)
     need = inst.initial[..., None] + inst.yearly_requirement() * inst.lot[None, :, None]
     cap = np.floor(inst.acquisition_path / inst.lot[None, :, None] + LOT_ROUNDING)

@@ -23,6 +23,7 @@ import pandas as pd
 from stockpile.analysis.runner import Case
 from stockpile.config import PER_PARTICIPANT_KEYS, Config, ConfigError, Problem, validate
 from stockpile.enums import has_plan
+from stockpile.jsontypes import JSON
 
 MAX_PARTICIPANTS = 4
 SHARES_COLUMNS = ["participant", "standalone_usd", "shapley_usd", "spending_usd", "in_core", "transfer_usd"]
@@ -91,7 +92,7 @@ def coalition_cases(cfg: Config) -> list[Case]:
     return cases
 
 
-def shapley(value: dict[frozenset, float], players: tuple[str, ...]) -> dict[str, float]:
+def shapley(value: dict[frozenset[str], float], players: tuple[str, ...]) -> dict[str, float]:
     """Shapley value of a cost game given v on every non-empty coalition."""
     n = len(players)
     v = dict(value)
@@ -109,17 +110,17 @@ def shapley(value: dict[frozenset, float], players: tuple[str, ...]) -> dict[str
     return out
 
 
-def in_core(shares: dict[str, float], value: dict[frozenset, float]) -> bool:
+def in_core(shares: dict[str, float], value: dict[frozenset[str], float]) -> bool:
     """No coalition pays more under the split than it would on its own."""
     return all(sum(shares[p] for p in S) <= v + CORE_TOLERANCE * max(1.0, abs(v)) for S, v in value.items())
 
 
 def coalition_tables(
-    participants: tuple[str, ...], summaries: dict[str, dict | None]
+    participants: tuple[str, ...], summaries: dict[str, JSON | None]
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """coalitions.csv and shares.csv rows, and the headline figures."""
     rows = []
-    value: dict[frozenset, float] = {}
+    value: dict[frozenset[str], float] = {}
     for members in coalitions(participants):
         name = "+".join(members)
         s = summaries.get(name) or {}
@@ -185,7 +186,7 @@ def transfer_sentence(shares: pd.DataFrame) -> str:
     return "to reach the Shapley shares, " + ", ".join(parts)
 
 
-def write_coalition_tables(out: Path, coal: pd.DataFrame, shares: pd.DataFrame, head: dict) -> None:
+def write_coalition_tables(out: Path, coal: pd.DataFrame, shares: pd.DataFrame, head: JSON) -> None:
     from stockpile.results.outputs import write_csv, write_json
 
     write_csv(coal, out / "coalitions.csv")

@@ -22,6 +22,7 @@ import pandas as pd
 from stockpile.analysis.runner import Case
 from stockpile.config import Config, validate
 from stockpile.enums import Allocation, has_plan, values
+from stockpile.jsontypes import JSON
 from stockpile.model.core import COST_KEYS
 
 RULES = values(Allocation)
@@ -48,7 +49,7 @@ def compare_cases(cfg: Config) -> list[Case]:
     return cases
 
 
-def compare_table(out: Path, summaries: dict[str, dict | None]) -> pd.DataFrame:
+def compare_table(out: Path, summaries: dict[str, JSON | None]) -> pd.DataFrame:
     """compare.csv's rows, in rule order, from each case's summary and expected coverage."""
     rows = []
     for rule in RULES:

@@ -45,7 +45,7 @@ Z95 = 1.959963984540054
 Progress = Callable[[int, int], None]  # (chunks done, chunks)
 
 
-def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list]:
+def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list[Any]]:
     """Recourse of each scenario of one chunk for the fixed lots (runs in a worker process)."""
     from stockpile.api import lot_array, offtake_array
     from stockpile.model.families import build_model

@@ -32,6 +32,7 @@ from stockpile.analysis.runner import Case, Progress, Results, run_cases
 from stockpile.config import Config, apply_overrides, validate
 from stockpile.enums import has_plan
 from stockpile.errors import OptionError
+from stockpile.jsontypes import JSON
 from stockpile.model.instance import DAYS_PER_YEAR, Instance, build_instance
 from stockpile.results.limits import LIMIT_COLUMNS, Limit
 from stockpile.results.outputs import CONFIG_FILE, write_csv, write_json
@@ -188,7 +189,7 @@ def mean_scenarios(inst: Instance) -> list[dict[str, Any]]:
     return out
 
 
-def _case(name: str, resolved: dict, overrides: list[tuple[str, Any]], source: str, lots=None) -> Case:
+def _case(name: str, resolved: JSON, overrides: list[tuple[str, Any]], source: str, lots: JSON | None = None) -> Case:
     data = apply_overrides(resolved, overrides + [("solver.threads", 1)], source=f"explain {name}")
     cfg = validate(data, f"explain case {name}")
     cfg._provenance = {"source": source, "explain": name, "overrides": [[k, v] for k, v in overrides]}

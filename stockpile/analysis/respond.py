@@ -27,6 +27,7 @@ from stockpile.config.loader import Document
 from stockpile.config.state import FromRun, State, load_state
 from stockpile.enums import Status
 from stockpile.errors import ConfigError, NoSolution, did_you_mean
+from stockpile.jsontypes import JSON
 from stockpile.model.families import build_model
 from stockpile.model.instance import DAYS_PER_YEAR, OFFTAKE_KEY, Instance, build_instance, without_lending
 from stockpile.model.plan import flows, plan_from_solution, scenario_recourse
@@ -112,7 +113,9 @@ def situation(
 # The state file, checked against its config
 
 
-def _pm(tonnes: dict[str, dict[str, float]], inst: Instance, key: str, default: np.ndarray) -> tuple[np.ndarray, list]:
+def _pm(
+    tonnes: dict[str, dict[str, float]], inst: Instance, key: str, default: np.ndarray
+) -> tuple[np.ndarray, list[Problem]]:
     out, problems = default.copy(), []
     for p, per in tonnes.items():
         if p not in inst.participants:
@@ -239,7 +242,9 @@ def _at(doc: Document, problem: Problem) -> Problem:
     return problem
 
 
-def _outlook(cfg: Config, state: State, inst: Instance) -> tuple[tuple[tuple[str, ...], np.ndarray, np.ndarray], list]:
+def _outlook(
+    cfg: Config, state: State, inst: Instance
+) -> tuple[tuple[tuple[str, ...], np.ndarray, np.ndarray], list[Problem]]:
     """Explicit continuations: shocks from period k+1 on, probabilities summing to 1."""
     assert state.outlook is not None
     problems = []
@@ -464,7 +469,7 @@ def state_record(sit: Situation) -> dict[str, Any]:
     """What the checker needs to verify the orders without the optimizer: the state, resolved."""
     inst = sit.inst
 
-    def pm(a: np.ndarray) -> dict:
+    def pm(a: np.ndarray) -> dict[str, dict[str, float]]:
         return {p: {m: float(a[i, j]) for j, m in enumerate(inst.minerals)} for i, p in enumerate(inst.participants)}
 
     return {
@@ -493,7 +498,9 @@ def write_response(resp: Response, sit: Situation, out: Path) -> Path:
 
     from stockpile.results.outputs import csv_bytes
 
-    dump = lambda d: yaml.safe_dump(d, sort_keys=False, allow_unicode=True).encode("utf-8")
+    def dump(d: JSON) -> bytes:
+        return yaml.safe_dump(d, sort_keys=False, allow_unicode=True).encode("utf-8")
+
     tables = (resp.orders, resp.contingency, resp.lending, resp.coverage)
     files = dict(zip(RESPONSE_FILES, map(csv_bytes, tables)))
     files[CONFIG_FILE] = dump(sit.cfg.resolved_dict())

@@ -30,10 +30,11 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from stockpile.config import Config, validate
 from stockpile.errors import OptionError
+from stockpile.jsontypes import JSON
 from stockpile.results.outputs import FINISHED_FILE, run_files, write_folder
 
 
@@ -59,7 +60,7 @@ class Case:
 # Workers
 
 
-def run_case(payload: dict) -> dict:
+def run_case(payload: JSON) -> JSON:
     """Solve one case in a worker. With payload["out"] (a local pool: same disk) the worker writes
     the case folder itself and returns only the summary, a message small enough to reach the
     parent in one write: a worker killed while sending megabytes of tables leaves a partial
@@ -78,7 +79,7 @@ def run_case(payload: dict) -> dict:
     return answer | {"files": files}
 
 
-def _payload(case: Case, out: Path | None = None) -> dict:
+def _payload(case: Case, out: Path | None = None) -> JSON:
     """What a worker needs to solve a case; out: write its folder there (local workers only)."""
     payload = {
         "name": case.name,
@@ -89,14 +90,14 @@ def _payload(case: Case, out: Path | None = None) -> dict:
     return payload if out is None else payload | {"out": str(out)}
 
 
-def _store(out: Path, answer: dict) -> None:
+def _store(out: Path, answer: JSON) -> None:
     """Write a finished case's folder as a whole, unless its worker did; a crash leaves the
     earlier folder or none."""
     if "files" in answer:
         write_folder(out / "cases" / answer["name"], answer["files"])
 
 
-def finished_summary(out: Path, case: Case) -> dict | None:
+def finished_summary(out: Path, case: Case) -> JSON | None:
     """The stored summary of a case if it was solved from the same resolved config."""
     path = out / "cases" / case.name / FINISHED_FILE
     try:
@@ -111,10 +112,10 @@ def finished_summary(out: Path, case: Case) -> dict | None:
 # Running cases
 
 
-Progress = Callable[[str, str, dict | None], None]  # (event, case name, summary)
+Progress = Callable[[str, str, JSON | None], None]  # (event, case name, summary)
 
 
-Results = dict[str, tuple[dict | None, str | None]]  # case name -> (summary, error)
+Results = dict[str, tuple[JSON | None, str | None]]  # case name -> (summary, error)
 
 
 def resolve_workers(workers: int | None) -> int:
@@ -148,14 +149,14 @@ def run_cases(
         runner(todo, out, workers, scheduler, results, progress)
 
 
-def _finish(out: Path, answer: dict, results: dict, progress: Progress | None) -> None:
+def _finish(out: Path, answer: JSON, results: Results, progress: Progress | None) -> None:
     _store(out, answer)
     results[answer["name"]] = (answer["summary"], None)
     if progress:
         progress("done", answer["name"], answer["summary"])
 
 
-def _fail(name: str, error: str, results: dict, progress: Progress | None) -> None:
+def _fail(name: str, error: str, results: Results, progress: Progress | None) -> None:
     results[name] = (None, error)
     if progress:
         progress("failed", name, None)
@@ -177,7 +178,7 @@ def _run_local(
     out: Path,
     workers: int,
     _scheduler: str | None,
-    results: dict,
+    results: Results,
     progress: Progress | None,
     restarts: int = 2,
 ) -> None:
@@ -190,7 +191,7 @@ def _run_local(
         with ProcessPoolExecutor(
             max_workers=min(workers, len(pending)), mp_context=ctx, initializer=_quiet_worker
         ) as pool:
-            futures: dict[Future, Case] = {pool.submit(run_case, _payload(c, out)): c for c in pending}
+            futures: dict[Future[JSON], Case] = {pool.submit(run_case, _payload(c, out)): c for c in pending}
             if progress:
                 for c in pending:
                     progress("submitted", c.name, None)
@@ -265,7 +266,7 @@ def dask_client(scheduler: str, workers: int) -> Iterator[Any]:
 
 
 def _run_dask(
-    todo: list[Case], out: Path, workers: int, scheduler: str | None, results: dict, progress: Progress | None
+    todo: list[Case], out: Path, workers: int, scheduler: str | None, results: Results, progress: Progress | None
 ) -> None:
     """Cases on a Dask cluster (``dask_client``)."""
     assert scheduler is not None
@@ -286,8 +287,8 @@ def _run_dask(
 
 
 def parallel_map(
-    fn: Callable[[dict], Any],
-    payloads: list[dict],
+    fn: Callable[[JSON], Any],
+    payloads: list[JSON],
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -305,7 +306,7 @@ def parallel_map(
                 done += 1
                 if progress:
                     progress(done, total)
-            return client.gather(futures)
+            return cast(list[Any], client.gather(futures))
     n = min(resolve_workers(workers), total)
     if n <= 1:
         out = []
@@ -318,7 +319,7 @@ def parallel_map(
     import multiprocessing as mp
 
     with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("forkserver"), initializer=_quiet_worker) as pool:
-        local: list[Future] = [pool.submit(fn, p) for p in payloads]
+        local: list[Future[Any]] = [pool.submit(fn, p) for p in payloads]
         for _ in as_completed_local(local):
             done += 1
             if progress:

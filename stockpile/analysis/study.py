@@ -29,6 +29,7 @@ from stockpile.config import (
     read_yaml,
     validate,
 )
+from stockpile.jsontypes import JSON
 from stockpile.model.core import COST_KEYS
 from stockpile.results.outputs import atomic_write_bytes, write_csv
 
@@ -72,7 +73,7 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
     extra = list(overrides) + [("solver.threads", 1)]  # one solver thread per worker
     keys = list(spec.sweep)
     combos = list(itertools.product(*spec.sweep.values())) if keys else [()]
-    cases: list[tuple[str, dict, dict]] = []
+    cases: list[tuple[str, JSON, JSON]] = []
     if keys or not spec.cases:
         width = max(3, len(str(len(combos))))
         for i, values in enumerate(combos):
@@ -118,7 +119,7 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
 # Rows
 
 
-def study_row(case: Case, summary: dict | None, error: str | None = None) -> dict:
+def study_row(case: Case, summary: JSON | None, error: str | None = None) -> JSON:
     """One study.csv row: the case, its overrides, status, costs, holdings and coverage."""
     row: dict[str, Any] = {"case": case.name}
     for k, v in case.overrides.items():
@@ -143,7 +144,7 @@ def study_row(case: Case, summary: dict | None, error: str | None = None) -> dic
     return row
 
 
-def write_table(out: Path, rows: list[dict], name: str = "study") -> Path:
+def write_table(out: Path, rows: list[JSON], name: str = "study") -> Path:
     df = pd.DataFrame(rows)
     write_csv(df, out / f"{name}.csv")
     buf = io.BytesIO()

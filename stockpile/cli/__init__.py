@@ -3,6 +3,7 @@
 The console script is ``stockpile.cli:main``.
 """
 
-from stockpile.cli.commands import cli, main
+from stockpile.cli.app import cli as cli
+from stockpile.cli.commands import main as main  # importing the commands registers them on cli
 
 __all__ = ["cli", "main"]

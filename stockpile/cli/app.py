@@ -22,6 +22,8 @@ from stockpile.enums import Method, SolverName, values
 from stockpile.errors import ConfigError, InfeasibleConfig, NoSolution, OptionError
 from stockpile.version import __version__
 
+Command = Callable[..., Any]  # a click command function, before and after a decorator
+
 EXIT_INTERNAL, EXIT_CONFIG, EXIT_INFEASIBLE, EXIT_NO_SOLUTION, EXIT_OUTPUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ class UserError(click.ClickException):
         err_console().print(f"[bold red]error:[/] {escape(self.message)}", markup=True, soft_wrap=True)
 
 
-def user_errors(fn: Callable) -> Callable:
+def user_errors(fn: Command) -> Command:
     """Turn the API's user-facing exceptions into clean messages and exit codes; anything else is a
     bug, reported in one line (with the traceback under --debug)."""
 
@@ -114,7 +116,7 @@ def load(config: str, overrides: list[tuple[str, Any]]) -> Any:
     return load_config(config, overrides)
 
 
-def solver_options(fn: Callable) -> Callable:
+def solver_options(fn: Command) -> Command:
     for opt in reversed(
         [
             click.option("--solver", type=click.Choice(values(SolverName)), help="MIP solver (solver.name)."),
@@ -158,10 +160,10 @@ def interrupted(out_dir: Path, total: int) -> UserError:
     )
 
 
-def runner_options(default_out: str) -> Callable:
+def runner_options(default_out: str) -> Callable[[Command], Command]:
     """Options shared by the commands that solve many cases."""
 
-    def wrap(fn: Callable) -> Callable:
+    def wrap(fn: Command) -> Command:
         for opt in reversed(
             [
                 click.option("--out", type=click.Path(file_okay=False), help=f"Output folder (default {default_out})."),

@@ -10,7 +10,7 @@ import gc
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -39,6 +39,10 @@ from stockpile.cli.views import (
 from stockpile.enums import has_plan
 from stockpile.errors import InfeasibleConfig
 from stockpile.fmt import money as _money
+from stockpile.jsontypes import JSON
+
+if TYPE_CHECKING:  # the runner imports the API: not at start-up
+    from stockpile.analysis.runner import Case, Results
 
 
 @cli.command()
@@ -336,12 +340,14 @@ def saa(
     click.echo(f"saa.json, saa.csv, the best plan in best/ and every replication in cases/ under {out_dir}/")
 
 
-def run_case_set(cases: list, out_dir: Path, label: str, workers: int | None, scheduler: str | None) -> dict:
+def run_case_set(
+    cases: list[Case], out_dir: Path, label: str, workers: int | None, scheduler: str | None
+) -> dict[str, JSON | None]:
     """Solve a set of cases with a progress bar; each case's summary (None if it failed) by name.
     Ctrl-C keeps the finished cases and says how to resume."""
     from stockpile.analysis.runner import resolve_workers, run_cases
 
-    results: dict = {}
+    results: Results = {}
     try:
         with CaseProgress(len(cases), label, resolve_workers(workers)) as progress:
             run_cases(cases, out_dir, results, workers, scheduler, progress)

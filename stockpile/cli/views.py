@@ -8,12 +8,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stockpile.cli.app import err_console
 from stockpile.fmt import money as _money
+from stockpile.jsontypes import JSON
+
+if TYPE_CHECKING:  # the runner imports the API: not at start-up
+    from stockpile.analysis.runner import Case
 
 
 class CaseProgress:
@@ -54,7 +58,7 @@ class CaseProgress:
         if self.bar:
             self.bar.stop()
 
-    def __call__(self, event: str, name: str, summary: dict | None) -> None:
+    def __call__(self, event: str, name: str, summary: JSON | None) -> None:
         if event == "restart":
             self.console.print(f"a worker process died; restarting the pool for the {name} left")
             self.running = 0
@@ -81,7 +85,7 @@ def number(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
-def show_explain(table: Any, measures: dict) -> None:
+def show_explain(table: Any, measures: JSON) -> None:
     """Limits by what relaxing them saves, then the value of information and of the stochastic solution."""
     import pandas as pd
     from rich.console import Console
@@ -133,7 +137,7 @@ def show_explain(table: Any, measures: dict) -> None:
         console.print(f"EV: {m.get('ev_status')} ({'; '.join(m.get('ev_reasons', []))}); no VSS", highlight=False)
 
 
-def show_cases(cases: list, out_dir: Path, finished: Callable) -> None:
+def show_cases(cases: list[Case], out_dir: Path, finished: Callable[[Path, Case], JSON | None]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -183,7 +187,7 @@ def show_table(df: Any, cols: list[str], title: str, limit: int = 40) -> None:
         click.echo(f"... {len(df) - limit} more rows")
 
 
-def show_response(s: dict, orders: Any) -> None:
+def show_response(s: JSON, orders: Any) -> None:
     """The period's orders as a minister would read them, then what they are worth."""
     from rich.console import Console
 
@@ -201,7 +205,10 @@ def show_response(s: dict, orders: Any) -> None:
         "left",
     )
     arcs = [c for c in orders.columns if c.startswith("lent_t.")]
-    num = lambda v: f"{v:,.3g}" if v else "0"
+
+    def num(v: float) -> str:
+        return f"{v:,.3g}" if v else "0"
+
     for row in orders.to_dict("records"):
         r = SimpleNamespace(**{k: v for k, v in row.items() if "." not in k})
         mine = [c for c in arcs if row[c] > 0 and c.split(".", 1)[1].startswith(f"{r.participant}->")]

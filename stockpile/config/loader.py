@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from stockpile.errors import ConfigError, Problem
+from stockpile.jsontypes import Loc
 
 MAX_CONFIG_BYTES_ENV = "STOCKPILE_MAX_CONFIG_MB"
 DEFAULT_MAX_CONFIG_MB = 16
@@ -58,7 +59,7 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     return size
 
 
-def _check_duplicates(node: yaml.Node, path: tuple, problems: list[Problem], seen: set[int]) -> None:
+def _check_duplicates(node: yaml.Node, path: Loc, problems: list[Problem], seen: set[int]) -> None:
     if id(node) in seen:
         return
     seen.add(id(node))
@@ -85,7 +86,7 @@ class Document:
     node: yaml.Node | None
     source: str | None = None
 
-    def line_of(self, loc: tuple) -> int | None:
+    def line_of(self, loc: Loc) -> int | None:
         node, line = self.node, None
         for part in loc:
             if node is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from stockpile.config.loader import parse_yaml
 from stockpile.errors import ConfigError, Problem, did_you_mean
+from stockpile.jsontypes import JSON, Loc
 
 
 def parse_value(text: str) -> Any:
@@ -26,7 +27,7 @@ def parse_value(text: str) -> Any:
     return parse_yaml(text, "--set").data
 
 
-def _step(container: Any, part: str, loc: tuple) -> tuple[Any, str | int]:
+def _step(container: Any, part: str, loc: Loc) -> tuple[Any, str | int]:
     """Resolve one dotted-key segment: a mapping key, a list index or a list item's name."""
     if isinstance(container, dict):
         return container, part
@@ -47,14 +48,14 @@ def _step(container: Any, part: str, loc: tuple) -> tuple[Any, str | int]:
     raise ConfigError([Problem(loc, f"cannot descend into a {type(container).__name__} with '{part}'")])
 
 
-def set_dotted(data: dict, key: str, value: Any) -> tuple[str | int, ...]:
+def set_dotted(data: JSON, key: str, value: Any) -> Loc:
     """Set a dotted key in a raw config tree, creating mappings as needed; the key path it resolved to
     (list items named by index), so problems with the value can be traced back to the override."""
     parts = key.split(".")
     if not key or any(p == "" for p in parts):
         raise ConfigError([Problem((key,), "an override key must be dotted names like a.b.c")])
     node: Any = data
-    loc: tuple = ()
+    loc: Loc = ()
     for part in parts[:-1]:
         holder, k = _step(node, part, loc)
         if isinstance(holder, dict) and (k not in holder or holder[k] is None):
@@ -66,7 +67,7 @@ def set_dotted(data: dict, key: str, value: Any) -> tuple[str | int, ...]:
     return loc + (k,)
 
 
-def deep_merge(base: dict, fragment: dict) -> dict:
+def deep_merge(base: JSON, fragment: JSON) -> JSON:
     """Merge a YAML fragment onto a config: mappings merge key by key, the rest replaces."""
     out = copy.deepcopy(base)
     for key, value in fragment.items():
@@ -86,11 +87,11 @@ def parse_set_option(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(
-    data: dict,
+    data: JSON,
     overrides: typing.Iterable[tuple[str, Any]],
     source: str = "--set",
-    origins: dict[tuple, str] | None = None,
-) -> dict:
+    origins: dict[Loc, str] | None = None,
+) -> JSON:
     """Apply dotted-key overrides in order to a copy of a raw config tree.
 
     origins, when given, collects the key path each override set and where it came from

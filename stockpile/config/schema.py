@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from stockpile.enums import Allocation, Method, SolverName
+from stockpile.jsontypes import JSON
 
 TINY = 1e-9
 
@@ -351,10 +352,10 @@ class Config(StrictModel):
         "target is 60).",
     )
     solver: Solver = Field(default_factory=lambda: Solver(), description="Solver settings.")
-    _provenance: dict = PrivateAttr(default_factory=dict)
+    _provenance: JSON = PrivateAttr(default_factory=dict)
 
     @property
-    def provenance(self) -> dict:
+    def provenance(self) -> JSON:
         """Where the config came from: source file and the overrides applied, in order."""
         return self._provenance
 

@@ -30,9 +30,10 @@ from stockpile.config.schema import (
     ScenarioSample,
 )
 from stockpile.errors import ConfigError, Problem, did_you_mean
+from stockpile.jsontypes import JSON, Loc
 
 
-def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
+def _model_at(loc: Loc, root: type[BaseModel]) -> type[BaseModel] | None:
     """The schema model that holds the last key of loc, for did-you-mean hints."""
     ann: Any = root
     for part in loc[:-1]:
@@ -66,7 +67,7 @@ def _unwrap(ann: Any, part: Any) -> Any:
     return None
 
 
-def _explain(err: dict, root: type[BaseModel]) -> str:
+def _explain(err: JSON, root: type[BaseModel]) -> str:
     kind, msg, value = err["type"], err["msg"], err.get("input")
     if kind == "extra_forbidden":
         model = _model_at(tuple(err["loc"]), root)
@@ -80,7 +81,7 @@ def _explain(err: dict, root: type[BaseModel]) -> str:
     if kind == "finite_number":
         return f"expected a finite number, got {value!r}"
     if kind == "value_error":
-        return msg.removeprefix("Value error, ")
+        return str(msg.removeprefix("Value error, "))
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
@@ -92,14 +93,14 @@ MODEL_TAGS = {"ScenarioSample", "FromRun"}
 _BRANCH = re.compile(r"^(float|int|str|bool|list|dict|none|union|constrained-\w+|function-\w+|literal)(\[.*\])?$")
 
 
-def _simplify(errors: list[Any]) -> list[dict]:
+def _simplify(errors: list[Any]) -> list[JSON]:
     """Fold the branches of scalar-or-mapping fields into one error per key path.
 
     pydantic reports a failed ``Union[float, dict]`` once per branch, tagging the
     location with the branch type; the user wrote one value, so keep one message:
     the mapping branch's when they wrote a mapping, the scalar's otherwise.
     """
-    out: dict[tuple, dict] = {}
+    out: dict[Loc, JSON] = {}
     # a list-or-model field (scenarios: a list, or {sample: ...}): keep the branch the user wrote
     model_branch = {
         tuple(e["loc"][: e["loc"].index(m)])
@@ -155,7 +156,7 @@ def problems_from(
     return problems
 
 
-def cross_check(data: dict) -> list[Problem]:
+def cross_check(data: JSON) -> list[Problem]:
     """References between fields, on the raw tree: they are checked even when some field is malformed.
 
     Unknown participants and minerals, self and duplicate lending arcs, duplicate scenario
@@ -168,14 +169,14 @@ def cross_check(data: dict) -> list[Problem]:
     if isinstance(raw_parts, (dict, list)) and all(isinstance(p, str) for p in raw_parts):
         parts = set(raw_parts)
     raw_minerals = data.get("minerals")
-    minerals: dict = raw_minerals if isinstance(raw_minerals, dict) else {}
+    minerals: JSON = raw_minerals if isinstance(raw_minerals, dict) else {}
     mins = set(minerals)
 
-    def known(name: Any, loc: tuple, kind: str, pool: set[str] | None) -> None:
+    def known(name: Any, loc: Loc, kind: str, pool: set[str] | None) -> None:
         if pool is not None and isinstance(name, str) and name not in pool:
             problems.append(Problem(loc, f"unknown {kind} '{name}'{did_you_mean(name, pool)}"))
 
-    def items(value: Any) -> list:
+    def items(value: Any) -> list[Any]:
         return list(value) if isinstance(value, list) else []
 
     for m, spec in minerals.items():
@@ -269,12 +270,12 @@ def cross_check(data: dict) -> list[Problem]:
     return problems
 
 
-def _mapping_of(value: Any, key: str) -> dict:
+def _mapping_of(value: Any, key: str) -> JSON:
     inner = value.get(key) if isinstance(value, dict) else None
     return inner if isinstance(inner, dict) else {}
 
 
-def _years(data: dict) -> int | None:
+def _years(data: JSON) -> int | None:
     """horizon.years as written (default 1), or None when it cannot be known: not an integer, or a
     horizon key is misspelt (`yeras: 5` would otherwise judge every yearly list against 1 year)."""
     horizon = data.get("horizon")
@@ -286,12 +287,12 @@ def _years(data: dict) -> int | None:
     return years if isinstance(years, int) and not isinstance(years, bool) else None
 
 
-def _yearly_lengths(data: dict, minerals: dict) -> list[Problem]:
+def _yearly_lengths(data: JSON, minerals: JSON) -> list[Problem]:
     """A yearly figure given as a list needs one value per build-up year (horizon.years)."""
     Y = _years(data)
     if Y is None:
         return []
-    found: list[tuple[tuple, Any]] = []
+    found: list[tuple[Loc, Any]] = []
     parts = data.get("participants")
     for p, spec in parts.items() if isinstance(parts, dict) else []:
         for key in YEARLY_PARTICIPANT_KEYS:
@@ -315,7 +316,7 @@ def _yearly_lengths(data: dict, minerals: dict) -> list[Problem]:
 
 
 def validate(
-    data: Any, source: str | None = None, doc: Document | None = None, origins: dict[tuple, str] | None = None
+    data: Any, source: str | None = None, doc: Document | None = None, origins: dict[Loc, str] | None = None
 ) -> Config:
     """Validate a raw config tree; raise ConfigError listing every problem found.
 
@@ -354,7 +355,7 @@ def load_config(path: str | Path, overrides: typing.Iterable[tuple[str, Any]] = 
     doc = read_yaml(path)
     data = doc.data
     overrides = list(overrides)
-    origins: dict[tuple, str] = {}
+    origins: dict[Loc, str] = {}
     if overrides and isinstance(data, dict):
         data = apply_overrides(data, overrides, origins=origins)
     cfg = validate(data, doc.source, doc, origins)

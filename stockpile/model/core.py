@@ -23,6 +23,7 @@ from enum import StrEnum
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from stockpile.model.instance import Instance
 from stockpile.model.labels import Axes
@@ -299,8 +300,8 @@ class Builder:
         coords: dict[str, np.ndarray],
         stage: Stage,
         *,
-        lb,
-        ub,
+        lb: ArrayLike,
+        ub: ArrayLike,
         costs: Mapping[CostKind, np.ndarray | float] | None = None,
         integer: bool | np.ndarray = False,
     ) -> np.ndarray:
@@ -327,7 +328,9 @@ class Builder:
         self.n_vars += size
         return block.index
 
-    def add_rows(self, name: str, coords: dict[str, np.ndarray], stage: Stage, *, lb, ub) -> np.ndarray:
+    def add_rows(
+        self, name: str, coords: dict[str, np.ndarray], stage: Stage, *, lb: ArrayLike, ub: ArrayLike
+    ) -> np.ndarray:
         self._check_stage(name, coords, stage)
         size = self._size(name, coords)
         block = Block(name, self.n_rows, size, coords, stage)
@@ -337,7 +340,7 @@ class Builder:
         self.n_rows += size
         return block.index
 
-    def add_terms(self, rows: np.ndarray, cols: np.ndarray, vals) -> None:
+    def add_terms(self, rows: np.ndarray, cols: np.ndarray, vals: ArrayLike) -> None:
         vals = np.broadcast_to(np.asarray(vals, dtype=float), rows.shape)
         self.terms.append((rows, cols, vals))
 
@@ -346,7 +349,9 @@ class Builder:
         self.offsets[kind] = self.offsets.get(kind, 0.0) + np.asarray(per_participant, dtype=float)
 
     def build(self) -> LinearModel:
-        cat = lambda xs, dt=float: np.concatenate(xs) if xs else np.zeros(0, dtype=dt)
+        def cat(xs: list[np.ndarray], dt: type = float) -> np.ndarray:
+            return np.concatenate(xs) if xs else np.zeros(0, dtype=dt)
+
         rows = cat([t[0] for t in self.terms], np.int64)
         cols = cat([t[1] for t in self.terms], np.int64)
         vals = cat([t[2] for t in self.terms])

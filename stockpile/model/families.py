@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from stockpile.model.core import EPIGRAPH, FEAS_TOL, FIRST, PAIR, Builder, CostKind, LinearModel, Row, Var, log
 from stockpile.model.instance import DAYS_PER_YEAR, LOT_ROUNDING, Instance
@@ -70,7 +71,7 @@ def lot_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray]:
 
 def useful_lots(inst: Instance) -> np.ndarray:
     """(P, M) lots beyond which no scenario could use the holding (see useful_holding)."""
-    return np.ceil(np.maximum(useful_holding(inst) - inst.initial, 0.0) / inst.lot - 1e-9)
+    return np.asarray(np.ceil(np.maximum(useful_holding(inst) - inst.initial, 0.0) / inst.lot - 1e-9))
 
 
 def year_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -146,7 +147,10 @@ def find_cells(inst: Instance) -> Cells:
         idx = np.nonzero((p == inst.arc_to[a]) & inst.arc_minerals[a][m])[0]
         cells.append(idx)
         arcs.append(np.full(idx.size, a))
-    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64)
+
+    def cat(xs: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64)
+
     return Cells(s, p, m, t, inst.shortfall[s, p, m, t], cat(cells), cat(arcs))
 
 
@@ -168,7 +172,9 @@ class Context:
     n_total: np.ndarray  # (P, M) the most lots a programme buys over all years
     offtake: np.ndarray | None = None  # (P, J) units of offtake fixed by a given plan (None: optimised)
 
-    def add_holding(self, b: Builder, rows: np.ndarray, p: np.ndarray, m: np.ndarray, year: np.ndarray, coef) -> None:
+    def add_holding(
+        self, b: Builder, rows: np.ndarray, p: np.ndarray, m: np.ndarray, year: np.ndarray, coef: ArrayLike
+    ) -> None:
         """Add coef * n_pmy' for every year y' <= year to each row: coef / lot_t times the variable
         part of the holding x_{p,m,year} = initial_t + lot_t sum_{y' <= year} n_pmy' (one term when Y = 1)."""
         k, y = _each_up_to(np.asarray(year, dtype=np.int64) + 1)

@@ -24,6 +24,7 @@ import numpy as np
 
 from stockpile.config import Config
 from stockpile.errors import ConfigError, Problem
+from stockpile.jsontypes import JSON
 from stockpile.model.labels import Axes
 
 INF = math.inf
@@ -89,7 +90,7 @@ class Instance:
     shared_periods: int = 0  # the first periods' orders are the same in every scenario (non-anticipative)
     cvar_alpha: float = 0.9
     cvar_weight: float = 0.0
-    solver: dict = field(default_factory=dict)
+    solver: JSON = field(default_factory=dict)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -104,11 +105,11 @@ class Instance:
     @property
     def scen_discount(self) -> np.ndarray:
         """(S,) the discount of each scenario's recourse: that of the year it strikes in."""
-        return self.discount[self.scen_year]
+        return np.asarray(self.discount[self.scen_year])
 
     def holding_by_year(self, bought: np.ndarray) -> np.ndarray:
         """x_pmy = initial_t + lot_t * sum_{y' <= y} n_pmy' (P, M, Y) from lots bought each year (P, M, Y)."""
-        return self.initial[:, :, None] + self.lot[None, :, None] * np.cumsum(bought, axis=-1)
+        return np.asarray(self.initial[:, :, None] + self.lot[None, :, None] * np.cumsum(bought, axis=-1))
 
     @property
     def arc_names(self) -> tuple[str, ...]:
@@ -133,7 +134,7 @@ class Instance:
     @property
     def min_holding(self) -> np.ndarray:
         """Holding required by min_days, (P, M) tonnes."""
-        return self.min_days * self.consumption / DAYS_PER_YEAR
+        return np.asarray(self.min_days * self.consumption / DAYS_PER_YEAR)
 
     @property
     def budget_limit(self) -> np.ndarray:
@@ -189,7 +190,7 @@ OFFTAKE_KEY = "offtake"
 def lots_to_hold(inst: Instance, tonnes: np.ndarray) -> np.ndarray:
     """Lots that bring each holding up to tonnes (P, M), rounded up: ceil((tonnes - initial) / lot)."""
     need = np.maximum(tonnes - inst.initial, 0.0) / inst.lot
-    return np.ceil(need - LOT_ROUNDING) + 0.0
+    return np.asarray(np.ceil(need - LOT_ROUNDING) + 0.0)
 
 
 def day_rule_lots(inst: Instance, days: float) -> np.ndarray:
@@ -365,7 +366,7 @@ def _shortfall(cfg: Config, p_of: dict[str, int], m_of: dict[str, int], q: np.nd
         t = start[k] + np.arange(k.size) - np.repeat(np.cumsum(length) - length, length)
         np.add.at(share, (s[k][:, None], np.arange(P)[None, :], m[k][:, None], t[:, None]), loss[k])
     np.minimum(share, 1.0, out=share)
-    return share * q[None, :, :, None]
+    return np.asarray(share * q[None, :, :, None])
 
 
 def _fmt(x: float) -> str:

@@ -36,7 +36,7 @@ class Plan:
     @property
     def lots(self) -> np.ndarray:
         """(P, M) lots bought over the whole build-up: the finished holding's."""
-        return self.bought.sum(axis=-1)
+        return np.asarray(self.bought.sum(axis=-1))
 
     def held(self, inst: Instance, pairs_s: np.ndarray, pairs_m: np.ndarray) -> np.ndarray:
         """(D, P) the holding each (scenario, mineral) pair draws on: that of the year it strikes in."""
@@ -90,7 +90,9 @@ def scenario_recourse(inst: Instance, plan: Plan) -> np.ndarray:
     discounted to year 1 from the year it strikes in."""
     c, (lc, lent) = plan.cells, plan.all_lending()
     q = np.bincount(c["s"], inst.shortfall_cost[c["m"]] * plan.unmet, len(inst.scenarios))
-    return (q + np.bincount(lc["s"], inst.arc_cost[lc["a"]] * lent, len(inst.scenarios))) * inst.scen_discount
+    return np.asarray(
+        (q + np.bincount(lc["s"], inst.arc_cost[lc["a"]] * lent, len(inst.scenarios))) * inst.scen_discount
+    )
 
 
 def var_cvar(q: np.ndarray, prob: np.ndarray, alpha: float) -> tuple[float, float]:

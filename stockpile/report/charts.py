@@ -4,12 +4,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable
+from typing import Literal, cast
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
+from stockpile.jsontypes import JSON
 from stockpile.report.page import field_name, fmt_value, slug
 
 MAX_SCENARIOS_SHOWN = 30
@@ -69,7 +71,10 @@ def budget_chart(limits: pd.DataFrame, parts: list[str]) -> alt.TopLevelMixin:
         .mark_tick(color="black", thickness=2)
         .encode(x="year:O", xOffset=alt.XOffset("participant:N", sort=parts), y="value:Q")
     )
-    return (bars + ticks).properties(width=WIDTH, height=180, title="Budget spent each year (tick: appropriation)")
+    return cast(
+        alt.TopLevelMixin,
+        (bars + ticks).properties(width=WIDTH, height=180, title="Budget spent each year (tick: appropriation)"),
+    )
 
 
 def stock_offtake_chart(hold: pd.DataFrame, off: pd.DataFrame, parts: list[str]) -> alt.FacetChart:
@@ -82,7 +87,8 @@ def stock_offtake_chart(hold: pd.DataFrame, off: pd.DataFrame, parts: list[str])
         [stock[["participant", "mineral", "source", "tonnes"]], taken[["participant", "mineral", "source", "tonnes"]]]
     )
     order = ["stock held (t)", "offtake (t a year)"]
-    return (
+    return cast(
+        alt.FacetChart,
         alt.Chart(df)
         .mark_bar()
         .encode(
@@ -99,7 +105,7 @@ def stock_offtake_chart(hold: pd.DataFrame, off: pd.DataFrame, parts: list[str])
         )
         .properties(width=160, height=200)
         .facet(column=alt.Column("mineral:N", title=None))
-        .resolve_scale(y="independent")
+        .resolve_scale(y="independent"),
     )
 
 
@@ -115,7 +121,8 @@ def simulation_chart(rows: pd.DataFrame) -> alt.Chart:
     long = rows.melt(id_vars="scenario", value_vars=list(SIMULATION_SERIES), var_name="kind", value_name="usd")
     long["response"] = long.kind.map(SIMULATION_SERIES)
     order = list(SIMULATION_SERIES.values())
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(long)
         .mark_bar()
         .encode(
@@ -130,7 +137,7 @@ def simulation_chart(rows: pd.DataFrame) -> alt.Chart:
             ),
             tooltip=["scenario", "response", alt.Tooltip("usd:Q", format="$,.0f")],
         )
-        .properties(width=WIDTH, title="Cost of each disruption by how the response is decided")
+        .properties(width=WIDTH, title="Cost of each disruption by how the response is decided"),
     )
 
 
@@ -173,7 +180,7 @@ def usd_axis(title: str | None = "USD") -> alt.Axis:
 OPTIONAL_COSTS = ("offtake_usd", "risk_premium_usd")
 
 
-def cost_chart(s: dict, parts: list[str]) -> alt.Chart:
+def cost_chart(s: JSON, parts: list[str]) -> alt.Chart:
     names = {k: k.removesuffix("_usd").replace("_", " ") for k, v in s["costs"].items() if v or k not in OPTIONAL_COSTS}
     rows = [
         {"participant": p, "component": names[k], "usd": v}
@@ -181,7 +188,8 @@ def cost_chart(s: dict, parts: list[str]) -> alt.Chart:
         for k, v in c.items()
         if k in names
     ]
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(pd.DataFrame(rows))
         .mark_bar()
         .encode(
@@ -190,7 +198,7 @@ def cost_chart(s: dict, parts: list[str]) -> alt.Chart:
             color=participant_color(parts),
             tooltip=["participant", "component", alt.Tooltip("usd:Q", format="$,.0f")],
         )
-        .properties(width=WIDTH, height=150, title="Expected cost by component and participant")
+        .properties(width=WIDTH, height=150, title="Expected cost by component and participant"),
     )
 
 
@@ -199,7 +207,8 @@ def holdings_chart(hold: pd.DataFrame, parts: list[str]) -> alt.FacetChart:
         id_vars=["participant", "mineral"], value_vars=["initial_t", "acquired_t"], var_name="part", value_name="tonnes"
     )
     df["part"] = df["part"].map({"initial_t": "initial stock", "acquired_t": "acquired"})
-    return (
+    return cast(
+        alt.FacetChart,
         alt.Chart(df)
         .mark_bar(stroke="white", strokeWidth=0.5)
         .encode(
@@ -218,13 +227,14 @@ def holdings_chart(hold: pd.DataFrame, parts: list[str]) -> alt.FacetChart:
         .properties(width=90, height=140)
         .facet(facet=alt.Facet("mineral:N", title=None), columns=4)
         .resolve_scale(y="independent")
-        .properties(title="Tonnes held: initial stock and acquisitions")
+        .properties(title="Tonnes held: initial stock and acquisitions"),
     )
 
 
 def days_chart(hold: pd.DataFrame, parts: list[str]) -> alt.Chart:
     legend = alt.selection_point(fields=["participant"], bind="legend")
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(hold.dropna(subset=["days_of_consumption"]))
         .mark_bar()
         .encode(
@@ -242,7 +252,7 @@ def days_chart(hold: pd.DataFrame, parts: list[str]) -> alt.Chart:
             ],
         )
         .properties(width=WIDTH, height=200, title="Days of consumption held")
-        .add_params(legend)
+        .add_params(legend),
     )
 
 
@@ -294,12 +304,12 @@ def coverage_sources_chart(expected: pd.DataFrame, flows: pd.DataFrame | None, p
     )
 
 
-def top_scenarios(cfg: dict, names) -> list[str]:
+def top_scenarios(cfg: JSON, names: Iterable[str]) -> list[str]:
     prob = {sc["name"]: sc["probability"] for sc in cfg["scenarios"]}
     return sorted(set(names), key=lambda n: (-prob.get(n, 0), n))[:MAX_SCENARIOS_SHOWN]
 
 
-def coverage_heatmap(cov: pd.DataFrame, cfg: dict, parts: list[str]) -> alt.FacetChart:
+def coverage_heatmap(cov: pd.DataFrame, cfg: JSON, parts: list[str]) -> alt.FacetChart:
     shown = top_scenarios(cfg, cov.scenario)
     df = cov[cov.scenario.isin(shown)]
     base = alt.Chart(df).encode(
@@ -333,7 +343,7 @@ def coverage_heatmap(cov: pd.DataFrame, cfg: dict, parts: list[str]) -> alt.Face
     )
 
 
-def trajectory_chart(sched: pd.DataFrame, cfg: dict) -> alt.FacetChart:
+def trajectory_chart(sched: pd.DataFrame, cfg: JSON) -> alt.FacetChart:
     """Inventory (line) and flows (bars) per period for one disruption (scenario and mineral) at a time."""
     prob = {sc["name"]: sc["probability"] for sc in cfg["scenarios"]}
     df = sched.assign(disruption=sched.scenario + " · " + sched.mineral)
@@ -387,7 +397,8 @@ def trajectory_chart(sched: pd.DataFrame, cfg: dict) -> alt.FacetChart:
         .mark_line(point=True, color="#1b1f24")
         .encode(x=alt.X("period:O"), y=alt.Y("tonnes:Q", title=None), tooltip=tooltip)
     )
-    return (
+    return cast(
+        alt.FacetChart,
         alt.layer(line, bars, data=long)
         .properties(width=280, height=130)
         .facet(
@@ -396,14 +407,14 @@ def trajectory_chart(sched: pd.DataFrame, cfg: dict) -> alt.FacetChart:
         )
         .resolve_scale(y="independent")
         .add_params(pick)
-        .properties(title=alt.TitleParams(text={"expr": "'Inventory and flows in ' + disruption_pick"}))
+        .properties(title=alt.TitleParams(text={"expr": "'Inventory and flows in ' + disruption_pick"})),
     )
 
 
 SIDES: tuple[tuple[str, Literal["left", "right"], int], ...] = (("lends", "right", -14), ("borrows", "left", 14))
 
 
-def lending_chart(flows: pd.DataFrame, cfg: dict, parts: list[str]) -> alt.TopLevelMixin:
+def lending_chart(flows: pd.DataFrame, cfg: JSON, parts: list[str]) -> alt.TopLevelMixin:
     """Lenders on the left, borrowers on the right, one line per (arc, mineral) in the lender's colour."""
     # a price path (horizon.years > 1): the last year's, that of the finished stock
     price = {m: np.atleast_1d(v["price_usd_per_t"])[-1] for m, v in cfg["minerals"].items()}
@@ -466,9 +477,10 @@ def lending_chart(flows: pd.DataFrame, cfg: dict, parts: list[str]) -> alt.TopLe
     )
 
 
-def measures_chart(m: dict) -> alt.Chart:
+def measures_chart(m: JSON) -> alt.Chart:
     rows = [{"measure": k.removesuffix("_usd").upper(), "usd": m.get(k)} for k in MEASURES if m.get(k) is not None]
-    return (
+    return cast(
+        alt.Chart,
         alt.Chart(pd.DataFrame(rows))
         .mark_bar(color="#6b6b6b")
         .encode(
@@ -476,7 +488,7 @@ def measures_chart(m: dict) -> alt.Chart:
             x=alt.X("usd:Q", axis=usd_axis("expected cost")),
             tooltip=["measure", alt.Tooltip("usd:Q", format="$,.0f")],
         )
-        .properties(width=WIDTH, height=150, title="Stochastic-programming measures")
+        .properties(width=WIDTH, height=150, title="Stochastic-programming measures"),
     )
 
 
@@ -635,7 +647,8 @@ def effect_chart(
             legend=alt.Legend(orient="top", titleLimit=600, labelLimit=300),
             sort=[fmt_value(other, v) for v in sorted(ok[other].dropna().unique())],
         )
-    return (
+    return cast(
+        alt.TopLevelMixin,
         alt.Chart(long)
         .transform_filter(alt.datum.metric == pick)
         .mark_line(point=True)
@@ -643,5 +656,5 @@ def effect_chart(
         .add_params(pick)
         .properties(
             width=WIDTH, height=240, title=alt.TitleParams(text={"expr": f"{pick.name} + ' against {label[key]}'"})
-        )
+        ),
     )

@@ -8,11 +8,15 @@ import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import altair as alt
 import pandas as pd
 
 from stockpile.fmt import money as _money
+from stockpile.jsontypes import JSON
+
+Item = str | alt.TopLevelMixin  # a section's content: HTML, or a chart
 
 
 @dataclass
@@ -22,10 +26,10 @@ class Page:
     title: str
     kind: str
     header: str = ""
-    sections: list[tuple[str, str, list]] = field(default_factory=list)  # (title, note, [chart | html])
+    sections: list[tuple[str, str, list[Item]]] = field(default_factory=list)  # (title, note, [chart | html])
     charts: dict[str, alt.TopLevelMixin] = field(default_factory=dict)
 
-    def add(self, title: str, note: str, *items) -> None:
+    def add(self, title: str, note: str, *items: Item) -> None:
         for item in items:
             if not isinstance(item, str):
                 self.charts[f"{self.kind}_{len(self.charts) + 1:02d}_{slug(title)}"] = item
@@ -41,7 +45,9 @@ def kv_table(rows: list[tuple[str, str]], cls: str = "kv") -> str:
     return f'<table class="{cls}">{body}</table>'
 
 
-def df_table(df: pd.DataFrame, sortable: bool = False, money_cols: tuple = (), pct_cols: tuple = ()) -> str:
+def df_table(
+    df: pd.DataFrame, sortable: bool = False, money_cols: tuple[str, ...] = (), pct_cols: tuple[str, ...] = ()
+) -> str:
     """An HTML table: dollars as $m/$bn, shares as %, text left-aligned, figures right."""
     # long keys may break after a dot or an underscore, never inside a word
     head = "".join(f"<th>{html.escape(str(c)).replace('.', '.<wbr>').replace('_', '_<wbr>')}</th>" for c in df.columns)
@@ -90,21 +96,21 @@ def short_labels(keys: list[str]) -> dict[str, str]:
     return out
 
 
-def fmt_value(key: str, v) -> str:
+def fmt_value(key: str, v: Any) -> str:
     """A swept value for people: dollars as $600m, other numbers as they read; a yearly list (as
     study.csv writes it) value by value."""
     if isinstance(v, str) and v.startswith("["):
         try:
             v = json.loads(v)
         except ValueError:
-            return v
+            return str(v)
     if isinstance(v, list):
         return "[" + ", ".join(fmt_value(key, float(x) if isinstance(x, (int, float)) else x) for x in v) + "]"
     if isinstance(v, str):
         try:
             v = float(v)
         except ValueError:
-            return v
+            return str(v)
     if isinstance(v, float) and v != v:
         return "–"
     if key.endswith("_usd") and isinstance(v, (int, float)):
@@ -145,7 +151,7 @@ def render(page: Page) -> str:
 
     alt.data_transformers.disable_max_rows()
     parts: list[str] = []
-    specs: list[tuple[str, dict]] = []
+    specs: list[tuple[str, JSON]] = []
     for title, note, items in page.sections:
         parts.append(f"<h2>{html.escape(title)}</h2>")
         if note:

@@ -17,11 +17,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
 
 from stockpile.enums import has_plan
+from stockpile.jsontypes import JSON
+
+Cell = tuple[Any, ...]  # a key of values read from the run's CSV rows: (scenario, participant, mineral, period) or part
 
 DAYS = 365.0
 CENT = 0.01  # money below a cent is solver noise, not a finding
@@ -50,7 +54,7 @@ def _close(a: float, b: float, scale: float = 1.0, rel: float = 1e-6) -> bool:
     return a == b or abs(a - b) <= rel * max(1.0, abs(a), abs(b), scale)
 
 
-def _pp(value, participant: str, default: float, year: int = -1) -> float:
+def _pp(value: Any, participant: str, default: float, year: int = -1) -> float:
     """Scalar-or-mapping config value for one participant; of a yearly list, that of the year
     (0-based; -1: the last)."""
     if isinstance(value, dict):
@@ -68,8 +72,8 @@ def _read(run: Path, name: str) -> pd.DataFrame:
 class Run:
     """A run folder, read once; every rule reads from here."""
 
-    summary: dict
-    cfg: dict
+    summary: JSON
+    cfg: JSON
     hold: pd.DataFrame
     sched: pd.DataFrame
     lend: pd.DataFrame
@@ -269,7 +273,7 @@ def check_acquisitions(r: Run) -> Iterator[Violation]:
                 yield Violation("acquisition rows", "acquisitions.csv", f"no rows for ({p}, {m})")
 
 
-def shortfall(cfg: dict) -> dict[tuple[str, str, str, int], float]:
+def shortfall(cfg: JSON) -> dict[tuple[str, str, str, int], float]:
     """g[s, p, m, t] from the shocks, with plain loops (overlaps add, capped at 1; cut at the horizon)."""
     T = cfg["horizon"]["periods"]
     delta = cfg["horizon"]["period_days"]
@@ -288,14 +292,14 @@ def shortfall(cfg: dict) -> dict[tuple[str, str, str, int], float]:
     return g
 
 
-def lending_flows(r: Run) -> tuple[list[Violation], dict, dict]:
+def lending_flows(r: Run) -> tuple[list[Violation], dict[Cell, float], dict[Cell, float]]:
     """Arcs and minerals allowed, non-negative, lending max_share (of stock); totals by giver (stock,
     and offtake lent onward under ("offtake", ...)) and by receiver cell (both)."""
     tol, bad = r.tol, []
     arcs = {(a["from"], a["to"]): a for a in r.cfg["lending"]}
-    lent_by: dict[tuple, float] = defaultdict(float)
-    borrowed_by: dict[tuple, float] = defaultdict(float)
-    arc_total: dict[tuple, float] = defaultdict(float)
+    lent_by: dict[Cell, float] = defaultdict(float)
+    borrowed_by: dict[Cell, float] = defaultdict(float)
+    arc_total: dict[Cell, float] = defaultdict(float)
     prob = r.prob
     for i, row in r.lend.iterrows():
         where = f"lending.csv row {int(str(i)) + 2}"
@@ -329,8 +333,8 @@ def check_schedule(r: Run) -> Iterator[Violation]:
     g = shortfall(cfg)
     bad, lent_by, borrowed_by = lending_flows(r)
     yield from bad
-    seen: set = set()
-    inv_prev: dict[tuple, float] = {}
+    seen: set[Cell] = set()
+    inv_prev: dict[Cell, float] = {}
     sched = r.sched.sort_values(["scenario", "participant", "mineral", "period"], kind="stable")
     for i, row in zip(sched.index, sched.itertuples(index=False)):
         s, p, m, t = row.scenario, row.participant, row.mineral, row.period
@@ -419,9 +423,9 @@ def check_offtake(r: Run) -> Iterator[Violation]:
 def check_coverage(r: Run) -> Iterator[Violation]:
     """coverage.csv follows from the schedule: disruption and coverage days, share, unmet."""
     delta = r.cfg["horizon"]["period_days"]
-    per: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])  # days, covered days, covered, g
-    unmet: dict[tuple, float] = defaultdict(float)
-    src: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])  # own t, borrowed t, their days
+    per: dict[Cell, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])  # days, covered days, covered, g
+    unmet: dict[Cell, float] = defaultdict(float)
+    src: dict[Cell, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])  # own t, borrowed t, their days
     for row in r.sched.itertuples(index=False):
         if row.shortfall_t > 0:
             k = (row.scenario, row.participant, row.mineral)
@@ -493,7 +497,7 @@ def check_lending_summary(r: Run, run_dir: Path) -> Iterator[Violation]:
     flows = _read(run_dir, "lending_flows.csv")
     prob = r.prob
     arcs = {(a["from"], a["to"]): a for a in r.cfg["lending"]}
-    want: dict[tuple, float] = defaultdict(float)
+    want: dict[Cell, float] = defaultdict(float)
     for row in r.lend.itertuples(index=False):
         want[row[1], row.to, row.mineral] += prob[row.scenario] * row.lent_t
     got = {(row[0], row.to, row.mineral): row for row in flows.itertuples(index=False)}
@@ -599,7 +603,10 @@ def check_response(folder: str | Path, tol: float = 1e-6) -> list[Violation]:
     orders, cont, lend = (_read(d, f) for f in ("orders.csv", "contingency.csv", "lending.csv"))
     k = st["period"]
     parts = cfg["participants"]
-    held = lambda p, m: float(st["holding"][p][m])
+
+    def held(p: str, m: str) -> float:
+        return float(st["holding"][p][m])
+
     for r in cont.itertuples():
         where = f"{r.continuation} {r.participant} {r.mineral} period {r.period}"
         H, scale = held(r.participant, r.mineral), max(1.0, r.shortfall_t)

@@ -9,6 +9,7 @@ the plan could want does not fit. ``explain.py`` adds what relaxing each one is 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,7 @@ def limit_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
     (or 1e-7 of the capacity) is left. floor_price_usd_per_t: used = the tonnes a year it is
     paid on; it binds (costs) whenever offtake is taken at a floor above the market price.
     """
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
     P, M = inst.consumption.shape
     lot, n = inst.lot, plan.lots
     acquired = n * lot
@@ -193,7 +194,7 @@ def yearly_limits(inst: Instance, plan: Plan) -> pd.DataFrame:
     storage_capacity_t: the holding of all minerals that year. max_acquisition_t: tonnes bought that
     year. min_days: days held that year against its target. The same tests as a one-year plan's.
     """
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
     lot = inst.lot[None, :, None]
     bought = plan.bought
     x = inst.holding_by_year(bought)
@@ -218,7 +219,7 @@ def yearly_limits(inst: Instance, plan: Plan) -> pd.DataFrame:
         rows.append((Limit.MIN_DAYS, p, m, y, target, held, held - target, binds))
     name = np.array(inst.participants, dtype=object)
     mineral = np.array(("", *inst.minerals), dtype=object)
-    cols: list[list] = [list(c) for c in zip(*rows)] if rows else [[] for _ in range(8)]
+    cols: list[list[Any]] = [list(c) for c in zip(*rows)] if rows else [[] for _ in range(8)]
     return pd.DataFrame(
         {
             "limit": cols[0],
@@ -263,12 +264,12 @@ def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tupl
         reach[:, inst.arc_from[a]] |= hit[:, inst.arc_to[a]] & inst.arc_minerals[a][None, :]
     p_reach = np.einsum("s,spm->pm", inst.prob, reach)
     binding = {(r.limit, r.participant, r.mineral) for r in limits.itertuples() if r.binds}
-    years: dict[tuple, list[int]] = {}  # over a build-up: the years each limit binds in
+    years: dict[tuple[str, str, str], list[int]] = {}  # over a build-up: the years each limit binds in
     for r in limits.itertuples():
         if r.binds and not pd.isna(r.year):
             years.setdefault((r.limit, r.participant, r.mineral), []).append(int(r.year))
 
-    def when(key: tuple) -> str:
+    def when(key: tuple[str, str, str]) -> str:
         ys = years.get(key, [])
         return f" in year{'s' * (len(ys) > 1)} {', '.join(map(str, ys))}" if ys else ""
 

@@ -22,6 +22,7 @@ import yaml
 
 from stockpile.config.loader import paused_gc
 from stockpile.errors import OutputError
+from stockpile.jsontypes import JSON
 
 FLOAT_FORMAT = "%.10g"
 UNSAFE = r'[",\n\r]'  # text that needs quoting in CSV
@@ -66,7 +67,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_json(data: dict, path: Path) -> None:
+def write_json(data: JSON, path: Path) -> None:
     atomic_write_bytes(path, json_bytes(data))
 
 
@@ -90,7 +91,7 @@ OPTIONAL_FILES = ("expected_coverage.csv", "offtake.csv", "acquisitions.csv")
 
 
 def _pandas_csv(df: pd.DataFrame) -> bytes:
-    return df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n").encode("utf-8")
+    return bytes(df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n").encode("utf-8"))
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
@@ -115,11 +116,11 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def json_bytes(data: dict) -> bytes:
+def json_bytes(data: JSON) -> bytes:
     return (json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n").encode("utf-8")
 
 
-def run_files(summary: dict, tables: dict[str, pd.DataFrame], config: dict) -> dict[str, bytes]:
+def run_files(summary: JSON, tables: dict[str, pd.DataFrame], config: JSON) -> dict[str, bytes]:
     """A run folder's files as bytes, by name."""
     unknown = set(tables) - set(RUN_TABLES)
     if unknown:
@@ -135,7 +136,7 @@ def run_files(summary: dict, tables: dict[str, pd.DataFrame], config: dict) -> d
     return files
 
 
-def write_run(out_dir: Path, summary: dict, tables: dict[str, pd.DataFrame], config: dict) -> Path:
+def write_run(out_dir: Path, summary: JSON, tables: dict[str, pd.DataFrame], config: JSON) -> Path:
     """The run folder, written as a whole: tables, config, summary.json last."""
     return write_folder(out_dir, run_files(summary, tables, config))
 

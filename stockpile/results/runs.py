@@ -17,6 +17,7 @@ import pandas as pd
 from stockpile.config import Config, read_yaml, validate
 from stockpile.enums import has_plan
 from stockpile.errors import OptionError
+from stockpile.jsontypes import JSON
 from stockpile.model.instance import OFFTAKE_KEY
 from stockpile.results.outputs import CONFIG_FILE, FINISHED_FILE
 
@@ -58,7 +59,7 @@ def folder_kind(folder: Path) -> FolderKind:
     )
 
 
-def read_run_config(run_dir: Path) -> tuple[Config, dict]:
+def read_run_config(run_dir: Path) -> tuple[Config, JSON]:
     """The run's resolved config (validated) and its summary; a folder that is not a finished run is refused."""
     if not (run_dir / FINISHED_FILE).is_file() or not (run_dir / CONFIG_FILE).is_file():
         raise OptionError(f"{run_dir} is not a finished run folder (no {FINISHED_FILE} or {CONFIG_FILE})")

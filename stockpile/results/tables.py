@@ -264,7 +264,10 @@ def coverage_table(inst: Instance, f: Flows) -> pd.DataFrame:
         share = np.where(total > 0, covered.sum(axis=-1) / np.where(total > 0, total, 1.0), np.nan)
     delta = inst.period_days
     d, p = np.nonzero(total > 0)
-    days = lambda flow: clean(delta * (flow * per_g).sum(axis=-1)[d, p])
+
+    def days(flow: np.ndarray) -> np.ndarray:
+        return clean(delta * (flow * per_g).sum(axis=-1)[d, p])
+
     return pd.DataFrame(
         {
             "scenario": np.array(inst.scenarios, dtype=object)[f.pairs_s[d]],
@@ -329,7 +332,7 @@ def saving_per_usd(inst: Instance, plan: Plan, f: Flows) -> np.ndarray:
     saved = np.zeros((len(inst.participants), len(inst.minerals)))
     np.add.at(saved.T, f.pairs_m, w[:, None] * used)  # saved.T is a view: (M, P)
     cost = (inst.lot[None, :, None] * plan.bought * inst.price_path[None] * inst.discount).sum(axis=-1)
-    return np.divide(saved, cost, out=np.zeros_like(saved), where=cost > 0)
+    return np.asarray(np.divide(saved, cost, out=np.zeros_like(saved), where=cost > 0))
 
 
 def acquisitions_table(inst: Instance, plan: Plan, f: Flows) -> pd.DataFrame:
@@ -482,7 +485,7 @@ class Summary:
     config_name: str
     config_hash: str
     source: str | None
-    overrides: list
+    overrides: list[str]
     stockpile_version: str
     sizes: dict[str, int]
     solver: str

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def solve_model(
 # MathOpt (HiGHS)
 
 
-def to_mathopt_proto(lm: LinearModel):
+def to_mathopt_proto(lm: LinearModel) -> Any:
     """Fill a MathOpt ModelProto straight from the arrays (no per-variable Python calls)."""
     from ortools.math_opt import model_pb2
 
@@ -209,7 +210,7 @@ def _solve_mathopt(
 # model_builder (SCIP)
 
 
-def to_model_builder(lm: LinearModel, names: tuple[list[str], list[str]] | None = None):
+def to_model_builder(lm: LinearModel, names: tuple[list[str], list[str]] | None = None) -> Any:
     """Load the arrays into a model_builder helper in one call, plus integrality and names."""
     from ortools.linear_solver.python import model_builder_helper as mbh
 

@@ -113,7 +113,10 @@ def canonical_schedule(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[
     # the repair knows release, unmet and lending; a family it does not know may forbid a move,
     # so the model's own rows decide whether the repaired schedule stands
     act, was = lm.A @ new, lm.A @ x
-    excess = lambda a: np.maximum(lm.row_lb - a, a - lm.row_ub)
+
+    def excess(a: np.ndarray) -> np.ndarray:
+        return np.asarray(np.maximum(lm.row_lb - a, a - lm.row_ub))
+
     grew = excess(act) - np.maximum(excess(was), 0.0)
     # judged against the row's terms, not its activity (a tight CVaR row, v_s = t_s - eta, sums
     # terms of thousands to 0), and allowing the values clean() zeroes (below ZERO each)

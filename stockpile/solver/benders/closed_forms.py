@@ -14,6 +14,8 @@ import scipy.sparse as sp
 from stockpile.model.core import LinearModel, Row, Var
 from stockpile.solver.benders.structure import Structure, column_slice, scaled_rows
 
+PooledState = tuple[tuple[np.ndarray, ...], np.ndarray]  # the closed form's serve() at z, and which floors bind
+
 log = logging.getLogger(__name__)
 
 # The families the closed form implements, and nothing else.
@@ -95,7 +97,7 @@ class ClosedForm:
         both closed forms rely on: one block, coefficient 1, an equality, r and u from 0, u up to
         g, and releases free of cost."""
         A = lm.A
-        return (
+        return np.asarray(
             (lm.col_key[u] != lm.col_key[r])
             | (lm.row_key[d] != lm.col_key[r])
             | (np.asarray(A[d, r]).ravel() != 1.0)
@@ -400,7 +402,10 @@ class Pooled:
         covered = np.bincount(f_sub.row, ~rated[f_sub.col], minlength=f_rows.size) == 0
         keep = first >= 0  # a rate row with no outflow caps nothing
         o_rows = np.concatenate([cls._outflow_rows(st, keys, n)[0] for n in sorted(POOLED_ROWS)])
-        block = lambda rows: np.searchsorted(keys, lm.row_key[rows])
+
+        def block(rows: np.ndarray) -> np.ndarray:
+            return np.asarray(np.searchsorted(keys, lm.row_key[rows]))
+
         group_block = np.searchsorted(keys, lm.col_key[closed.cols_r][closed.starts])
         unit = np.zeros(keys.size)
         unit[group_block] = closed.cost  # one per block (checked)
@@ -428,7 +433,7 @@ class Pooled:
             other_F=column_slice(lm.A[o_rows], F),
         )
 
-    def certify(self, z: np.ndarray) -> tuple[np.ndarray, tuple]:
+    def certify(self, z: np.ndarray) -> tuple[np.ndarray, PooledState]:
         """Which blocks the no-lending closed form solves exactly at z, and its state there."""
         n = self.keys.size
         state = self.closed.serve(z)
@@ -450,7 +455,7 @@ class Pooled:
         return exhausted & nonneg & keeps, (state, floor_binds)
 
     def evaluate(
-        self, z: np.ndarray, counted: np.ndarray, values: np.ndarray, state: tuple
+        self, z: np.ndarray, counted: np.ndarray, values: np.ndarray, state: PooledState
     ) -> tuple[np.ndarray, sp.csr_matrix]:
         """Q per theta of the counted (certified) blocks and the subgradient of their bound B;
         fills the releases and unmet of every block's cells (an LP batch overwrites its own)."""

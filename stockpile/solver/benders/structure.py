@@ -5,13 +5,14 @@ a scenario's blocks. Derived from the families' declared stages alone (``model.c
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
-from stockpile.model.core import FIRST_KEY, SPAN_KEY, LinearModel, ModelError, coarsest_key
+from stockpile.model.core import FIRST_KEY, SPAN_KEY, Block, LinearModel, ModelError, coarsest_key
 
 # Thetas for an epigraph's scenarios (each bounds the sum over a group). Solve at 2,000 scenarios
 # (w = 0.1, gap 1e-4): one theta failed in SCIP on the master's numerics; 10 took 4.5 s, 100 3.8 s,
@@ -20,7 +21,7 @@ from stockpile.model.core import FIRST_KEY, SPAN_KEY, LinearModel, ModelError, c
 EPIGRAPH_THETAS = 100
 
 
-def family_of(blocks: dict, n: int) -> np.ndarray:
+def family_of(blocks: Mapping[str, Block], n: int) -> np.ndarray:
     """Family name of every element of a model's column or row blocks."""
     out = np.empty(n, dtype=object)
     for b in blocks.values():
@@ -77,7 +78,10 @@ class Epigraph:
         edims = coarsest_key([b.stage for b in epi])
         if not set(edims) < set(dims) or any(b.stage.key != edims for b in epi):
             raise ModelError(f"epigraph families {[b.name for b in epi]} must share one key coarser than {dims}")
-        ekey = lambda blocks: np.concatenate([axes.key(b.coords, edims) for b in blocks if b.stage.epigraph])
+
+        def ekey(blocks: Iterable[Block]) -> np.ndarray:
+            return np.concatenate([axes.key(b.coords, edims) for b in blocks if b.stage.epigraph])
+
         rows = np.concatenate([b.index for b in lm.row_blocks.values() if b.stage.epigraph])
         cols = np.concatenate([b.index for b in lm.var_blocks.values() if b.stage.epigraph])
         r_key, c_key = ekey(lm.row_blocks.values()), ekey(lm.var_blocks.values())
