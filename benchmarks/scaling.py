@@ -37,14 +37,14 @@ def measure(method: str, scenarios: int, rounds: int) -> dict:
         result = solve(cfg)
         total = time.perf_counter() - start
         s = result.summary
-        runs.append((total, s["build_seconds"], s["solve_seconds"]))
+        runs.append((total, s.build_seconds, s.solve_seconds))
     total, build, solve_s = (statistics.median(r[i] for r in runs) for i in range(3))
     return {
         "method": method,
         "scenarios": scenarios,
-        "variables": s["sizes"]["variables"],
-        "status": s["status"],
-        "gap": s["gap"],
+        "variables": s.sizes["variables"],
+        "status": s.status,
+        "gap": s.gap,
         "total_seconds": round(total, 3),
         "build_seconds": round(build, 3),
         "solve_seconds": round(solve_s, 3),

@@ -33,10 +33,10 @@ def _check(key: str, objective: float) -> None:
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_bundled_config_objective(path):
     result = solve(load_config(path, [("solver.relative_gap", TIGHT)]))
-    _check(f"configs/{path.name}", result.summary["objective_usd"])
+    _check(f"configs/{path.name}", result.summary.objective_usd)
 
 
 @sized()
 def test_benchmark_objective(size):
     result = solve(config(size, "benders", TIGHT))
-    _check(f"benchmark/{size}", result.summary["objective_usd"])
+    _check(f"benchmark/{size}", result.summary.objective_usd)

@@ -22,8 +22,8 @@ from stockpile.tools.generate import generate
 def test_respond_default(benchmark):
     sit = resolve_state(ROOT / "configs" / "states" / "ga_ge_month3.yaml")
     resp = benchmark(respond, sit)
-    assert resp.summary["status"] == "optimal"
-    benchmark.extra_info.update(continuations=len(sit.names), expected_cost_usd=resp.summary["expected_cost_usd"])
+    assert resp.summary.status == "optimal"
+    benchmark.extra_info.update(continuations=len(sit.names), expected_cost_usd=resp.summary.expected_cost_usd)
 
 
 @cache

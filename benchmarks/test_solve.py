@@ -11,14 +11,14 @@ from stockpile.enums import SolverName
 def _run(benchmark, cfg, size):
     result = benchmark.pedantic(solve, args=(cfg,), rounds=ROUNDS[size], iterations=1, warmup_rounds=1)
     s = result.summary
-    assert s["status"] == "optimal" and s["gap"] <= cfg.solver.relative_gap
+    assert s.status == "optimal" and s.gap <= cfg.solver.relative_gap
     benchmark.extra_info.update(
-        objective_usd=s["objective_usd"],
-        gap=s["gap"],
-        build_seconds=s["build_seconds"],
-        solve_seconds=s["solve_seconds"],
-        variables=s["sizes"]["variables"],
-        method=s["method"],
+        objective_usd=s.objective_usd,
+        gap=s.gap,
+        build_seconds=s.build_seconds,
+        solve_seconds=s.solve_seconds,
+        variables=s.sizes["variables"],
+        method=s.method,
     )
 
 

@@ -35,7 +35,7 @@ def main() -> None:
         s = solve(cfg).summary
         total = time.perf_counter() - start
         print(
-            f"{method:10} {size:7} {limit:8.1f} {s['status']:9} {s['solve_seconds']:8.2f} {total:8.2f} "
+            f"{method:10} {size:7} {limit:8.1f} {s.status:9} {s.solve_seconds:8.2f} {total:8.2f} "
             f"{limit * 1.1 + 0.5:9.2f}"
         )
 

@@ -91,7 +91,7 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
     if reasons:
         log.info("%s: the limits admit no plan", cfg.name)
         summary = _summary(cfg, inst.sizes, Status.INFEASIBLE, str(cfg.solver.name), reasons=reasons)
-        return Result(summary.to_dict(), config=cfg.resolved_dict())
+        return Result(summary, config=cfg.resolved_dict())
     lm = build_model(inst, fixed, taken)
     build_seconds = time.perf_counter() - t0
     log.info("%s: model built", cfg.name)
@@ -111,7 +111,7 @@ def solve(cfg: Config, progress: Progress | None = None, lots: dict[str, dict[st
         summary = _summary(
             cfg, sizes, out.status, str(out.solver), best_bound_usd=out.bound, reasons=[reason], **timing
         )
-        return Result(summary.to_dict(), config=cfg.resolved_dict())
+        return Result(summary, config=cfg.resolved_dict())
     summary = _summary(cfg, sizes, out.status, str(out.solver), **timing)
     return assemble(cfg, inst, lm, solved.x, out.objective, out.bound, summary, solved.saving)
 
@@ -128,7 +128,7 @@ def allocate(cfg: Config, inst: Instance, progress: Progress | None) -> tuple[In
     if rule == Allocation.PRORATA:
         base = solve(cfg.model_copy(update={"allocation": Allocation.OPTIMISED}), progress)
         if not base.has_solution:
-            why = "; ".join(base.summary.get("reasons") or [base.status])
+            why = "; ".join(base.summary.reasons or [base.status])
             return inst, None, [f"the optimised plan that prorata splits has none: {why}"]
         total = base.holdings.groupby("mineral").holding_t.sum().reindex(list(inst.minerals)).to_numpy()
         return inst, np.maximum(prorata_lots(inst, total), n_min), []
@@ -197,7 +197,7 @@ def assemble(
         for p, g in expected.groupby("participant", sort=False)
     }
     return Result(
-        summary.to_dict(),
+        summary,
         holdings,
         schedule_table(inst, f),
         coverage,

@@ -58,3 +58,56 @@ class Allocation(StrEnum):
 def values(enum: type[StrEnum]) -> list[str]:
     """The string values of an enum, in declaration order (for CLI choices and messages)."""
     return [e.value for e in enum]
+
+
+class CostKind(StrEnum):
+    """Kinds of cost a variable block may carry; each is one entry of summary.json's ``costs``."""
+
+    ACQUISITION = "acquisition"
+    FIXED = "fixed"
+    HOLDING = "holding"
+    SHORTFALL = "shortfall"
+    LENDING = "lending"
+    OFFTAKE = "offtake"  # price-gap subsidies and agreement costs of offtake from allied projects
+    RISK = "risk_premium"  # w (CVaR - E): what risk aversion adds to the expected cost; shared, no payer
+
+    @property
+    def head(self) -> str:
+        """The terminal cost table's column."""
+        return _COST_WORDS[self][0]
+
+    @property
+    def caption(self) -> str:
+        """What the terminal table's caption says the column is."""
+        return _COST_WORDS[self][1]
+
+    @property
+    def label(self) -> str:
+        """The report's column."""
+        return _COST_WORDS[self][2]
+
+    @property
+    def recourse(self) -> bool:
+        """An expected cost of the scenarios' recourse (second stage), not of the plan itself."""
+        return self in (CostKind.SHORTFALL, CostKind.LENDING)
+
+    @property
+    def summary_key(self) -> str:
+        return f"{'expected_' if self.recourse else ''}{self.value}_usd"
+
+    @property
+    def shared(self) -> bool:
+        """A cost of the whole arrangement, not of one participant."""
+        return self is CostKind.RISK
+
+
+# (terminal column, its caption, report column) of each cost kind: a new kind is named here once
+_COST_WORDS = {
+    CostKind.ACQUISITION: ("buy", "buy", "acquisition"),
+    CostKind.FIXED: ("fixed", "fixed programme", "fixed"),
+    CostKind.HOLDING: ("hold", "hold", "holding"),
+    CostKind.SHORTFALL: ("unmet", "expected unmet shortfall", "expected shortfall"),
+    CostKind.LENDING: ("fees", "lending fees it pays", "lending fees paid"),
+    CostKind.OFFTAKE: ("offtake", "offtake", "offtake"),
+    CostKind.RISK: ("risk", "risk premium", "risk premium"),
+}

@@ -22,7 +22,7 @@ def test_benders_matches_enumeration(tmp_path, seed):
         assert res.status == "infeasible"
         return
     assert res.status == "optimal", res.summary
-    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+    assert res.summary.objective_usd == pytest.approx(best[0], rel=1e-6, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -34,16 +34,16 @@ def test_benders_agrees_with_extensive(tmp_path, seed, size):
     ben = solve_dict(tmp_path, data, "ben", method="benders")
     assert ext.status == ben.status == "optimal"
     e, b = ext.summary, ben.summary
-    assert b["objective_usd"] == pytest.approx(e["objective_usd"], rel=2e-6)
-    assert b["best_bound_usd"] <= e["objective_usd"] * (1 + 1e-7)  # LP tolerances
-    assert e["best_bound_usd"] <= b["objective_usd"] * (1 + 1e-7)
-    assert b["iterations"]["cuts"] > 0
+    assert b.objective_usd == pytest.approx(e.objective_usd, rel=2e-6)
+    assert b.best_bound_usd <= e.objective_usd * (1 + 1e-7)  # LP tolerances
+    assert e.best_bound_usd <= b.objective_usd * (1 + 1e-7)
+    assert b.iterations["cuts"] > 0
 
 
 def test_benders_on_default_config(tmp_path, default_config):
     ext = checked_solve(load_config(default_config, [("solver.method", "extensive"), ("solver.relative_gap", 1e-7)]))
     ben = checked_solve(load_config(default_config, [("solver.method", "benders"), ("solver.relative_gap", 1e-7)]))
-    assert ben.summary["objective_usd"] == pytest.approx(ext.summary["objective_usd"], rel=1e-6)
+    assert ben.summary.objective_usd == pytest.approx(ext.summary.objective_usd, rel=1e-6)
     from stockpile.results.check import check_run
 
     assert check_run(ben.write(tmp_path / "ben")) == []
@@ -54,15 +54,15 @@ def test_threads_do_not_change_the_answer():
     data["solver"].update(method="benders")
     one = checked_solve(validate({**data, "solver": {**data["solver"], "threads": 1}}))
     two = checked_solve(validate({**data, "solver": {**data["solver"], "threads": 2}}))
-    assert one.summary["objective_usd"] == two.summary["objective_usd"]
+    assert one.summary.objective_usd == two.summary.objective_usd
     assert one.holdings.equals(two.holdings)
 
 
 def test_auto_picks_by_size():
     small = checked_solve(validate(generate(1, 1, 2, 2, seed=1)))
     big = checked_solve(validate(generate(2, 6, 60, 12, seed=1)))
-    assert small.summary["method"] == "extensive"
-    assert big.summary["method"] == "benders"
+    assert small.summary.method == "extensive"
+    assert big.summary.method == "benders"
 
 
 def test_generated_configs_are_valid_and_reproducible():
@@ -79,7 +79,7 @@ def test_extensive_solvers_agree_on_generated(seed):
     data = generate(2, 5, 10, 12, seed=seed)
     data["solver"].update(method="extensive", relative_gap=1e-7)
     objs = [
-        checked_solve(validate({**data, "solver": {**data["solver"], "name": s}})).summary["objective_usd"]
+        checked_solve(validate({**data, "solver": {**data["solver"], "name": s}})).summary.objective_usd
         for s in ("highs", "scip")
     ]
     assert objs[0] == pytest.approx(objs[1], rel=2e-7)
@@ -112,8 +112,8 @@ def test_a_master_bound_above_a_plan_in_hand_is_not_trusted():
     path = ROOT / "tests" / "data" / "scip_bound.yaml"
     exact = checked_solve(load_config(path, [("solver.method", "extensive"), ("solver.relative_gap", 1e-9)]))
     res = checked_solve(load_config(path))  # benders at gap 1e-6, as the fuzz test found it
-    assert res.summary["objective_usd"] == pytest.approx(exact.summary["objective_usd"], rel=2e-6)
-    assert res.summary["best_bound_usd"] <= exact.summary["objective_usd"] * (1 + 1e-9)
+    assert res.summary.objective_usd == pytest.approx(exact.summary.objective_usd, rel=2e-6)
+    assert res.summary.best_bound_usd <= exact.summary.objective_usd * (1 + 1e-9)
 
 
 @pytest.mark.parametrize("name", ["master_numerics_a", "master_numerics_b"])
@@ -127,8 +127,8 @@ def test_decomposition_on_masters_with_extreme_coefficients(name, method):
     exact = checked_solve(load_config(path, [("solver.method", "extensive"), ("solver.relative_gap", 1e-9)]))
     res = checked_solve(load_config(path, [("solver.method", method)]))
     assert res.status == "optimal"
-    assert res.summary["objective_usd"] == pytest.approx(exact.summary["objective_usd"], rel=2e-6)
-    assert res.summary["best_bound_usd"] <= exact.summary["objective_usd"] * (1 + 1e-9)
+    assert res.summary.objective_usd == pytest.approx(exact.summary.objective_usd, rel=2e-6)
+    assert res.summary.best_bound_usd <= exact.summary.objective_usd * (1 + 1e-9)
 
 
 def _recourse_pair(data: dict):

@@ -16,10 +16,10 @@ def test_matches_enumeration(tmp_path, seed):
     res = solve_dict(tmp_path, cfg)
     if best is None:
         assert res.status == "infeasible"
-        assert res.summary["reasons"]
+        assert res.summary.reasons
         return
     assert res.status == "optimal", res.summary
-    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+    assert res.summary.objective_usd == pytest.approx(best[0], rel=1e-6, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(0, 30, 5))
@@ -29,7 +29,7 @@ def test_scip_matches_enumeration(tmp_path, seed):
     if best is None:
         pytest.skip("infeasible instance")
     res = solve_dict(tmp_path, cfg, "scip", name="scip")
-    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+    assert res.summary.objective_usd == pytest.approx(best[0], rel=1e-6, abs=1e-6)
 
 
 @pytest.mark.parametrize("method", ["extensive", "benders"])
@@ -45,7 +45,7 @@ def test_cvar_objective_matches_enumeration(tmp_path, seed, w, method):
         pytest.skip("infeasible instance")
     res = solve_dict(tmp_path, cfg, method=method, relative_gap=0.0)
     assert res.status == "optimal", res.summary
-    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+    assert res.summary.objective_usd == pytest.approx(best[0], rel=1e-6, abs=1e-6)
 
 
 @pytest.mark.parametrize("method", ["extensive", "benders"])
@@ -59,4 +59,4 @@ def test_offtake_matches_enumeration(tmp_path, seed, method):
         assert res.status == "infeasible"
         return
     assert res.status == "optimal", res.summary
-    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+    assert res.summary.objective_usd == pytest.approx(best[0], rel=1e-6, abs=1e-6)

@@ -27,10 +27,10 @@ def test_matches_enumeration_of_yearly_lots(tmp_path, seed, method):
     res = solve_dict(tmp_path, cfg, method=method, relative_gap=0.0)
     if best is None:
         assert res.status == "infeasible", res.summary
-        assert res.summary["reasons"]
+        assert res.summary.reasons
         return
     assert res.status == "optimal", res.summary
-    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+    assert res.summary.objective_usd == pytest.approx(best[0], rel=1e-6, abs=1e-6)
 
 
 @pytest.mark.parametrize("method", ["extensive", "benders"])
@@ -43,7 +43,7 @@ def test_cvar_over_a_build_up_matches_enumeration(tmp_path, seed, method):
     if best is None:
         pytest.skip("infeasible instance")
     res = solve_dict(tmp_path, cfg, method=method, relative_gap=0.0)
-    assert res.summary["objective_usd"] == pytest.approx(best[0], rel=1e-6, abs=1e-6)
+    assert res.summary.objective_usd == pytest.approx(best[0], rel=1e-6, abs=1e-6)
 
 
 def front_loading() -> dict:
@@ -94,7 +94,7 @@ def test_a_shock_in_year_one_front_loads_the_best_saving_per_dollar(tmp_path, me
     objective 4,000 + (692,000 + 687,000) / 2 = $693,500. Per dollar: B 0.5 x 200 x 40 x 2 / 2,000
     = 4.0, A 0.5 x 500 x 10 / 2,000 = 1.25."""
     res = solve_dict(tmp_path, front_loading(), method=method)
-    assert res.summary["objective_usd"] == pytest.approx(693_500.0, rel=1e-9)
+    assert res.summary.objective_usd == pytest.approx(693_500.0, rel=1e-9)
     acq = res.acquisitions.set_index(["mineral", "year"])
     assert acq.loc[("B", 1), "lots"] == 4 and acq.loc[("B", 2), "lots"] == 0
     assert acq.loc[("A", 1), "lots"] == 0 and acq.loc[("A", 2), "lots"] == 1
@@ -123,12 +123,12 @@ def test_discounting_and_carryover_by_hand(tmp_path):
     )
     res = solve(load_config(write_config(tmp_path / "c.yaml", data)))
     assert res.status == "infeasible"
-    assert "budget_usd" in res.summary["reasons"][0] and "years 1..2" in res.summary["reasons"][0]
+    assert "budget_usd" in res.summary.reasons[0] and "years 1..2" in res.summary.reasons[0]
     # with $3,500 a year carried over: 10 lots in year 2 cost $5,000 <= $7,000 (discounted
     # 5,000 / 1.1); holding 100 t in the last year for 2 years: 10 x 100 x 2 / 1.1
     data["participants"]["US"]["budget_usd"] = 3500
     res = solve_dict(tmp_path, data, "ok")
-    assert res.summary["objective_usd"] == pytest.approx((5000 + 2000) / 1.1, rel=1e-9)
+    assert res.summary.objective_usd == pytest.approx((5000 + 2000) / 1.1, rel=1e-9)
     acq = res.acquisitions.set_index("year")
     assert list(acq.lots) == [0, 10]
     assert acq.loc[2, "cost_usd"] == 5000 and acq.loc[2, "discounted_cost_usd"] == pytest.approx(5000 / 1.1)
@@ -146,7 +146,7 @@ def test_lapsing_budgets_that_no_schedule_meets_are_explained(tmp_path):
     data["minerals"]["cobalt"].update(min_days=[0, 21.9], max_acquisition_t=[0, 1000])  # 60 t by year 2
     res = solve(load_config(write_config(tmp_path / "c.yaml", data)))
     assert res.status == "infeasible"
-    assert "budget" in res.summary["reasons"][0]
+    assert "budget" in res.summary.reasons[0]
 
 
 def test_yearly_lists_must_match_the_years(tmp_path):
@@ -196,8 +196,8 @@ def test_evaluate_reproduces_a_build_up_runs_expected_recourse(tmp_path):
 
     res = solve_dict(tmp_path, disrupted_build_up(), method="extensive", relative_gap=0.0)
     table, m = evaluate_run(tmp_path / "run_cfg", workers=1)
-    assert m["mean_recourse_usd"] == pytest.approx(res.summary["expected_recourse_usd"], rel=1e-7, abs=1e-7)
-    assert m["first_stage_usd"] + m["mean_recourse_usd"] == pytest.approx(res.summary["objective_usd"], rel=1e-7)
+    assert m.mean_recourse_usd == pytest.approx(res.summary.expected_recourse_usd, rel=1e-7, abs=1e-7)
+    assert m.first_stage_usd + m.mean_recourse_usd == pytest.approx(res.summary.objective_usd, rel=1e-7)
 
 
 def test_explain_relaxes_one_year_at_a_time(tmp_path):
@@ -230,7 +230,7 @@ def test_simulate_and_respond_use_the_holding_of_the_year(tmp_path):
     assert y1.release_t["A"] == 0 and y1.unmet_t["A"] == 1000 and y1.release_t["B"] == 40
     y2 = table[table.scenario == "cut_y2"].set_index("mineral")
     assert y2.release_t["A"] == 10
-    for r in m["scenarios"]:  # a one-period shock: knowing its length is worth nothing
+    for r in m.scenarios:  # a one-period shock: knowing its length is worth nothing
         assert r["rolling_cost_usd"] == pytest.approx(r["clairvoyant_cost_usd"], rel=1e-9)
 
 
@@ -252,7 +252,7 @@ def test_methods_agree_on_generated_build_ups(tmp_path, seed, size):
     ext = solve_dict(tmp_path, data, "ext", method="extensive")
     ben = solve_dict(tmp_path, data, "ben", method="benders")
     assert ext.status == ben.status == "optimal"
-    assert ben.summary["objective_usd"] == pytest.approx(ext.summary["objective_usd"], rel=2e-6)
+    assert ben.summary.objective_usd == pytest.approx(ext.summary.objective_usd, rel=2e-6)
     assert ext.acquisitions.lots.sum() > 0
 
 
@@ -311,7 +311,7 @@ def test_one_year_written_as_lists_is_the_one_shot_model(tmp_path):
                 spec[key] = {p: [v] for p, v in spec[key].items()}
     a = solve_dict(tmp_path, base, "scalar")
     b = solve_dict(tmp_path, listed, "lists")
-    assert a.summary["objective_usd"] == b.summary["objective_usd"]
+    assert a.summary.objective_usd == b.summary.objective_usd
     for name in ("holdings.csv", "schedule.csv", "coverage.csv", "lending.csv", "limits.csv"):
         pd.testing.assert_frame_equal(a.tables()[name], b.tables()[name])
     assert "acquisitions.csv" not in b.tables()

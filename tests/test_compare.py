@@ -83,7 +83,7 @@ def test_optimised_rule_is_the_plain_solve_and_alone_is_the_standalone_sum(tmp_p
     table = pd.read_csv(tmp_path / "cmp" / "compare.csv").set_index("rule")
     assert list(table.index) == ["optimised", "days", "prorata", "alone"]
     plain = solve_dict(tmp_path, two_partners(), "plain")
-    assert table.loc["optimised", "objective_usd"] == pytest.approx(plain.summary["objective_usd"], rel=1e-9)
+    assert table.loc["optimised", "objective_usd"] == pytest.approx(plain.summary.objective_usd, rel=1e-9)
     assert table.loc["optimised", "complementarity_value_usd"] == 0
     res = CliRunner().invoke(cli, ["coalition", str(cfg), "--out", str(tmp_path / "coal"), "--workers", "1"])
     assert res.exit_code == 0, res.output
@@ -98,7 +98,7 @@ def test_a_rule_the_limits_cannot_afford_names_the_limit(tmp_path):
     data["participants"]["US"]["budget_usd"] = 1e5
     result = solve_dict(tmp_path, data, "broke")
     assert result.status == "infeasible"
-    assert any("participants.US.budget_usd" in r and "by" in r for r in result.summary["reasons"])
+    assert any("participants.US.budget_usd" in r and "by" in r for r in result.summary.reasons)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -114,7 +114,7 @@ def test_complementarity_is_never_negative(tmp_path, seed):
     cost = {}
     for rule in ("optimised", "days", "prorata", "alone"):
         r = solve_dict(tmp_path, {**base, "allocation": rule}, f"{rule}{seed}")
-        cost[rule] = r.summary.get("objective_usd") if r.status in FEASIBLE else None
+        cost[rule] = r.summary.objective_usd if r.status in FEASIBLE else None
     assert all(v is not None for v in cost.values()), cost
     for rule, v in cost.items():
         assert v >= cost["optimised"] * (1 - 1e-7) - 1e-6, (rule, v, cost["optimised"])

@@ -38,13 +38,13 @@ def test_the_runs_own_scenarios_reproduce_its_expected_recourse(tmp_path, cfg):
     result = checked_solve(cfg)
     run = result.write(tmp_path / "run")
     table, m = evaluate_run(run, workers=1)
-    assert m["mean_recourse_usd"] == pytest.approx(result.summary["expected_recourse_usd"], rel=1e-7, abs=1e-6)
-    assert m["expected_total_usd"] == pytest.approx(result.summary["objective_usd"], rel=1e-7)
-    assert m["cvar_recourse_usd"] == pytest.approx(result.summary["cvar_recourse_usd"], rel=1e-7, abs=1e-6)
+    assert m.mean_recourse_usd == pytest.approx(result.summary.expected_recourse_usd, rel=1e-7, abs=1e-6)
+    assert m.expected_total_usd == pytest.approx(result.summary.objective_usd, rel=1e-7)
+    assert m.cvar_recourse_usd == pytest.approx(result.summary.cvar_recourse_usd, rel=1e-7, abs=1e-6)
     assert len(table) == len(cfg.scenario_list)
     assert (table.shortfall_usd + table.lending_usd).tolist() == pytest.approx(table.recourse_usd.tolist())
     if cfg.projects:  # the plan's offtake is part of its first stage, and of what it is evaluated with
-        assert result.summary["costs"]["offtake_usd"] > 0
+        assert result.summary.costs["offtake_usd"] > 0
 
 
 def test_sampled_evaluation_in_parallel_matches_one_worker(tmp_path):
@@ -52,7 +52,7 @@ def test_sampled_evaluation_in_parallel_matches_one_worker(tmp_path):
     one, m1 = evaluate_run(run, sample=(4500, 9), workers=1)
     two, m2 = evaluate_run(run, sample=(4500, 9), workers=2)
     assert one.equals(two) and m1 == m2
-    assert m1["count"] == 4500 and m1["ci95_low_usd"] < m1["expected_total_usd"] < m1["ci95_high_usd"]
+    assert m1.count == 4500 and m1.ci95_low_usd < m1.expected_total_usd < m1.ci95_high_usd
     saved = json.loads((run / "evaluation.json").read_text())
     assert saved["sample"] == {"count": 4500, "seed": 9}
 
@@ -123,7 +123,7 @@ def test_saa_bounds_contain_the_true_optimum(tmp_path):
                 ],
             }
         )
-    ).summary["objective_usd"]
+    ).summary.objective_usd
     head = run_saa(validate(data), tmp_path / "saa", 60, 8, 4000, 11, workers=1)
     assert head["lower_ci95_low_usd"] <= true <= head["lower_ci95_high_usd"]
     assert (

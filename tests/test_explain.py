@@ -84,7 +84,7 @@ def test_default_config_explained(tmp_path, default_config):
     for row in table.dropna(subset=["delta_objective_usd"]).itertuples():
         key, value = row.override.split("=", 1)
         relaxed = solve(load_config(default_config, [(key, json.loads(value))]))
-        assert relaxed.summary["objective_usd"] - rp == pytest.approx(row.delta_objective_usd, abs=gap * rp), row
+        assert relaxed.summary.objective_usd - rp == pytest.approx(row.delta_objective_usd, abs=gap * rp), row
     m = json.loads((run / "explain.json").read_text())
     assert m["evpi_usd"] > 0 and m["vss_usd"] > 0
     res = runner.invoke(cli, ["check", str(run)])
@@ -153,6 +153,6 @@ def test_evaluating_a_given_plan_matches_the_optimum_at_that_plan():
     best = solve(cfg)
     lots = {p: {m: int(n) for m, n in zip(g.mineral, g.lots)} for p, g in best.holdings.groupby("participant")}
     again = solve(cfg, lots=lots)
-    assert again.summary["objective_usd"] == pytest.approx(best.summary["objective_usd"], rel=1e-7)
+    assert again.summary.objective_usd == pytest.approx(best.summary.objective_usd, rel=1e-7)
     zero = solve(cfg, lots={})
-    assert np.all(zero.holdings.lots == 0) or zero.summary["status"] == "infeasible"
+    assert np.all(zero.holdings.lots == 0) or zero.summary.status == "infeasible"

@@ -127,7 +127,7 @@ def test_random_valid_configs_solve_and_verify(tmp_path_factory, data):
     result = solve_dict(tmp, data)  # writes the run and asserts `stockpile check` finds nothing
     assert result.status in ("optimal", "infeasible"), result.summary
     if result.status == "infeasible":
-        assert result.summary["reasons"]
+        assert result.summary.reasons
 
 
 def magnitudes(lo: float = 0.0, hi: float = 8.0):
@@ -164,13 +164,13 @@ def test_the_decomposition_never_calls_a_plan_optimal_above_the_extensive_optimu
     exact = solve_dict(tmp, data, "extensive", method="extensive", relative_gap=1e-9)
     if exact.status != "optimal":
         return
-    opt = exact.summary["objective_usd"]
+    opt = exact.summary.objective_usd
     dec = solve_dict(tmp, data, "benders", method="benders")
     assert dec.status in ("optimal", "feasible")
     slack = 1e-6 * max(1.0, abs(opt))
-    assert dec.summary["best_bound_usd"] <= opt + slack, (dec.summary["best_bound_usd"], opt)
+    assert dec.summary.best_bound_usd <= opt + slack, (dec.summary.best_bound_usd, opt)
     if dec.status == "optimal":
-        assert dec.summary["objective_usd"] <= opt + 2 * slack, (dec.summary["objective_usd"], opt)
+        assert dec.summary.objective_usd <= opt + 2 * slack, (dec.summary.objective_usd, opt)
 
 
 BASE = {

@@ -19,19 +19,19 @@ DATA = ROOT / "tests" / "data"
 def test_default_config_solves_and_verifies(tmp_path, default_config, solver):
     res = checked_solve(load_config(default_config, [("solver.name", solver)]))
     assert res.status == "optimal"
-    assert res.summary["gap"] <= 1e-4
+    assert res.summary.gap <= 1e-4
     run = res.write(tmp_path / solver)
     assert check_run(run) == []
-    costs = res.summary["costs"]
-    assert sum(costs.values()) == pytest.approx(res.summary["objective_usd"], rel=1e-12)
-    assert res.summary["best_bound_usd"] <= res.summary["objective_usd"]
+    costs = res.summary.costs
+    assert sum(costs.values()) == pytest.approx(res.summary.objective_usd, rel=1e-12)
+    assert res.summary.best_bound_usd <= res.summary.objective_usd
 
 
 def test_default_config_solvers_agree(default_config):
     objs = [
-        checked_solve(load_config(default_config, [("solver.name", s), ("solver.relative_gap", 1e-7)])).summary[
-            "objective_usd"
-        ]
+        checked_solve(
+            load_config(default_config, [("solver.name", s), ("solver.relative_gap", 1e-7)])
+        ).summary.objective_usd
         for s in ("highs", "scip")
     ]
     assert objs[0] == pytest.approx(objs[1], rel=1e-6)
@@ -71,7 +71,7 @@ def test_lp_formulation_regression(tmp_path):
 def test_lending_reduces_cost(tmp_path, default_config):
     with_lending = checked_solve(load_config(default_config))
     without = checked_solve(load_config(default_config, [("lending", [])]))
-    assert without.summary["objective_usd"] >= with_lending.summary["objective_usd"] * (1 - 1e-4)
+    assert without.summary.objective_usd >= with_lending.summary.objective_usd * (1 - 1e-4)
 
 
 def test_config_reference_is_current():

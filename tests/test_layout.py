@@ -107,3 +107,11 @@ def test_no_import_cycles():
 def test_the_verifier_imports_no_optimizer_module():
     reached = GRAPH["stockpile.results.check"]
     assert all(any(m == ok or m.startswith(ok + ".") for ok in VERIFIER_MAY_IMPORT) for m in reached), reached
+
+
+def test_every_cost_kind_is_named_for_the_terminal_and_the_report():
+    """A new CostKind without its words would break the cost tables of a run that pays it."""
+    from stockpile.enums import CostKind
+
+    for kind in CostKind:
+        assert kind.head and kind.caption and kind.label, kind

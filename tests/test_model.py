@@ -183,12 +183,12 @@ def test_added_family_reaches_both_methods(tmp_path, monkeypatch):
     ext = solve_dict(tmp_path, data, "ext", skip, method="extensive")
     ben = solve_dict(tmp_path, data, "ben", skip, method="benders")
     assert ext.status == ben.status == "optimal"
-    assert ben.summary["objective_usd"] == pytest.approx(ext.summary["objective_usd"], rel=1e-6)
+    assert ben.summary.objective_usd == pytest.approx(ext.summary.objective_usd, rel=1e-6)
     assert ext.schedule.release_t.sum() == 0 and ben.schedule.release_t.sum() == 0
     assert ext.holdings.lots.tolist() == ben.holdings.lots.tolist()
     monkeypatch.setattr(mdl, "FAMILIES", mdl.FAMILIES[:-1])
     free = solve_dict(tmp_path, data, "free", method="benders")
-    assert free.summary["objective_usd"] < ext.summary["objective_usd"] * (1 - 1e-3)  # the family binds
+    assert free.summary.objective_usd < ext.summary.objective_usd * (1 - 1e-3)  # the family binds
 
 
 def test_first_stage_row_on_recourse_columns_is_refused(monkeypatch):

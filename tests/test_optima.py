@@ -37,7 +37,7 @@ def test_newsvendor_critical_fractile(tmp_path, seed, c, b):
     res = solve_dict(tmp_path, cfg)
     assert res.status == "optimal"
     assert res.holdings.holding_t.iloc[0] == pytest.approx(x_star, abs=1e-3)
-    assert res.summary["objective_usd"] == pytest.approx(cost_star, rel=1e-6)
+    assert res.summary.objective_usd == pytest.approx(cost_star, rel=1e-6)
 
 
 def test_pooling_gain_matches_hand_computation(tmp_path):
@@ -74,9 +74,9 @@ def test_pooling_gain_matches_hand_computation(tmp_path):
         },
         "pooled",
     )
-    assert alone.summary["objective_usd"] == pytest.approx(2 * 100 * c)
-    assert pooled.summary["objective_usd"] == pytest.approx(100 * c + 0.5 * 100 * k)
-    gain = alone.summary["objective_usd"] - pooled.summary["objective_usd"]
+    assert alone.summary.objective_usd == pytest.approx(2 * 100 * c)
+    assert pooled.summary.objective_usd == pytest.approx(100 * c + 0.5 * 100 * k)
+    gain = alone.summary.objective_usd - pooled.summary.objective_usd
     assert gain == pytest.approx(100 * c - 50 * k)
     assert pooled.holdings.holding_t.sum() == pytest.approx(100)
     assert pooled.coverage.coverage_share.min() == pytest.approx(1.0)
@@ -99,8 +99,8 @@ def test_budget_binds(tmp_path, fixed):
     res = solve_dict(tmp_path, cfg)
     assert res.holdings.lots.iloc[0] == lots
     expected = lots * 10 * 100 + fixed + 1000 * (1000 - lots * 10)
-    assert res.summary["objective_usd"] == pytest.approx(expected)
-    assert res.summary["costs"]["fixed_usd"] == pytest.approx(fixed)
+    assert res.summary.objective_usd == pytest.approx(expected)
+    assert res.summary.costs["fixed_usd"] == pytest.approx(fixed)
 
 
 def test_release_rate_and_floor_closed_form(tmp_path):
@@ -124,7 +124,7 @@ def test_release_rate_and_floor_closed_form(tmp_path):
     x, rate, floor = 300.0, 0.3, 0.4
     served = min(sum(min(v, rate * x) for v in g), (1 - floor) * x)
     assert res.schedule.release_t.sum() == pytest.approx(served)
-    assert res.summary["costs"]["expected_shortfall_usd"] == pytest.approx(10 * (sum(g) - served))
+    assert res.summary.costs["expected_shortfall_usd"] == pytest.approx(10 * (sum(g) - served))
 
 
 def test_min_days_forces_holding_without_shocks(tmp_path):
@@ -171,7 +171,7 @@ def test_offtake_at_a_floor_price_against_stock(tmp_path, floor, expected, offta
     data["minerals"]["cobalt"]["holding_cost_usd_per_t_year"] = 10
     for method in ("extensive", "benders"):
         res = solve_dict(tmp_path, data, f"offtake{floor:g}{method}", method=method)
-        assert res.summary["objective_usd"] == pytest.approx(expected, rel=1e-9)
+        assert res.summary.objective_usd == pytest.approx(expected, rel=1e-9)
         assert res.offtake.offtake_t_per_year.sum() == pytest.approx(offtake_t)
         # offtake.csv on every run with projects, taken or not: a row per participant and project
         off = pd.read_csv(tmp_path / f"run_offtake{floor:g}{method}" / "offtake.csv")

@@ -185,12 +185,12 @@ def test_rolling_simulation_is_never_below_the_clairvoyant_cost(tmp_path):
     run = solve_dict(tmp_path, tiny(), "tiny")
     run_dir = run.write(tmp_path / "run")
     table, m = simulate_run(run_dir, workers=1)
-    assert [r["scenario"] for r in m["scenarios"]] == ["short", "long", "deepening"]
-    for r in m["scenarios"]:
+    assert [r["scenario"] for r in m.scenarios] == ["short", "long", "deepening"]
+    for r in m.scenarios:
         assert r["rolling_cost_usd"] >= r["clairvoyant_cost_usd"] - 1e-6 * max(1.0, r["clairvoyant_cost_usd"])
         assert r["alone_cost_usd"] >= r["rolling_cost_usd"] - 1e-6 * max(1.0, r["rolling_cost_usd"])
-    e = m["expected"]
-    assert e["rolling_cost_usd"] == pytest.approx(sum(r["probability"] * r["rolling_cost_usd"] for r in m["scenarios"]))
+    e = m.expected
+    assert e["rolling_cost_usd"] == pytest.approx(sum(r["probability"] * r["rolling_cost_usd"] for r in m.scenarios))
     # applied flows: demand balance and stock never below the floor
     assert np.allclose(table.release_t + table.borrowed_t + table.offtake_t + table.unmet_t, table.shortfall_t)
     held = run.tables()["holdings.csv"].set_index("participant").holding_t
@@ -281,7 +281,7 @@ def test_committed_offtake_keeps_arriving_during_the_disruption(tmp_path):
     table, m = simulate_run(run, workers=1)
     assert table.offtake_t.sum() > 0
     assert np.allclose(table.release_t + table.borrowed_t + table.offtake_t + table.unmet_t, table.shortfall_t)
-    for r in m["scenarios"]:
+    for r in m.scenarios:
         assert r["rolling_cost_usd"] >= r["clairvoyant_cost_usd"] - 1e-6 * max(1.0, r["clairvoyant_cost_usd"])
 
 
@@ -303,5 +303,5 @@ def test_simulate_reads_a_run_solved_again_into_the_same_folder(tmp_path):
     dearer["minerals"]["cobalt"]["shortfall_cost_usd_per_t"] = 3000
     again = solve_dict(tmp_path, dearer, "b").write(tmp_path / "run")
     _, after = simulate_run(again, workers=1)
-    assert after["expected"]["clairvoyant_cost_usd"] != pytest.approx(before["expected"]["clairvoyant_cost_usd"])
-    assert after["expected"]["rolling_cost_usd"] == pytest.approx(after["expected"]["clairvoyant_cost_usd"], rel=1e-6)
+    assert after.expected["clairvoyant_cost_usd"] != pytest.approx(before.expected["clairvoyant_cost_usd"])
+    assert after.expected["rolling_cost_usd"] == pytest.approx(after.expected["clairvoyant_cost_usd"], rel=1e-6)

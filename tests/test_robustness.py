@@ -49,7 +49,7 @@ def test_scaling_units_scales_the_plan_exactly(tmp_path, price, qty):
     base = load_config(DEFAULT, TIGHT).resolved_dict()
     ref = checked_solve(load_config(write_config(tmp_path / "a.yaml", base)))
     scaled = checked_solve(load_config(write_config(tmp_path / "b.yaml", _scaled(base, price, qty))))
-    assert scaled.summary["objective_usd"] == pytest.approx(ref.summary["objective_usd"] * price, rel=1e-6)
+    assert scaled.summary.objective_usd == pytest.approx(ref.summary.objective_usd * price, rel=1e-6)
     assert scaled.holdings.lots.tolist() == ref.holdings.lots.tolist()
     assert scaled.holdings.holding_t.to_numpy() == pytest.approx(ref.holdings.holding_t.to_numpy() * qty, rel=1e-9)
 
@@ -84,8 +84,8 @@ def test_time_limit_with_incumbent_is_feasible_and_reports_gap(tmp_path):
     data["solver"].update(method="benders", time_limit_s=1.0, relative_gap=0.0)
     result = solve(validate(data), progress=lambda *_: time.sleep(1.05))
     summary = result.summary
-    assert summary["status"] == "feasible"
-    assert 0 < summary["gap"] < 1 and summary["best_bound_usd"] < summary["objective_usd"]
+    assert summary.status == "feasible"
+    assert 0 < summary.gap < 1 and summary.best_bound_usd < summary.objective_usd
     result.write(tmp_path / "o")
     assert (tmp_path / "o" / "holdings.csv").exists()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import pandas as pd
 
 from stockpile.config import Config, Scenario, read_yaml, validate
 from stockpile.errors import OptionError
+from stockpile.jsontypes import JSON
 from stockpile.results.outputs import write_csv, write_json
 from stockpile.results.runs import read_run_config, run_lots
 
@@ -106,7 +108,30 @@ def scenarios_from(cfg: Config, source: str | None, sample: tuple[int, int] | No
     return validate(data, source, doc).scenario_list
 
 
-def summarise(table: pd.DataFrame, first_stage: float, alpha: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Evaluation:
+    """evaluation.json's figures (in this order): a plan's first-stage cost plus its recourse's mean,
+    spread, 95% interval and tail over the scenarios it was evaluated on."""
+
+    count: int
+    first_stage_usd: float
+    mean_recourse_usd: float
+    std_recourse_usd: float
+    expected_total_usd: float
+    ci95_low_usd: float
+    ci95_high_usd: float
+    var_recourse_usd: float
+    cvar_recourse_usd: float
+    cvar_alpha: float
+    effective_count: float  # 1 / sum p^2: the sample size the interval's width stands for
+    scenarios: str | None = None  # where they came from: a file, "sampled" or "the run's own"
+    sample: dict[str, int] | None = None  # count and seed of a sample
+
+    def to_dict(self) -> JSON:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def summarise(table: pd.DataFrame, first_stage: float, alpha: float) -> Evaluation:
     """evaluation.json's figures from the per-scenario table (module docstring)."""
     from stockpile.model.plan import var_cvar
 
@@ -118,19 +143,19 @@ def summarise(table: pd.DataFrame, first_stage: float, alpha: float) -> dict[str
     n_eff = 1.0 / float(p @ p)
     half = Z95 * std / math.sqrt(n_eff)
     var, cvar = var_cvar(q, p, alpha)
-    return {
-        "count": len(table),
-        "first_stage_usd": first_stage,
-        "mean_recourse_usd": mean,
-        "std_recourse_usd": std,
-        "expected_total_usd": first_stage + mean,
-        "ci95_low_usd": first_stage + mean - half,
-        "ci95_high_usd": first_stage + mean + half,
-        "var_recourse_usd": var,
-        "cvar_recourse_usd": cvar,
-        "cvar_alpha": alpha,
-        "effective_count": n_eff,
-    }
+    return Evaluation(
+        count=len(table),
+        first_stage_usd=first_stage,
+        mean_recourse_usd=mean,
+        std_recourse_usd=std,
+        expected_total_usd=first_stage + mean,
+        ci95_low_usd=first_stage + mean - half,
+        ci95_high_usd=first_stage + mean + half,
+        var_recourse_usd=var,
+        cvar_recourse_usd=cvar,
+        cvar_alpha=alpha,
+        effective_count=n_eff,
+    )
 
 
 def evaluate_plan(
@@ -186,16 +211,17 @@ def evaluate_run(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Progress | None = None,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, Evaluation]:
     """Evaluate a run's plan on other scenarios; write evaluation.csv and evaluation.json into the run."""
     run_dir = Path(run_dir)
     cfg, summary = read_run_config(run_dir)
     scen = scenarios_from(cfg, source, sample)
     table = evaluate_plan(cfg, run_lots(run_dir), scen, workers, scheduler, progress)
-    measures = summarise(table, first_stage_cost(summary), cfg.risk.cvar_alpha)
-    measures["scenarios"] = source or ("sampled" if sample else "the run's own")
-    if sample:
-        measures["sample"] = {"count": sample[0], "seed": sample[1]}
+    measures = replace(
+        summarise(table, first_stage_cost(summary), cfg.risk.cvar_alpha),
+        scenarios=source or ("sampled" if sample else "the run's own"),
+        sample=None if sample is None else {"count": sample[0], "seed": sample[1]},
+    )
     write_csv(table, run_dir / "evaluation.csv")
-    write_json(measures, run_dir / "evaluation.json")
+    write_json(measures.to_dict(), run_dir / "evaluation.json")
     return table, measures

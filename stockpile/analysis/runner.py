@@ -71,8 +71,9 @@ def run_case(payload: JSON) -> JSON:
     cfg._provenance = payload["provenance"]
     start = time.perf_counter()
     result = solve(cfg, lots=payload.get("lots"))
-    files = run_files(result.summary, result.tables(), result.config)
-    answer = {"name": payload["name"], "summary": result.summary, "seconds": time.perf_counter() - start}
+    summary = result.summary.to_dict()
+    files = run_files(summary, result.tables(), result.config)
+    answer = {"name": payload["name"], "summary": summary, "seconds": time.perf_counter() - start}
     if "out" in payload:
         write_folder(Path(payload["out"]) / "cases" / payload["name"], files)
         return answer

@@ -94,9 +94,9 @@ def run_saa(
                 "objective_usd": summary["objective_usd"],
                 "gap": summary.get("gap"),
                 "first_stage_usd": first_stage_cost(summary),
-                "upper_usd": upper["expected_total_usd"],
-                "upper_ci95_low_usd": upper["ci95_low_usd"],
-                "upper_ci95_high_usd": upper["ci95_high_usd"],
+                "upper_usd": upper.expected_total_usd,
+                "upper_ci95_low_usd": upper.ci95_low_usd,
+                "upper_ci95_high_usd": upper.ci95_high_usd,
             }
         )
     df = pd.DataFrame(rows)

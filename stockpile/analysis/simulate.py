@@ -19,6 +19,7 @@ coordination_value_usd.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import pandas as pd
 from stockpile.analysis.respond import period_orders, run_holdings, situation, solve_response
 from stockpile.config import Config
 from stockpile.errors import NoSolution, OptionError
+from stockpile.jsontypes import JSON
 from stockpile.model.instance import Instance, build_instance
 from stockpile.results.outputs import FINISHED_FILE, write_csv, write_json
 from stockpile.results.runs import read_run_config, run_lots
@@ -129,13 +131,25 @@ def clean_usd(difference: float, scale: float) -> float:
     return 0.0 if abs(difference) <= 1e-9 * max(1.0, abs(scale)) else difference
 
 
+@dataclass(frozen=True)
+class Simulation:
+    """simulation.json: each replayed scenario's costs (rolling, clairvoyant, alone) and the values
+    of knowing the duration and of coordinating; over every disrupted scenario, their expectation."""
+
+    scenarios: list[dict[str, Any]]
+    expected: dict[str, float] | None = None  # only when every disrupted scenario was replayed
+
+    def to_dict(self) -> JSON:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
 def simulate_run(
     run_dir: str | Path,
     scenarios: list[str] | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Any = None,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, Simulation]:
     """Replay the named scenarios (None: all disrupted ones) of a run; write simulation.csv and
     simulation.json into the run folder."""
     from stockpile.analysis.evaluate import evaluate_plan
@@ -173,12 +187,13 @@ def simulate_run(
         )
     for r in per:  # the two costs agree to the solvers' tolerance where the duration is worth nothing
         r["value_of_knowing_duration_usd"] = clean_usd(r["value_of_knowing_duration_usd"], r["clairvoyant_cost_usd"])
-    measures: dict[str, Any] = {"scenarios": per}
+    expected = None
     if not scenarios:  # every disrupted scenario: the expectation over the run's (calm ones cost 0)
-        measures["expected"] = (
+        expected = (
             {k: float(sum(r["probability"] * r[k] for r in per)) for k in per[0] if k.endswith("_usd")} if per else {}
         )
+    measures = Simulation(per, expected)
     table = pd.concat([pd.DataFrame(a["rows"]) for a in answers], ignore_index=True)[SIMULATION_COLUMNS]
     write_csv(table, run_dir / "simulation.csv")
-    write_json(measures, run_dir / "simulation.json")
+    write_json(measures.to_dict(), run_dir / "simulation.json")
     return table, measures

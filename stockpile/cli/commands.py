@@ -107,7 +107,7 @@ def solve(
 
         click.echo(f"report: {write_report(out_dir)}")
     if not result.has_solution:
-        reasons = result.summary.get("reasons") or [result.status]
+        reasons = result.summary.reasons or [result.status]
         code = EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_NO_SOLUTION
         lead = "the config's limits admit no plan" if result.status == "infeasible" else "no plan found"
         raise UserError(f"{lead}:\n  " + "\n  ".join(reasons), code)
@@ -264,16 +264,16 @@ def evaluate(
         _, m = evaluate_run(
             run_dir, scenarios_file, None if sample is None else (sample, seed), workers, scheduler, progress
         )
-    t = rich_table(f"{run_dir}: the plan on {m['count']:,} scenarios ({m['scenarios']})", show_header=False)
-    t.add_row("first stage (buy, hold)", _money(m["first_stage_usd"]))
-    t.add_row("expected recourse", f"{_money(m['mean_recourse_usd'])} (std {_money(m['std_recourse_usd'])})")
+    t = rich_table(f"{run_dir}: the plan on {m.count:,} scenarios ({m.scenarios})", show_header=False)
+    t.add_row("first stage (buy, hold)", _money(m.first_stage_usd))
+    t.add_row("expected recourse", f"{_money(m.mean_recourse_usd)} (std {_money(m.std_recourse_usd)})")
     t.add_row(
         "expected total cost",
-        f"{_money(m['expected_total_usd'])} (95% CI {_money(m['ci95_low_usd'])} to {_money(m['ci95_high_usd'])})",
+        f"{_money(m.expected_total_usd)} (95% CI {_money(m.ci95_low_usd)} to {_money(m.ci95_high_usd)})",
     )
     t.add_row(
-        f"VaR / CVaR of recourse at {m['cvar_alpha']:g}",
-        f"{_money(m['var_recourse_usd'])} / {_money(m['cvar_recourse_usd'])}",
+        f"VaR / CVaR of recourse at {m.cvar_alpha:g}",
+        f"{_money(m.var_recourse_usd)} / {_money(m.cvar_recourse_usd)}",
     )
     from rich.console import Console
 
@@ -532,9 +532,9 @@ def simulate(run_dir: str, names: tuple[str, ...], every: bool, workers: int | N
         "alone",
         "coordinating",
     )
-    rows = [(r["scenario"], r) for r in m["scenarios"]]
-    if "expected" in m:
-        rows.append(("expected", m["expected"]))
+    rows = [(r["scenario"], r) for r in m.scenarios]
+    if m.expected is not None:
+        rows.append(("expected", m.expected))
     for name, r in rows:
         t.add_row(
             name,

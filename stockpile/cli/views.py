@@ -16,8 +16,9 @@ from stockpile.cli.app import err_console
 from stockpile.fmt import money as _money
 from stockpile.jsontypes import JSON
 
-if TYPE_CHECKING:  # the runner imports the API: not at start-up
+if TYPE_CHECKING:  # the runner imports the API, the tables pandas: not at start-up
     from stockpile.analysis.runner import Case
+    from stockpile.results.tables import Result
 
 
 class CaseProgress:
@@ -243,28 +244,26 @@ def show_response(s: JSON, orders: Any) -> None:
     console.print(c)
 
 
-def show_result(result: Any, out_dir: Path) -> None:
+def show_result(result: Result, out_dir: Path) -> None:
     """Compact terminal view: status, cost per participant, holdings and coverage, each with its why."""
     from rich.console import Console
 
     console = Console()
     s = result.summary
-    head = rich_table(f"{s['config_name']}: {s['status']}", show_header=False)
+    head = rich_table(f"{s.config_name}: {s.status}", show_header=False)
     if result.has_solution:
-        gap = s.get("gap")
-        head.add_row("total cost", _money(s["objective_usd"]))
-        head.add_row("best bound", _money(s.get("best_bound_usd")))
-        head.add_row("gap", "-" if gap is None else f"{gap:.2e}")
+        head.add_row("total cost", _money(s.objective_usd))
+        head.add_row("best bound", _money(s.best_bound_usd))
+        head.add_row("gap", "-" if s.gap is None else f"{s.gap:.2e}")
     head.add_row(
         "solver",
-        f"{s.get('solver')} ({s.get('method', '-')}), "
-        f"build {s.get('build_seconds', 0):.2f} s, solve {s.get('solve_seconds', 0):.2f} s",
+        f"{s.solver} ({s.method or '-'}), build {s.build_seconds or 0:.2f} s, solve {s.solve_seconds or 0:.2f} s",
     )
     console.print(head)
     if not result.has_solution:
         console.print(f"results in {out_dir}/")
         return
-    console.print(cost_table(s, result.lending_flows))
+    console.print(cost_table(s.to_dict(), result.lending_flows))
     h = result.holdings
     t = rich_table("holdings", "participant", "mineral", "tonnes", "acquired", "days", "why")
     for row in h[h.holding_t > 0].itertuples():
@@ -371,31 +370,15 @@ def rich_table(title: str, *columns: str, show_header: bool = True) -> Any:
     return t
 
 
-# the terminal's short heading of each cost kind, by CostKind value (the report's are in
-# report.COST_LABELS); by value so that `stockpile --help` does not import the model and numpy
-COST_HEADS = {
-    "acquisition": "buy",
-    "fixed": "fixed",
-    "holding": "hold",
-    "shortfall": "unmet",
-    "lending": "fees",
-    "offtake": "offtake",
-}
-
-
 def cost_table(s: dict[str, Any], lending_flows: Any) -> Any:
     """Cost per participant: what each pays (its parts sum to the total) and the fees it receives."""
-    from stockpile.model.core import CostKind
     from stockpile.results.tables import cost_rows
 
     kinds, rows = cost_rows(s, lending_flows)
-    offtake = CostKind.OFFTAKE in kinds
     t = rich_table(
-        "cost per participant: buy, fixed programme, hold, expected unmet shortfall, lending fees it pays"
-        + (", offtake" if offtake else "")
-        + "; fees in: lending fees it receives",
+        f"cost per participant: {', '.join(k.caption for k in kinds)}; fees in: lending fees it receives",
         "party",
-        *(COST_HEADS[k] for k in kinds),
+        *(k.head for k in kinds),
         "total",
         "fees in",
     )

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
+from stockpile.enums import CostKind as CostKind  # the model's cost kinds, light enough for the CLI
 from stockpile.model.instance import Instance
 from stockpile.model.labels import Axes
 
@@ -110,32 +111,6 @@ def check_coupling(A: sp.csr_matrix, col_key: np.ndarray, row_key: np.ndarray, r
             f"family {family}: {what} holds second-stage columns of another block; "
             "declare its stage and key to match the columns it couples"
         )
-
-
-class CostKind(StrEnum):
-    """Kinds of cost a variable block may carry; each is one entry of summary.json's ``costs``."""
-
-    ACQUISITION = "acquisition"
-    FIXED = "fixed"
-    HOLDING = "holding"
-    SHORTFALL = "shortfall"
-    LENDING = "lending"
-    OFFTAKE = "offtake"  # price-gap subsidies and agreement costs of offtake from allied projects
-    RISK = "risk_premium"  # w (CVaR - E): what risk aversion adds to the expected cost; shared, no payer
-
-    @property
-    def recourse(self) -> bool:
-        """An expected cost of the scenarios' recourse (second stage), not of the plan itself."""
-        return self in (CostKind.SHORTFALL, CostKind.LENDING)
-
-    @property
-    def summary_key(self) -> str:
-        return f"{'expected_' if self.recourse else ''}{self.value}_usd"
-
-    @property
-    def shared(self) -> bool:
-        """A cost of the whole arrangement, not of one participant."""
-        return self is CostKind.RISK
 
 
 class Var(StrEnum):

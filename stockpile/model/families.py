@@ -29,14 +29,17 @@ Two exact reductions keep the model small (both proven in docs/model.md):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from stockpile.model.core import EPIGRAPH, FEAS_TOL, FIRST, PAIR, Builder, CostKind, LinearModel, Row, Var, log
+from stockpile.model.core import EPIGRAPH, FEAS_TOL, FIRST, PAIR, Builder, CostKind, LinearModel, Row, Var
 from stockpile.model.instance import DAYS_PER_YEAR, LOT_ROUNDING, Instance
+
+log = logging.getLogger(__name__)
 
 
 def lot_bounds(inst: Instance) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,6 @@ import yaml
 
 from stockpile.enums import has_plan
 from stockpile.fmt import money as _money
-from stockpile.model.core import CostKind
 from stockpile.report.charts import (
     MEASURES,
     budget_chart,
@@ -200,16 +199,6 @@ def solve_page(folder: Path) -> Page:
 
 
 # the report's heading of each cost kind in the table of who pays what
-COST_LABELS = {
-    CostKind.ACQUISITION: "acquisition",
-    CostKind.FIXED: "fixed",
-    CostKind.HOLDING: "holding",
-    CostKind.SHORTFALL: "expected shortfall",
-    CostKind.LENDING: "lending fees paid",
-    CostKind.OFFTAKE: "offtake",
-}
-
-
 def cost_table(s: dict[str, object], flows: pd.DataFrame | None) -> str:
     """Cost per participant (the headline): each part, the total, and lending fees received."""
     kinds, rows = cost_rows(s, flows)
@@ -217,7 +206,7 @@ def cost_table(s: dict[str, object], flows: pd.DataFrame | None) -> str:
         [
             {
                 "participant": r.party,
-                **{COST_LABELS[k]: r.paid[k] for k in kinds},
+                **{k.label: r.paid[k] for k in kinds},
                 "total": r.total_usd,
                 "lending fees received": r.fees_received_usd,
             }

@@ -22,22 +22,14 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from stockpile.enums import has_plan
+from stockpile.enums import CostKind, has_plan
 from stockpile.jsontypes import JSON
 
 Cell = tuple[Any, ...]  # a key of values read from the run's CSV rows: (scenario, participant, mineral, period) or part
 
 DAYS = 365.0
 CENT = 0.01  # money below a cent is solver noise, not a finding
-COSTS = (
-    "acquisition_usd",
-    "fixed_usd",
-    "holding_usd",
-    "expected_shortfall_usd",
-    "expected_lending_usd",
-    "offtake_usd",
-    "risk_premium_usd",
-)
+COSTS = tuple(k.summary_key for k in CostKind)  # the rules recompute each from the files
 
 
 @dataclass

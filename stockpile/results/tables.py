@@ -522,7 +522,7 @@ class Summary:
 class Result:
     """A solved (or unsolvable) config: summary, tables and where they came from."""
 
-    summary: dict[str, Any]
+    summary: Summary
     holdings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HOLDINGS_COLUMNS))
     schedule: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SCHEDULE_COLUMNS))
     coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))
@@ -536,7 +536,7 @@ class Result:
 
     @property
     def status(self) -> Status:
-        return Status(self.summary["status"])
+        return self.summary.status
 
     @property
     def has_solution(self) -> bool:
@@ -562,4 +562,4 @@ class Result:
 
     def write(self, out_dir: str | Path) -> Path:
         """Write the run folder as a whole (summary.json last), replacing any earlier run there."""
-        return write_run(Path(out_dir), self.summary, self.tables(), self.config)
+        return write_run(Path(out_dir), self.summary.to_dict(), self.tables(), self.config)
