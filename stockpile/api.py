@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -294,17 +295,40 @@ def _no_solution_reason(status: Status, limit: float, detail: str, years: int = 
     return f"no plan found within the time limit of {limit:g} s ({detail}); raise solver.time_limit_s"
 
 
+@dataclass(frozen=True)
+class Sizes:
+    """What ``stockpile validate`` and a study's dry run show of a config, without solving it: the
+    instance's sizes and, when its limits admit a plan, the model's; else why they admit none."""
+
+    counts: dict[str, int]
+    reasons: list[str]
+
+    @property
+    def has_model(self) -> bool:
+        return not self.reasons
+
+
+def _instance_and_model(cfg: Config) -> tuple[Instance, LinearModel | None, list[str]]:
+    inst = build_instance(cfg)
+    reasons = check_feasible(inst)
+    return inst, None if reasons else build_model(inst), reasons
+
+
+def sizes(cfg: Config) -> Sizes:
+    """The config's sizes (instance, then model) and the reasons its limits admit no plan."""
+    inst, lm, reasons = _instance_and_model(cfg)
+    return Sizes({**inst.sizes, **(lm.sizes if lm is not None else {})}, reasons)
+
+
 def export_model(cfg: Config, path: str | Path) -> Path:
     """Write the model as LP or MPS (by extension) without solving it."""
     from stockpile.model.core import export_names
     from stockpile.results.outputs import atomic_write_text
     from stockpile.solver.backends import to_model_builder
 
-    inst = build_instance(cfg)
-    reasons = check_feasible(inst)
-    if reasons:
+    inst, lm, reasons = _instance_and_model(cfg)
+    if lm is None:
         raise InfeasibleConfig(reasons)
-    lm = build_model(inst)
     helper = to_model_builder(lm, export_names(lm, inst))
     path = Path(path)
     text = helper.export_to_lp_string() if path.suffix.lower() == ".lp" else helper.export_to_mps_string()

@@ -217,7 +217,7 @@ def test_explain_relaxes_one_year_at_a_time(tmp_path):
     assert budget.delta_objective_usd[1] == pytest.approx(0.0, abs=1e-6)
     ev = yaml.safe_load((tmp_path / "run_cfg" / "explain" / "cases" / "ev" / "config.resolved.yaml").read_text())
     assert [(sc["year"], sc["probability"]) for sc in ev["scenarios"]] == [(1, 0.5), (2, 0.5)]
-    assert measures["vss_usd"] >= -1e-6 and measures["evpi_usd"] >= -1e-6
+    assert measures.vss_usd >= -1e-6 and measures.evpi_usd >= -1e-6
 
 
 def test_simulate_and_respond_use_the_holding_of_the_year(tmp_path):

@@ -34,13 +34,13 @@ def test_newsvendor_measures_by_hand(tmp_path):
         ]
     )
     _, m = _explained(tmp_path, data)
-    assert m["rp_usd"] == pytest.approx(100_000, rel=1e-9)
-    assert m["ws_usd"] == pytest.approx(50_000, rel=1e-9)
-    assert m["evpi_usd"] == pytest.approx(50_000, rel=1e-9)
-    assert m["ev_usd"] == pytest.approx(50_000, rel=1e-9)
-    assert m["eev_usd"] == pytest.approx(150_000, rel=1e-9)
-    assert m["vss_usd"] == pytest.approx(50_000, rel=1e-9)
-    assert m["ws_by_scenario_usd"] == pytest.approx({"cut": 100_000, "calm": 0.0})
+    assert m.rp_usd == pytest.approx(100_000, rel=1e-9)
+    assert m.ws_usd == pytest.approx(50_000, rel=1e-9)
+    assert m.evpi_usd == pytest.approx(50_000, rel=1e-9)
+    assert m.ev_usd == pytest.approx(50_000, rel=1e-9)
+    assert m.eev_usd == pytest.approx(150_000, rel=1e-9)
+    assert m.vss_usd == pytest.approx(50_000, rel=1e-9)
+    assert m.ws_by_scenario_usd == pytest.approx({"cut": 100_000, "calm": 0.0})
 
 
 def test_one_scenario_has_no_value_of_information_or_of_the_stochastic_solution(tmp_path):
@@ -50,10 +50,10 @@ def test_one_scenario_has_no_value_of_information_or_of_the_stochastic_solution(
         ]
     )
     _, m = _explained(tmp_path, data)
-    assert m["rp_usd"] == pytest.approx(30_000, rel=1e-9)
+    assert m.rp_usd == pytest.approx(30_000, rel=1e-9)
     for key in ("ws_usd", "ev_usd", "eev_usd"):
-        assert m[key] == pytest.approx(30_000, rel=1e-9)
-    assert m["evpi_usd"] == pytest.approx(0, abs=1e-6) and m["vss_usd"] == pytest.approx(0, abs=1e-6)
+        assert getattr(m, key) == pytest.approx(30_000, rel=1e-9)
+    assert m.evpi_usd == pytest.approx(0, abs=1e-6) and m.vss_usd == pytest.approx(0, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -61,10 +61,10 @@ def test_evpi_and_vss_are_not_negative(tmp_path, seed):
     data = generate(2, 2, 4, 3, seed=seed)
     data["solver"].update(relative_gap=1e-9, method="extensive")
     table, m = _explained(tmp_path, data)
-    scale = 1e-7 * max(1.0, m["rp_usd"])
-    assert m["evpi_usd"] >= -scale
-    assert m["vss_usd"] is not None and m["vss_usd"] >= -scale
-    assert m["ws_usd"] <= m["rp_usd"] + scale <= m["eev_usd"] + 2 * scale
+    scale = 1e-7 * max(1.0, m.rp_usd)
+    assert m.evpi_usd >= -scale
+    assert m.vss_usd is not None and m.vss_usd >= -scale
+    assert m.ws_usd <= m.rp_usd + scale <= m.eev_usd + 2 * scale
     # relaxing a limit never costs more (to the gap)
     assert (table.delta_objective_usd.dropna() <= scale).all()
 

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -250,13 +250,40 @@ def _read_limits(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / LIMITS_FILE, keep_default_na=False, dtype=text)[LIMIT_COLUMNS]
 
 
+@dataclass(frozen=True)
+class Measures:
+    """explain.json (in this order): the plan's cost (RP) against perfect information (WS, EVPI) and
+    against planning for the average disruption (EV, EEV, VSS)."""
+
+    rp_usd: float
+    ws_usd: float
+    evpi_usd: float
+    ev_usd: float | None  # None when the average-disruption problem has no plan (ev_status says why)
+    ev_status: str
+    eev_usd: float | None
+    vss_usd: float | None
+    relative_gap: float
+    ws_by_scenario_usd: dict[str, float | None]
+    note: str = (
+        "each figure is an optimum solved to the run's relative_gap, so EVPI and VSS are exact "
+        "only to about relative_gap x rp_usd"
+    )
+    ev_reasons: list[str] | None = None
+
+    def to_dict(self) -> JSON:
+        out = asdict(self)
+        if self.ev_reasons is None:
+            del out["ev_reasons"]
+        return out
+
+
 def explain_run(
     run_dir: str | Path,
     steps: dict[str, tuple[float, bool]] | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Progress | None = None,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, Measures]:
     """Write limits.csv (with duals and deltas) and explain.json into a finished run folder."""
     run_dir = Path(run_dir)
     cfg, summary = read_run_config(run_dir)
@@ -312,24 +339,21 @@ def explain_run(
     ws = float(sum(p * ws_each[s] for s, p in zip(inst.scenarios, inst.prob)))
     ev_ok = ev is not None and has_plan(ev.get("status"))
     eev_ok = eev is not None and has_plan(eev.get("status"))
-    measures: dict[str, Any] = {
-        "rp_usd": rp,
-        "ws_usd": ws,
-        "evpi_usd": rp - ws,
-        "ev_usd": objective("ev") if ev_ok else None,
-        "ev_status": (ev or {}).get("status", "error") if ev_error is None else "error",
-        "eev_usd": objective("eev") if eev_ok else None,
-        "vss_usd": objective("eev") - rp if eev_ok else None,
-        "relative_gap": cfg.solver.relative_gap,
-        "ws_by_scenario_usd": {k: (None if math.isnan(v) else v) for k, v in ws_each.items()},
-        "note": (
-            "each figure is an optimum solved to the run's relative_gap, so EVPI and VSS are exact "
-            "only to about relative_gap x rp_usd"
-        ),
-    }
+    ev_reasons = None
     if not ev_ok:
-        reasons = (ev or {}).get("reasons") or ([ev_error] if ev_error else [])
-        measures["ev_reasons"] = reasons
-    write_json(measures, run_dir / EXPLAIN_FILE)
+        ev_reasons = (ev or {}).get("reasons") or ([ev_error] if ev_error else [])
+    measures = Measures(
+        rp_usd=rp,
+        ws_usd=ws,
+        evpi_usd=rp - ws,
+        ev_usd=objective("ev") if ev_ok else None,
+        ev_status=(ev or {}).get("status", "error") if ev_error is None else "error",
+        eev_usd=objective("eev") if eev_ok else None,
+        vss_usd=objective("eev") - rp if eev_ok else None,
+        relative_gap=cfg.solver.relative_gap,
+        ws_by_scenario_usd={k: (None if math.isnan(v) else v) for k, v in ws_each.items()},
+        ev_reasons=ev_reasons,
+    )
+    write_json(measures.to_dict(), run_dir / EXPLAIN_FILE)
     log.info("explain: %d limits, %d re-solves", len(table), len(results))
     return table, measures

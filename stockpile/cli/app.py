@@ -110,6 +110,11 @@ def overrides_of(sets: tuple[str, ...], **flags: Any) -> list[tuple[str, Any]]:
     return out
 
 
+def out_folder(out: str | None, name: str) -> Path:
+    """--out, or runs/NAME: every command's default output folder, in the working directory."""
+    return Path(out) if out else Path("runs") / name
+
+
 def load(config: str, overrides: list[tuple[str, Any]]) -> Any:
     from stockpile.config import load_config
 

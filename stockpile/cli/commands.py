@@ -22,6 +22,7 @@ from stockpile.cli.app import (
     err_console,
     interrupted,
     load,
+    out_folder,
     overrides_of,
     runner_options,
     solver_options,
@@ -82,7 +83,7 @@ def solve(
         path = export(cfg, export_model)
         click.echo(f"model written to {path} (not solved)")
         return
-    out_dir = Path(out) if out else Path("runs") / cfg.name
+    out_dir = out_folder(out, cfg.name)
     live = not quiet and sys.stderr.isatty()
     with err_console().status(f"solving {cfg.name}...", spinner="dots") if live else nullcontext() as status:
 
@@ -122,22 +123,17 @@ def validate(config: str, sets: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from stockpile.model.families import build_model
-    from stockpile.model.instance import build_instance, check_feasible
+    from stockpile.api import sizes
 
     cfg = load(config, overrides_of(sets))
-    inst = build_instance(cfg)
-    reasons = check_feasible(inst)
-    sizes = dict(inst.sizes)
-    if not reasons:
-        sizes.update(build_model(inst).sizes)
-    verdict = "valid" if not reasons else "valid, but its limits admit no plan"
+    found = sizes(cfg)
+    verdict = "valid" if found.has_model else "valid, but its limits admit no plan"
     table = Table(title=f"{cfg.name}: {verdict}", show_header=False, title_justify="left")
-    for k, v in sizes.items():
+    for k, v in found.counts.items():
         table.add_row(k, f"{v:,}")
     Console().print(table)
-    if reasons:
-        raise InfeasibleConfig(reasons)
+    if not found.has_model:
+        raise InfeasibleConfig(found.reasons)
 
 
 @cli.command()
@@ -177,7 +173,7 @@ def study(
     from stockpile.analysis.study import load_study, run_study
 
     cases = load_study(study_file, overrides_of(sets))
-    out_dir = Path(out) if out else Path("runs") / Path(study_file).stem
+    out_dir = out_folder(out, Path(study_file).stem)
     if dry_run:
         show_cases(cases, out_dir, finished_summary)
         return
@@ -313,7 +309,7 @@ def saa(
     from stockpile.analysis.saa import run_saa
 
     cfg = load(config, overrides_of(sets))
-    out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-saa"
+    out_dir = out_folder(out, f"{cfg.name}-saa")
     try:
         with CaseProgress(replications, "replications", resolve_workers(workers)) as progress:
             head = run_saa(cfg, out_dir, count, replications, evaluate_count, seed, workers, scheduler, progress)
@@ -365,7 +361,7 @@ def coalition(config: str, out: str | None, workers: int | None, scheduler: str 
     from stockpile.analysis.coalition import coalition_cases, coalition_tables, write_coalition_tables
 
     cfg = load(config, overrides_of(sets))
-    out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-coalitions"
+    out_dir = out_folder(out, f"{cfg.name}-coalitions")
     summaries = run_case_set(coalition_cases(cfg), out_dir, "coalitions", workers, scheduler)
     coal, shares, head = coalition_tables(tuple(cfg.participants), summaries)
     write_coalition_tables(out_dir, coal, shares, head)
@@ -390,7 +386,7 @@ def compare(config: str, out: str | None, workers: int | None, scheduler: str | 
     from stockpile.analysis.compare import compare_cases, compare_table, write_compare
 
     cfg = load(config, overrides_of(sets))
-    out_dir = Path(out) if out else Path("runs") / f"{cfg.name}-compare"
+    out_dir = out_folder(out, f"{cfg.name}-compare")
     table = compare_table(out_dir, run_case_set(compare_cases(cfg), out_dir, "rules", workers, scheduler))
     write_compare(out_dir, table)
     t = rich_table(f"{cfg.name}: who holds what (same budgets and limits)", "rule", "status", "cost", "vs optimised")
@@ -493,7 +489,7 @@ def respond(state: str, out: str | None) -> None:
 
     sit = resolve_state(state)
     resp = run(sit)
-    out_dir = Path(out) if out else Path("runs") / f"respond-{Path(state).stem}"
+    out_dir = out_folder(out, f"respond-{Path(state).stem}")
     write_response(resp, sit, out_dir)
     show_response(resp.summary, resp.orders)
     click.echo(f"orders.csv, contingency.csv and summary.json in {out_dir}/")

@@ -17,6 +17,7 @@ from stockpile.fmt import money as _money
 from stockpile.jsontypes import JSON
 
 if TYPE_CHECKING:  # the runner imports the API, the tables pandas: not at start-up
+    from stockpile.analysis.explain import Measures
     from stockpile.analysis.runner import Case
     from stockpile.results.tables import Result
 
@@ -86,7 +87,7 @@ def number(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
-def show_explain(table: Any, measures: JSON) -> None:
+def show_explain(table: Any, measures: Measures) -> None:
     """Limits by what relaxing them saves, then the value of information and of the stochastic solution."""
     import pandas as pd
     from rich.console import Console
@@ -124,39 +125,37 @@ def show_explain(table: Any, measures: JSON) -> None:
     console.print(t)
     m = measures
     console.print(
-        f"RP {_money(m['rp_usd'])} (this plan) · WS {_money(m['ws_usd'])} (each scenario foreseen) · "
-        f"EVPI {_money(m['evpi_usd'])}",
+        f"RP {_money(m.rp_usd)} (this plan) · WS {_money(m.ws_usd)} (each scenario foreseen) · "
+        f"EVPI {_money(m.evpi_usd)}",
         highlight=False,
     )
-    if m.get("vss_usd") is not None:
+    if m.vss_usd is not None:
         console.print(
-            f"EV {_money(m['ev_usd'])} (planning for the average disruption) · EEV {_money(m['eev_usd'])} "
-            f"(that plan facing the real scenarios) · VSS {_money(m['vss_usd'])}",
+            f"EV {_money(m.ev_usd)} (planning for the average disruption) · EEV {_money(m.eev_usd)} "
+            f"(that plan facing the real scenarios) · VSS {_money(m.vss_usd)}",
             highlight=False,
         )
     else:
-        console.print(f"EV: {m.get('ev_status')} ({'; '.join(m.get('ev_reasons', []))}); no VSS", highlight=False)
+        console.print(f"EV: {m.ev_status} ({'; '.join(m.ev_reasons or [])}); no VSS", highlight=False)
 
 
 def show_cases(cases: list[Case], out_dir: Path, finished: Callable[[Path, Case], JSON | None]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from stockpile.model.families import build_model
-    from stockpile.model.instance import build_instance, check_feasible
+    from stockpile.api import sizes
 
     t = Table(title=f"{len(cases)} cases", title_justify="left")
     for col in ("case", "overrides", "scenarios", "variables", "constraints", "state"):
         t.add_column(col)
     for case in cases:
-        inst = build_instance(case.config)
-        sizes = build_model(inst).sizes if not check_feasible(inst) else {}
+        found = sizes(case.config)
         t.add_row(
             case.name,
             ", ".join(f"{'.'.join(k.split('.')[-2:])}={v}" for k, v in case.overrides.items()) or "-",
-            f"{len(inst.scenarios):,}",
-            f"{sizes.get('variables', 0):,}" if sizes else "infeasible",
-            f"{sizes.get('constraints', 0):,}" if sizes else "-",
+            f"{found.counts['scenarios']:,}",
+            f"{found.counts['variables']:,}" if found.has_model else "infeasible",
+            f"{found.counts['constraints']:,}" if found.has_model else "-",
             "finished" if finished(out_dir, case) else "to solve",
         )
     Console().print(t)
