@@ -174,6 +174,16 @@ def _quiet_worker() -> None:
     signal.signal(signal.SIGINT, _interrupted_worker)
 
 
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End the workers before the pool's queues close: a worker still reading its queue when they
+    close (one the Ctrl-C missed) would die on EOFError with a traceback on the user's terminal.
+    A killed worker loses only its unfinished case: each case's folder is written atomically."""
+    workers = getattr(pool, "_processes", None) or {}  # pid -> process (not public: absent, none ended)
+    for proc in list(workers.values()):
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _run_local(
     todo: list[Case],
     out: Path,
@@ -210,7 +220,7 @@ def _run_local(
                         except Exception as exc:  # a case that fails is reported, the rest go on
                             _fail(case.name, f"{type(exc).__name__}: {exc}", results, progress)
             except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
+                _stop(pool)
                 raise
         pending = [c for c in pending if c.name not in results]
         if pending and (not broken or restarts <= 0):
