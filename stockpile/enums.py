@@ -101,6 +101,11 @@ class CostKind(StrEnum):
         return self is CostKind.RISK
 
 
+# summary.json's cost keys, in CostKind's order (the verifier recomputes each from the files)
+COST_KEYS = [k.summary_key for k in CostKind]
+# what a plan costs whatever happens: buying, programmes, holding, offtake (not recourse, not risk)
+FIRST_STAGE_COST_KEYS = [k.summary_key for k in CostKind if not k.recourse and not k.shared]
+
 # (terminal column, its caption, report column) of each cost kind: a new kind is named here once
 _COST_WORDS = {
     CostKind.ACQUISITION: ("buy", "buy", "acquisition"),

@@ -21,9 +21,8 @@ import pandas as pd
 
 from stockpile.analysis.runner import Case
 from stockpile.config import Config, validate
-from stockpile.enums import Allocation, has_plan, values
+from stockpile.enums import COST_KEYS, Allocation, has_plan, values
 from stockpile.jsontypes import JSON
-from stockpile.model.core import COST_KEYS
 
 RULES = values(Allocation)
 # the rules that fix one holding: over a build-up (horizon.years > 1) they do not say when to buy it

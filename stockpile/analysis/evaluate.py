@@ -199,7 +199,7 @@ def evaluate_plan(
 def first_stage_cost(summary: dict[str, Any]) -> float:
     """The run's plan cost whatever happens (buying, programmes, holding, offtake): the model's
     first-stage cost kinds, so a new one is counted without a change here."""
-    from stockpile.model.core import FIRST_STAGE_COST_KEYS
+    from stockpile.enums import FIRST_STAGE_COST_KEYS
 
     return float(sum(summary["costs"].get(k, 0.0) for k in FIRST_STAGE_COST_KEYS))
 

@@ -29,8 +29,8 @@ from stockpile.config import (
     read_yaml,
     validate,
 )
+from stockpile.enums import COST_KEYS
 from stockpile.jsontypes import JSON
-from stockpile.model.core import COST_KEYS
 from stockpile.results.outputs import atomic_write_bytes, write_csv
 
 CASE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"

@@ -146,13 +146,6 @@ class Row(StrEnum):
     OFFTAKE = "offtake"
 
 
-COST_KEYS = [k.summary_key for k in CostKind]
-
-
-# what a plan costs whatever happens: buying, programmes, holding, offtake (not recourse, not risk)
-FIRST_STAGE_COST_KEYS = [k.summary_key for k in CostKind if not k.recourse and not k.shared]
-
-
 @dataclass
 class Block:
     """A family of variables or rows: its position, labelled coordinates and stage."""

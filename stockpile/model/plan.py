@@ -7,12 +7,11 @@ and the result tables (``results/tables``) both build on it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from stockpile.model.core import Block, LinearModel, Var
+from stockpile.model.core import LinearModel, Var
 from stockpile.model.instance import Instance
 
 ZERO = 1e-9
@@ -33,12 +32,6 @@ class Plan:
     offtake_units: np.ndarray  # (P, J) units of offtake committed
     onward: np.ndarray  # per onward variable: offtake lent on an arc
     onward_coords: dict[str, np.ndarray]  # s, p (receiver), m, t, a of each
-    blocks: Mapping[str, Block] = field(default_factory=dict)  # every family's block, by name
-
-    def values(self, var: Var) -> np.ndarray:
-        """A family's values, in the order of its block's coordinates (``blocks[var].coords``): how a
-        consumer reads a family that has no field here."""
-        return self.blocks[var].values(self.x)
 
     @property
     def lots(self) -> np.ndarray:
@@ -83,7 +76,6 @@ def plan_from_solution(lm: LinearModel, x: np.ndarray, inst: Instance) -> Plan:
         units,
         onward,
         onward_coords,
-        vb,
     )
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stockpile.enums import has_plan
+from stockpile.enums import COST_KEYS, has_plan
 from stockpile.fmt import money as _money
-from stockpile.model.core import COST_KEYS
 from stockpile.report.charts import RISK_METRICS, effect_chart, risk_frontier_chart, tradeoff_chart
 from stockpile.report.page import Page, df_table, fmt_value, kv_table, short_labels
 

@@ -22,14 +22,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from stockpile.enums import CostKind, has_plan
+from stockpile.enums import COST_KEYS, has_plan
 from stockpile.jsontypes import JSON
 
 Cell = tuple[Any, ...]  # a key of values read from the run's CSV rows: (scenario, participant, mineral, period) or part
 
 DAYS = 365.0
 CENT = 0.01  # money below a cent is solver noise, not a finding
-COSTS = tuple(k.summary_key for k in CostKind)  # the rules recompute each from the files
 
 
 @dataclass
@@ -75,7 +74,7 @@ class Run:
     tol: float
     x: dict[tuple[str, str], float] = field(default_factory=dict)  # holding per (participant, mineral)
     x_year: dict[tuple[str, str, int], float] = field(default_factory=dict)  # ... at the end of each year (0-based)
-    costs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COSTS, 0.0))  # recomputed by the rules
+    costs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COST_KEYS, 0.0))  # recomputed by the rules
     recourse: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # Q_s: shortfall + fees
     offtake_per_period: dict[tuple[str, str], float] = field(default_factory=dict)  # t each period may serve
 

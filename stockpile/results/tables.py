@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stockpile.enums import Status
+from stockpile.enums import COST_KEYS, CostKind, Status
 from stockpile.fmt import tonnes
-from stockpile.model.core import COST_KEYS, CostKind, LinearModel
+from stockpile.model.core import LinearModel
 from stockpile.model.instance import DAYS_PER_YEAR, Instance
 from stockpile.model.plan import Flows, Plan, clean
 from stockpile.results.outputs import write_run
