@@ -30,7 +30,7 @@ from stockpile.model.instance import (
     prorata_lots,
     without_lending,
 )
-from stockpile.model.plan import flows, plan_from_solution, scenario_recourse, var_cvar
+from stockpile.model.plan import flows, plan_from_solution, scenario_recourse, yearly_var_cvar
 from stockpile.results.limits import coverage_notes, holding_notes, limit_table
 from stockpile.results.tables import (
     Result,
@@ -169,13 +169,13 @@ def assemble(
     held = holding_notes(inst, plan, limits)
     if cfg.allocation in RULE_NOTES and summary.fixed_lots is None:  # the rule, not the model, chose them
         held = dict.fromkeys(held, RULE_NOTES[cfg.allocation].format(days=cfg.allocation_days))
-    holdings = holdings_table(inst, plan, held)
+    holdings = holdings_table(inst, plan, f, held)
     lent = lending_flows_table(inst, plan)
     expected = expected_coverage(inst, coverage)
     expected["note"] = coverage_notes(expected, lent, holdings, held)
     q = scenario_recourse(inst, plan)
-    summary.expected_recourse_usd = float(inst.prob @ q)
-    summary.var_recourse_usd, summary.cvar_recourse_usd = var_cvar(q, inst.prob, inst.cvar_alpha)
+    summary.expected_recourse_usd = float(inst.year_share @ q)
+    summary.var_recourse_usd, summary.cvar_recourse_usd = yearly_var_cvar(inst, q)
     summary.objective_usd = objective
     if bound is not None and bound > objective and bound - objective <= schedule_saving + 1e-6 * abs(objective):
         # what the tidying after the solve saved (an idle programme's fixed cost, a lending fee) lies

@@ -65,8 +65,10 @@ class CostKind(StrEnum):
 
     ACQUISITION = "acquisition"
     FIXED = "fixed"
-    HOLDING = "holding"
+    HOLDING = "holding"  # storage, paid at the start of each year the stock is held
+    SALVAGE = "salvage"  # resale of the stock left after the years protected (negative)
     SHORTFALL = "shortfall"
+    RELEASE = "release"  # release_cost_usd_per_t of the tonnes leaving a store
     LENDING = "lending"
     OFFTAKE = "offtake"  # price-gap subsidies and agreement costs of offtake from allied projects
     RISK = "risk_premium"  # w (CVaR - E): what risk aversion adds to the expected cost; shared, no payer
@@ -89,7 +91,12 @@ class CostKind(StrEnum):
     @property
     def recourse(self) -> bool:
         """An expected cost of the scenarios' recourse (second stage), not of the plan itself."""
-        return self in (CostKind.SHORTFALL, CostKind.LENDING)
+        return self in (CostKind.SHORTFALL, CostKind.RELEASE, CostKind.LENDING)
+
+    @property
+    def optional(self) -> bool:
+        """Shown only where a config uses it (zero otherwise)."""
+        return self in (CostKind.SALVAGE, CostKind.RELEASE, CostKind.OFFTAKE, CostKind.RISK)
 
     @property
     def summary_key(self) -> str:
@@ -110,8 +117,10 @@ FIRST_STAGE_COST_KEYS = [k.summary_key for k in CostKind if not k.recourse and n
 _COST_WORDS = {
     CostKind.ACQUISITION: ("buy", "buy", "acquisition"),
     CostKind.FIXED: ("fixed", "fixed programme", "fixed"),
-    CostKind.HOLDING: ("hold", "hold", "holding"),
+    CostKind.HOLDING: ("store", "storage", "storage"),
+    CostKind.SALVAGE: ("resale", "resale of the stock left (negative)", "resale"),
     CostKind.SHORTFALL: ("unmet", "expected unmet shortfall", "expected shortfall"),
+    CostKind.RELEASE: ("release", "expected release cost", "expected release cost"),
     CostKind.LENDING: ("fees", "lending fees it pays", "lending fees paid"),
     CostKind.OFFTAKE: ("offtake", "offtake", "offtake"),
     CostKind.RISK: ("risk", "risk premium", "risk premium"),

@@ -72,13 +72,16 @@ def recourse(cfg, sc, x, offtake=None):
             v("l", k, t), v("e", k, t)  # stock lent, and offtake lent onward
     n = len(var)
     c = np.zeros(n)
+    release = [cfg["minerals"][m].get("release_cost_usd_per_t", 0.0) for m in mins]
     for i in range(len(parts)):
         for j, m in enumerate(mins):
             for t in range(T):
                 c[var["u", i, j, t]] = cfg["minerals"][m]["shortfall_cost_usd_per_t"]
+                c[var["r", i, j, t]] = release[j]
     for k, arc in enumerate(arcs):
         for t in range(T):
-            c[var["l", k, t]] = c[var["e", k, t]] = arc[4]
+            c[var["e", k, t]] = arc[4]
+            c[var["l", k, t]] = arc[4] + release[arc[2]]  # stock lent leaves the lender's store
     A_eq, b_eq, A_ub, b_ub = [], [], [], []
     for i, p in enumerate(parts):
         lim = cfg["participants"][p] or {}
@@ -135,12 +138,16 @@ def cvar(q, prob, alpha):
 
 def brute_force(cfg):
     """(best objective, best lots (P, M, Y), offtake units) over every admissible vector of lots
-    bought each build-up year; None if none is admissible. Each scenario's recourse draws on the
-    holding of the year it strikes in (default: the last), discounted by (1 + r)^-(y-1)."""
+    bought each build-up year; None if none is admissible. The issue's objective, literally: years
+    k = 1..K (K = B + H - 1) each face every scenario, drawing on the holding x_min(k,B), discounted
+    by delta_k = (1 + r)^-(k-1); storage at the start of each year on that holding; the stock left
+    after year K resold at salvage_share of the last build year's price, discounted delta_{K+1};
+    with CVaR, sum_k delta_k [(1 - w) E Q + w CVaR Q]."""
     parts, mins = list(cfg["participants"]), list(cfg["minerals"])
     hz = cfg["horizon"]
-    H, Y = hz.get("holding_years", 1.0), hz.get("years", 1)
-    d = [(1.0 + hz.get("discount_rate", 0.0)) ** -y for y in range(Y)]
+    H, Y = hz.get("holding_years", 1), hz.get("years", 1)
+    K = Y + H - 1
+    d = [(1.0 + hz.get("discount_rate", 0.0)) ** -k for k in range(K + 1)]
     ranges = []
     for p in parts:
         for m in mins:
@@ -155,7 +162,6 @@ def brute_force(cfg):
         assert pr.get("offtake_lot_t"), "brute force needs offtake in lots"
         most = int(np.floor(pr["capacity_t_per_year"] / pr["offtake_lot_t"] + 1e-9))
         offers += [(i, pr, range(most + 1)) for i in range(len(parts))]
-    year_of = [(sc.get("year") or Y) - 1 for sc in cfg["scenarios"]]
     prob = [sc["probability"] for sc in cfg["scenarios"]]
     memo: dict = {}
     best = None
@@ -178,8 +184,7 @@ def brute_force(cfg):
                     fixed = _pp(mc.get("fixed_cost_usd"), p, 0.0) if y == 0 and n[i, j].sum() > 0 else 0.0
                     buy = _pp(mc["price_usd_per_t"], p, 0.0, y) * mc.get("lot_t", 1.0) * n[i, j, y]
                     spend += buy + fixed
-                    h = mc.get("holding_cost_usd_per_t_year", 0.0)
-                    first += d[y] * buy + fixed + h * d[y] * x[i, j, y] * (H if y == Y - 1 else 1.0)
+                    first += d[y] * buy + fixed
                 carry = lim.get("budget_carryover", False)
                 spent = spent + spend if carry else spend
                 if lim.get("budget_usd") is not None:
@@ -195,23 +200,33 @@ def brute_force(cfg):
             t = k * pr["offtake_lot_t"]
             taken[pr["name"]] = taken.get(pr["name"], 0.0) + t
             gap = max(pr["floor_price_usd_per_t"] - _pp(cfg["minerals"][pr["mineral"]]["price_usd_per_t"], "", 0, 0), 0)
-            first += H * gap * t + (pr.get("fixed_cost_usd", 0.0) if t > 0 else 0.0)
+            first += sum(d[:K]) * gap * t + (pr.get("fixed_cost_usd", 0.0) if t > 0 else 0.0)
             per[i][mins.index(pr["mineral"])] += t * cfg["horizon"].get("period_days", 30) / 365.0
         if any(t > pr["capacity_t_per_year"] + 1e-9 for pr in projects for t in [taken.get(pr["name"], 0.0)]):
             ok = False
         if not ok:
             continue
-        q = []
-        for s, sc in enumerate(cfg["scenarios"]):
-            held = x[:, :, year_of[s]]
-            key = (s, held.tobytes(), tuple(map(tuple, per)))
-            if key not in memo:
-                memo[key] = d[year_of[s]] * recourse(cfg, sc, held.tolist(), per)
-            q.append(memo[key])
         risk = cfg.get("risk") or {}
         w, alpha = risk.get("cvar_weight", 0.0), risk.get("cvar_alpha", 0.9)
-        expected = sum(p * v for p, v in zip(prob, q))
-        total = first + (1 - w) * expected + (w * cvar(q, prob, alpha) if w > 0 else 0.0)
+        total = first
+        for k in range(K):
+            held = x[:, :, min(k, Y - 1)]
+            for i in range(len(parts)):
+                for j, m in enumerate(mins):
+                    total += d[k] * cfg["minerals"][m].get("holding_cost_usd_per_t_year", 0.0) * held[i, j]
+            q = []
+            for s, sc in enumerate(cfg["scenarios"]):
+                key = (s, held.tobytes(), tuple(map(tuple, per)))
+                if key not in memo:
+                    memo[key] = recourse(cfg, sc, held.tolist(), per)
+                q.append(memo[key])
+            expected = sum(p * v for p, v in zip(prob, q))
+            total += d[k] * ((1 - w) * expected + (w * cvar(q, prob, alpha) if w > 0 else 0.0))
+        for i, p in enumerate(parts):
+            for j, m in enumerate(mins):
+                mc = cfg["minerals"][m]
+                resale = mc.get("salvage_share", 0.0) * _pp(mc["price_usd_per_t"], p, 0.0, Y - 1)
+                total -= d[K] * resale * x[i, j, Y - 1]
         if best is None or total < best[0] - 1e-9:
             best = (total, n, units)
     return best
@@ -219,8 +234,8 @@ def brute_force(cfg):
 
 def with_years(cfg: dict, seed: int) -> dict:
     """The config built up over 2 or 3 fiscal years: yearly prices, budgets (sometimes carried
-    over), acquisition ceilings and min_days targets; each scenario strikes in a drawn year; a
-    discount rate half the time. Small enough to enumerate every yearly lot vector."""
+    over), acquisition ceilings and min_days targets; a discount rate half the time; every build
+    year faces every scenario. Small enough to enumerate every yearly lot vector."""
     rng = np.random.default_rng(2000 + seed)
     Y = int(rng.integers(2, 4))
     parts, mins = list(cfg["participants"]), list(cfg["minerals"])
@@ -257,7 +272,7 @@ def with_years(cfg: dict, seed: int) -> dict:
     scenarios = []
     for sc in cfg["scenarios"]:
         shocks = [sh for sh in sc["shocks"] if sh["mineral"] in mins]
-        scenarios.append({**sc, "shocks": shocks, "year": int(rng.integers(1, Y + 1))})
+        scenarios.append({**sc, "shocks": shocks})
     out["scenarios"] = scenarios
     out["name"] = f"{cfg['name']}-y{Y}"
     return out
@@ -299,6 +314,10 @@ def random_config(seed: int) -> dict:
             mc["fixed_cost_usd"] = {p: float(rng.integers(100, 1500)) for p in parts}
         if rng.random() < 0.25:
             mc["min_days"] = {parts[-1]: float(rng.integers(5, 30))}
+        if rng.random() < 0.4:
+            mc["salvage_share"] = float(np.round(rng.uniform(0.2, 0.9), 2))
+        if rng.random() < 0.3:
+            mc["release_cost_usd_per_t"] = float(rng.integers(1, 40))
         minerals[m] = mc
     lending = []
     if P == 2:
@@ -314,6 +333,7 @@ def random_config(seed: int) -> dict:
                     arc["minerals"] = [mins[int(rng.integers(0, 2))]]
                 lending.append(arc)
     probs = rng.dirichlet(np.ones(S))
+    discount = {"discount_rate": float(np.round(rng.uniform(0.02, 0.1), 3))} if rng.random() < 0.3 else {}
     scenarios = []
     for s in range(S):
         shocks = []
@@ -340,7 +360,7 @@ def random_config(seed: int) -> dict:
         )
     return {
         "name": f"rand{seed}",
-        "horizon": {"periods": T, "period_days": 73, "holding_years": float(rng.choice([0.5, 1, 2]))},
+        "horizon": {"periods": T, "period_days": 73, "holding_years": int(rng.choice([1, 1, 2, 3])), **discount},
         "participants": participants,
         "minerals": minerals,
         "lending": lending,

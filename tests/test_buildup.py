@@ -49,8 +49,8 @@ def test_cvar_over_a_build_up_matches_enumeration(tmp_path, seed, method):
 def front_loading() -> dict:
     """Two minerals, two years, one appropriation of $2,000 a year (lapsing). A lot of A (10 t at
     $200/t) saves $500/t of shortfall: $2.5 a dollar; four lots of B (40 t at $50/t) save $200/t:
-    $4 a dollar. B may be bought only in year 1 (its ceiling is [40, 0]). Each year a shock cuts
-    both minerals whole, with probability 1/2 each."""
+    $4 a dollar. B may be bought only in year 1 (its ceiling is [40, 0]). Each year faces the same
+    one-year mix: a shock that cuts both minerals whole (probability 1/2), or calm."""
     cons = {"US": 1000.0}
     return {
         "name": "front",
@@ -74,12 +74,11 @@ def front_loading() -> dict:
         },
         "scenarios": [
             {
-                "name": f"cut_y{y}",
+                "name": "cut",
                 "probability": 0.5,
-                "year": y,
                 "shocks": [{"mineral": m, "start": 1, "periods": 1, "loss": 1.0} for m in "AB"],
-            }
-            for y in (1, 2)
+            },
+            {"name": "calm", "probability": 0.5},
         ],
         "solver": {"relative_gap": 0.0},
     }
@@ -87,12 +86,12 @@ def front_loading() -> dict:
 
 @pytest.mark.parametrize("method", ["extensive", "benders"])
 def test_a_shock_in_year_one_front_loads_the_best_saving_per_dollar(tmp_path, method):
-    """By hand. Year 1's $2,000 buys one lot of A (saves 0.5 x 5,000 in each year's shock: net
-    $3,000) or four of B (saves 0.5 x 8,000 twice: net $6,000): B first. Year 2 buys A (saves
-    0.5 x 5,000 in year 2's shock for $2,000: net $500). Year 1's shock: A 1,000 t x $500 unmet,
-    B 960 t x $200: $692,000; year 2's: 990 x 500 + 960 x 200 = $687,000; plus $4,000 bought:
-    objective 4,000 + (692,000 + 687,000) / 2 = $693,500. Per dollar: B 0.5 x 200 x 40 x 2 / 2,000
-    = 4.0, A 0.5 x 500 x 10 / 2,000 = 1.25."""
+    """By hand. Year 1's $2,000 buys one lot of A (saves 0.5 x 5,000 in each of the two years:
+    net $3,000) or four of B (saves 0.5 x 8,000 in each: net $6,000): B first. Year 2 buys A (saves
+    0.5 x 5,000 in year 2 for $2,000: net $500). Year 1's shock: A 1,000 t x $500 unmet, B 960 t x
+    $200: $692,000; year 2's: 990 x 500 + 960 x 200 = $687,000; each with probability 1/2; plus
+    $4,000 bought: objective 4,000 + (692,000 + 687,000) / 2 = $693,500. Per dollar: B
+    0.5 x 200 x 40 x 2 / 2,000 = 4.0, A 0.5 x 500 x 10 / 2,000 = 1.25."""
     res = solve_dict(tmp_path, front_loading(), method=method)
     assert res.summary.objective_usd == pytest.approx(693_500.0, rel=1e-9)
     acq = res.acquisitions.set_index(["mineral", "year"])
@@ -112,8 +111,9 @@ def test_discounting_and_carryover_by_hand(tmp_path):
     $100/t in year 1 and $50/t in year 2. With $1,000 a year carried over, even the cheapest
     purchase (10 lots in year 2, $5,000) exceeds the $2,000 of both years: infeasible, and the
     message names the budget and the years. With $3,500 a year it fits: 10 lots in year 2,
-    discounted at 10% (5,000 / 1.1), plus the holding of 100 t for holding_years = 2 after the
-    last year (10 x 100 x 2 / 1.1); buying earlier would cost more and add a year's holding."""
+    discounted at 10% (5,000 / 1.1), plus the storage of 100 t at the start of years 2 and 3
+    (holding_years = 2 from year 2: 1,000 / 1.1 + 1,000 / 1.21); buying earlier would cost more
+    and add a year's storage."""
     data = one_mineral(
         horizon={"periods": 1, "period_days": 365, "years": 2, "discount_rate": 0.1, "holding_years": 2},
         participants={"US": {"budget_usd": 1000, "budget_carryover": True}},
@@ -125,10 +125,10 @@ def test_discounting_and_carryover_by_hand(tmp_path):
     assert res.status == "infeasible"
     assert "budget_usd" in res.summary.reasons[0] and "years 1..2" in res.summary.reasons[0]
     # with $3,500 a year carried over: 10 lots in year 2 cost $5,000 <= $7,000 (discounted
-    # 5,000 / 1.1); holding 100 t in the last year for 2 years: 10 x 100 x 2 / 1.1
+    # 5,000 / 1.1); storing 100 t in years 2 and 3: 1,000 / 1.1 + 1,000 / 1.21
     data["participants"]["US"]["budget_usd"] = 3500
     res = solve_dict(tmp_path, data, "ok")
-    assert res.summary.objective_usd == pytest.approx((5000 + 2000) / 1.1, rel=1e-9)
+    assert res.summary.objective_usd == pytest.approx((5000 + 1000) / 1.1 + 1000 / 1.21, rel=1e-9)
     acq = res.acquisitions.set_index("year")
     assert list(acq.lots) == [0, 10]
     assert acq.loc[2, "cost_usd"] == 5000 and acq.loc[2, "discounted_cost_usd"] == pytest.approx(5000 / 1.1)
@@ -152,13 +152,23 @@ def test_lapsing_budgets_that_no_schedule_meets_are_explained(tmp_path):
 def test_yearly_lists_must_match_the_years(tmp_path):
     data = one_mineral(horizon={"periods": 1, "years": 3}, participants={"US": {"budget_usd": [1, 2]}})
     data["minerals"]["cobalt"]["min_days"] = {"US": [10, 20, 30, 40]}
-    data["scenarios"][0]["year"] = 4
     with pytest.raises(ConfigError) as err:
         load_config(write_config(tmp_path / "c.yaml", data))
     text = str(err.value)
     assert "participants.US.budget_usd" in text and "2 values for 3 years" in text
     assert "minerals.cobalt.min_days.US" in text and "4 values for 3 years" in text
-    assert "scenarios.0.year" in text and "outside the build-up" in text
+
+
+def test_a_scenario_year_is_refused_with_the_reason(tmp_path):
+    """scenarios[].year and scenarios.sample.year are gone: every year faces every scenario."""
+    data = one_mineral(horizon={"periods": 1, "years": 3})
+    data["scenarios"][0]["year"] = 2
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(tmp_path / "c.yaml", data))
+    assert "scenarios.0" in str(err.value) and "every year" in str(err.value) and "'year'" in str(err.value)
+    data["scenarios"] = {"sample": {"count": 4, "year": 1}}
+    with pytest.raises(ConfigError, match="no longer a key"):
+        load_config(write_config(tmp_path / "c.yaml", data))
 
 
 def test_verifier_catches_a_yearly_budget_broken(tmp_path):
@@ -191,18 +201,19 @@ def disrupted_build_up() -> dict:
 
 
 def test_evaluate_reproduces_a_build_up_runs_expected_recourse(tmp_path):
-    """The run's own scenarios, each on the holding of its year and discounted: to 1e-7."""
+    """The run's own scenarios, each build year's on that year's holding, weighted by its discounted
+    years: a year's mean recourse is the run's, and first stage plus the years' is the objective."""
     from stockpile.analysis.evaluate import evaluate_run
 
     res = solve_dict(tmp_path, disrupted_build_up(), method="extensive", relative_gap=0.0)
     table, m = evaluate_run(tmp_path / "run_cfg", workers=1)
+    assert m.expected_total_usd == pytest.approx(res.summary.objective_usd, rel=1e-7)
     assert m.mean_recourse_usd == pytest.approx(res.summary.expected_recourse_usd, rel=1e-7, abs=1e-7)
-    assert m.first_stage_usd + m.mean_recourse_usd == pytest.approx(res.summary.objective_usd, rel=1e-7)
 
 
 def test_explain_relaxes_one_year_at_a_time(tmp_path):
     """Each yearly limit is relaxed in its own year: the re-solve's override is the whole list with
-    only that year's value moved; EV keeps the year of the shock (one scenario per year)."""
+    only that year's value moved; EV is the one-year mix's mean shock, faced every year."""
     import json
 
     from stockpile.analysis.explain import explain_run
@@ -216,7 +227,8 @@ def test_explain_relaxes_one_year_at_a_time(tmp_path):
     # its ceiling): the relaxation is worth nothing; same in year 2
     assert budget.delta_objective_usd[1] == pytest.approx(0.0, abs=1e-6)
     ev = yaml.safe_load((tmp_path / "run_cfg" / "explain" / "cases" / "ev" / "config.resolved.yaml").read_text())
-    assert [(sc["year"], sc["probability"]) for sc in ev["scenarios"]] == [(1, 0.5), (2, 0.5)]
+    assert [(sc["name"], sc["probability"]) for sc in ev["scenarios"]] == [("expected_value", 1.0)]
+    assert ev["scenarios"][0]["shocks"][0]["loss"] == {"US": 0.5}
     assert measures.vss_usd >= -1e-6 and measures.evpi_usd >= -1e-6
 
 
@@ -226,9 +238,9 @@ def test_simulate_and_respond_use_the_holding_of_the_year(tmp_path):
 
     solve_dict(tmp_path, front_loading())
     table, m = simulate_run(tmp_path / "run_cfg", workers=1)
-    y1 = table[table.scenario == "cut_y1"].set_index("mineral")
+    y1 = table[table.scenario == "cut@y1"].set_index("mineral")
     assert y1.release_t["A"] == 0 and y1.unmet_t["A"] == 1000 and y1.release_t["B"] == 40
-    y2 = table[table.scenario == "cut_y2"].set_index("mineral")
+    y2 = table[table.scenario == "cut@y2"].set_index("mineral")
     assert y2.release_t["A"] == 10
     for r in m.scenarios:  # a one-period shock: knowing its length is worth nothing
         assert r["rolling_cost_usd"] == pytest.approx(r["clairvoyant_cost_usd"], rel=1e-9)
@@ -256,30 +268,22 @@ def test_methods_agree_on_generated_build_ups(tmp_path, seed, size):
     assert ext.acquisitions.lots.sum() > 0
 
 
-def test_sampled_scenarios_draw_their_year_uniformly(tmp_path):
-    """Over a build-up each sampled scenario strikes in a year drawn uniformly (binomial check at 4
-    sigma, fixed seed), after every other draw: the events, lengths and losses are those of the
-    one-year sample. `sample.year` puts them all in one year."""
+def test_every_build_year_faces_the_same_sample(tmp_path):
+    """A sampled build-up: the sample is one year's, the same draw as without the build-up, and the
+    instance repeats it for each build year (NAME@yY), each on that year's holding."""
     from conftest import ROOT
 
+    from stockpile.model.instance import build_instance
+
     base = yaml.safe_load((ROOT / "configs" / "us_japan_sampled.yaml").read_text())
-    one = load_config(write_config(tmp_path / "one.yaml", base), [("scenarios.sample.count", 4000)])
-    four = load_config(
-        write_config(tmp_path / "four.yaml", base), [("scenarios.sample.count", 4000), ("horizon.years", 4)]
+    one = load_config(write_config(tmp_path / "one.yaml", base), [("scenarios.sample.count", 40)])
+    three = load_config(
+        write_config(tmp_path / "three.yaml", base), [("scenarios.sample.count", 40), ("horizon.years", 3)]
     )
-    years = pd.Series([sc.year for sc in four.scenario_list])
-    assert set(years) == {1, 2, 3, 4}
-    sigma = (4000 * 0.25 * 0.75) ** 0.5
-    assert ((years.value_counts() - 1000).abs() < 4 * sigma).all()
-    assert [sc.shocks for sc in four.scenario_list] == [sc.shocks for sc in one.scenario_list]
-    assert all(sc.year is None for sc in one.scenario_list)
-    fixed = load_config(
-        write_config(tmp_path / "fixed.yaml", base),
-        [("scenarios.sample.count", 50), ("horizon.years", 4), ("scenarios.sample.year", 2)],
-    )
-    assert {sc.year for sc in fixed.scenario_list} == {2}
-    with pytest.raises(ConfigError, match="scenarios.sample.year"):
-        load_config(write_config(tmp_path / "bad.yaml", base), [("horizon.years", 2), ("scenarios.sample.year", 3)])
+    assert [sc.shocks for sc in three.scenario_list] == [sc.shocks for sc in one.scenario_list]
+    inst = build_instance(three)
+    assert len(inst.scenarios) == 120 and inst.scenarios[40] == f"{one.scenario_list[0].name}@y2"
+    assert list(inst.scen_year[::40]) == [0, 1, 2] and inst.prob.sum() == pytest.approx(3.0)
 
 
 def test_study_report_reads_a_swept_yearly_list():
@@ -320,7 +324,6 @@ def test_one_year_written_as_lists_is_the_one_shot_model(tmp_path):
 def test_a_misspelt_horizon_key_does_not_cascade(tmp_path):
     """`yeras: 3` is the one problem: the yearly lists are not judged against a default of 1 year."""
     data = one_mineral(horizon={"periods": 1, "yeras": 3}, participants={"US": {"budget_usd": [1, 2, 3]}})
-    data["scenarios"][0]["year"] = 2
     with pytest.raises(ConfigError) as err:
         load_config(write_config(tmp_path / "c.yaml", data))
     assert [p.loc for p in err.value.problems] == [("horizon", "yeras")]

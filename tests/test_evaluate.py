@@ -41,7 +41,7 @@ def test_the_runs_own_scenarios_reproduce_its_expected_recourse(tmp_path, cfg):
     assert m.mean_recourse_usd == pytest.approx(result.summary.expected_recourse_usd, rel=1e-7, abs=1e-6)
     assert m.expected_total_usd == pytest.approx(result.summary.objective_usd, rel=1e-7)
     assert m.cvar_recourse_usd == pytest.approx(result.summary.cvar_recourse_usd, rel=1e-7, abs=1e-6)
-    assert len(table) == len(cfg.scenario_list)
+    assert len(table) == len(cfg.scenario_list) * cfg.horizon.years
     assert (table.shortfall_usd + table.lending_usd).tolist() == pytest.approx(table.recourse_usd.tolist())
     if cfg.projects:  # the plan's offtake is part of its first stage, and of what it is evaluated with
         assert result.summary.costs["offtake_usd"] > 0

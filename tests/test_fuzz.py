@@ -111,7 +111,7 @@ def configs(draw) -> dict:
         "horizon": {
             "periods": T,
             "period_days": draw(st.sampled_from([7, 30, 91.25])),
-            "holding_years": draw(floats(0, 10)),
+            "holding_years": draw(st.integers(1, 10)),
         },
         "participants": participants,
         "minerals": minerals,

@@ -47,7 +47,17 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for kind, args in (
         ("study", ["study", str(study)]),
         ("coalition", ["coalition", str(ROOT / "configs" / "us_japan.yaml")]),
-        ("compare", ["compare", str(ROOT / "configs" / "us_japan.yaml"), "--set", "participants.JP.budget_usd=9e8"]),
+        (
+            "compare",
+            [
+                "compare",
+                str(ROOT / "configs" / "us_japan.yaml"),
+                "--set",
+                "participants.JP.budget_usd=1.5e9",
+                "--set",
+                "minerals.cobalt.max_acquisition_t.US=3000",
+            ],
+        ),
     ):
         result = CliRunner().invoke(cli, [*args, "--out", str(tmp / kind), "--workers", "2"])
         assert result.exit_code == 0, result.output

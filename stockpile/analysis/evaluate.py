@@ -6,10 +6,13 @@ decomposition's recourse (closed form where it is exact, LP batches elsewhere)
 at that one first-stage point, in chunks of scenarios that run in parallel (local processes
 or a Dask cluster).
 
-evaluation.json: with Q_s the recourse cost of scenario s (shortfall plus lending fees) and
-weights pi_s, mean = sum pi_s Q_s, std = sqrt(sum pi_s (Q_s - mean)^2), and the 95% interval
-of the total expected cost first_stage + mean +- 1.96 std / sqrt(n_eff), n_eff = 1 / sum pi_s^2
-(the count for equally likely sampled scenarios); VaR and CVaR at the run's risk.cvar_alpha.
+evaluation.json: with Q_s one year's recourse cost of scenario s (shortfall, releases and lending
+fees), each scenario once per build year y with weight W_y (the discounted years drawing on that
+year's holding, R = sum_y W_y), and omega_s = pi_s W_y / R: a year's mean = sum omega_s Q_s,
+std = sqrt(sum omega_s (Q_s - mean)^2), VaR and CVaR at the run's risk.cvar_alpha, and the total
+expected cost first_stage + R mean with its 95% interval first_stage + R (mean +- 1.96 std /
+sqrt(n_eff)), n_eff = 1 / sum omega_s^2 (the count for equally likely sampled scenarios). One
+build year and one year held: omega = pi, R = 1.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 EVALUATION_COLUMNS = [
     "scenario",
     "probability",
+    "year",
+    "weight",
     "recourse_usd",
     "shortfall_usd",
     "lending_usd",
@@ -82,6 +87,8 @@ def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list[Any]]:
         share = np.where(need > 0, 1.0 - unmet / np.where(need > 0, need, 1.0), 1.0)
     return {
         "scenario": list(inst.scenarios),
+        "year": (inst.scen_year + 1).tolist(),
+        "weight": inst.scen_weight.tolist(),
         "recourse_usd": q.tolist(),
         "shortfall_usd": short.tolist(),
         "lending_usd": (q - short).tolist(),
@@ -135,7 +142,8 @@ def summarise(table: pd.DataFrame, first_stage: float, alpha: float) -> Evaluati
     """evaluation.json's figures from the per-scenario table (module docstring)."""
     from stockpile.model.plan import var_cvar
 
-    p = table.probability.to_numpy()
+    years = float(table.groupby("year").weight.first().sum())
+    p = table.probability.to_numpy() * table.weight.to_numpy()
     p = p / p.sum()
     q = table.recourse_usd.to_numpy()
     mean = float(p @ q)
@@ -148,9 +156,9 @@ def summarise(table: pd.DataFrame, first_stage: float, alpha: float) -> Evaluati
         first_stage_usd=first_stage,
         mean_recourse_usd=mean,
         std_recourse_usd=std,
-        expected_total_usd=first_stage + mean,
-        ci95_low_usd=first_stage + mean - half,
-        ci95_high_usd=first_stage + mean + half,
+        expected_total_usd=first_stage + years * mean,
+        ci95_low_usd=first_stage + years * (mean - half),
+        ci95_high_usd=first_stage + years * (mean + half),
         var_recourse_usd=var,
         cvar_recourse_usd=cvar,
         cvar_alpha=alpha,
@@ -182,13 +190,18 @@ def evaluate_plan(
         for i in range(0, count, CHUNK_SCENARIOS):
             chunk = (count, seed, i, min(i + CHUNK_SCENARIOS, count))
             payloads.append({"config": {**resolved, "scenarios": placeholder}, "lots": lots, "sample": chunk})
-        probability = [1.0 / count] * count
+        probability = [1.0 / count] * count * cfg.horizon.years
     else:
         for i in range(0, len(scenarios), CHUNK_SCENARIOS):
             part = scenarios[i : i + CHUNK_SCENARIOS]
             listed = [{**sc.model_dump(mode="json", by_alias=True), "probability": 1.0 / len(part)} for sc in part]
             payloads.append({"config": {**resolved, "scenarios": listed}, "lots": lots})
-        probability = [sc.probability for sc in scenarios]
+        probability = [
+            sc.probability
+            for i in range(0, len(scenarios), CHUNK_SCENARIOS)
+            for _ in range(cfg.horizon.years)
+            for sc in scenarios[i : i + CHUNK_SCENARIOS]
+        ]
     answers = parallel_map(evaluate_chunk, payloads, workers, scheduler, progress)
     table = pd.concat([pd.DataFrame(a) for a in answers], ignore_index=True)
     table.insert(1, "probability", probability)

@@ -160,33 +160,19 @@ def limit_case_name(row: Any) -> str:
 
 def mean_scenarios(inst: Instance) -> list[dict[str, Any]]:
     """The EV problem's scenarios: the shortfall replaced by its probability-weighted mean, one shock
-    of one period per (mineral, period) with a loss. Over a build-up (horizon.years > 1) the year a
-    shock strikes stays random: one scenario per year, with that year's probability and the mean
-    loss of the scenarios striking in it (Y = 1: one scenario of probability 1)."""
+    of one period per (mineral, period) with a loss, of probability 1 (every year faces the same
+    one-year distribution, so a build-up's years share it)."""
     q = inst.consumption * inst.period_days / DAYS_PER_YEAR  # (P, M) per period
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(q[None, :, :, None] > 0, inst.shortfall / q[None, :, :, None], 0.0)
-    out: list[dict[str, Any]] = []
-    for y in np.unique(inst.scen_year):
-        sel = inst.scen_year == y
-        weight = float(inst.prob[sel].sum())
-        if weight <= 0:
-            continue
-        mean = np.einsum("s,spmt->pmt", inst.prob[sel] / weight, share[sel])
-        mean = np.where(mean >= 1e-9, np.minimum(mean, 1.0), 0.0)  # below the schema's smallest share
-        shocks = []
-        for m, t in zip(*np.nonzero(mean.any(axis=0))):
-            loss = {name: float(mean[p, m, t]) for p, name in enumerate(inst.participants)}
-            shocks.append({"mineral": inst.minerals[m], "start": int(t) + 1, "periods": 1, "loss": loss})
-        if inst.years == 1:
-            out.append({"name": "expected_value", "probability": 1.0, "shocks": shocks})
-        else:
-            out.append(
-                {"name": f"expected_value_y{y + 1}", "probability": weight, "shocks": shocks, "year": int(y) + 1}
-            )
-    if inst.years > 1:  # the weights in floating point: make them sum to 1 exactly
-        out[-1]["probability"] = 1.0 - sum(sc["probability"] for sc in out[:-1])
-    return out
+    sel = inst.scen_year == 0
+    mean = np.einsum("s,spmt->pmt", inst.prob[sel], share[sel])
+    mean = np.where(mean >= 1e-9, np.minimum(mean, 1.0), 0.0)  # below the schema's smallest share
+    shocks = []
+    for m, t in zip(*np.nonzero(mean.any(axis=0))):
+        loss = {name: float(mean[p, m, t]) for p, name in enumerate(inst.participants)}
+        shocks.append({"mineral": inst.minerals[m], "start": int(t) + 1, "periods": 1, "loss": loss})
+    return [{"name": "expected_value", "probability": 1.0, "shocks": shocks}]
 
 
 def _case(name: str, resolved: JSON, overrides: list[tuple[str, Any]], source: str, lots: JSON | None = None) -> Case:
@@ -232,7 +218,7 @@ def duals(
             out[i] = saving(b.name, inst.arc_from[a], a == inst.arc_names.index(r.arc))
         elif r.limit == Limit.FLOOR_PRICE:
             j = inst.projects.index(r.project)
-            out[i] = inst.holding_years * float(r.used) if inst.proj_gap[j] > 0 else 0.0
+            out[i] = inst.risk_years * float(r.used) if inst.proj_gap[j] > 0 else 0.0
     return out + 0.0
 
 
@@ -241,7 +227,7 @@ def explain_cases_count(run_dir: str | Path, steps: dict[str, tuple[float, bool]
     run_dir = Path(run_dir)
     cfg, _ = read_run_config(run_dir)
     inst = build_instance(cfg)
-    return len(relaxations(inst, _read_limits(run_dir), steps)) + len(inst.scenarios) + 2
+    return len(relaxations(inst, _read_limits(run_dir), steps)) + len(cfg.scenario_list) + 2
 
 
 def _read_limits(run_dir: Path) -> pd.DataFrame:
@@ -300,7 +286,7 @@ def explain_run(
 
     relax = relaxations(inst, limits, steps)
     cases = [_case(limit_case_name(limits.iloc[r.row]), resolved, [(r.key, r.value)], source) for r in relax]
-    ws_names = [f"ws.{s}" for s in inst.scenarios]
+    ws_names = [f"ws.{sc['name']}" for sc in resolved["scenarios"]]
     for name, sc in zip(ws_names, resolved["scenarios"]):
         cases.append(_case(name, resolved, [("scenarios", [{**sc, "probability": 1.0}])], source))
     cases.append(_case("ev", resolved, [("scenarios", mean_scenarios(inst))], source))
@@ -335,8 +321,8 @@ def explain_run(
     table = table[EXPLAIN_COLUMNS]
     write_csv(table, run_dir / LIMITS_FILE)
 
-    ws_each = {s: objective(n) for s, n in zip(inst.scenarios, ws_names)}
-    ws = float(sum(p * ws_each[s] for s, p in zip(inst.scenarios, inst.prob)))
+    ws_each = {sc.name: objective(n) for sc, n in zip(cfg.scenario_list, ws_names)}
+    ws = float(sum(sc.probability * ws_each[sc.name] for sc in cfg.scenario_list))
     ev_ok = ev is not None and has_plan(ev.get("status"))
     eev_ok = eev is not None and has_plan(eev.get("status"))
     ev_reasons = None

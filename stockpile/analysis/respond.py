@@ -304,7 +304,11 @@ def response_instance(sit: Situation, alone: bool = False, clairvoyant: bool = F
         cvar_weight=0.0,
         # nothing more is bought: one year, costs in its own dollars
         years=1,
+        holding_years=1,
         discount=np.ones(1),
+        year_weight=np.ones(1),
+        salvage_discount=1.0,
+        salvage_share=np.zeros(M),
         scen_year=np.zeros(C, np.int64),
         price_path=sit.inst.price[:, None],
         budget_path=np.full((P, 1), np.inf),

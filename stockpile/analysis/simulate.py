@@ -72,7 +72,7 @@ def replay(
 ) -> tuple[dict[str, np.ndarray], float]:
     """Period by period through scenario s: orders from the response over the continuations
     that match the history so far (of the build-up year it strikes in), applied to the stock held
-    that year. Returns the applied flows (T, P, M) and the cost (in dollars of that year)."""
+    that year. Returns the applied flows (T, P, M) and the cost (one year's, undiscounted)."""
     year = int(inst.scen_year[s])
     held = held[year]
     T, A = inst.periods, inst.arc_from.size
@@ -95,9 +95,10 @@ def replay(
                 np.add.at(out["borrowed"][k - 1], inst.arc_to, lend + onward)
                 lent_so_far += lend
                 cost += float((inst.arc_cost[:, None] * (lend + onward)).sum())
+                cost += float((inst.release_cost[None, :] * lend).sum())
             out["release"][k - 1], out["unmet"][k - 1] = release, unmet
             inventory = inventory - release - out["lent"][k - 1]
-            cost += float((inst.shortfall_cost[None, :] * unmet).sum())
+            cost += float((inst.shortfall_cost[None, :] * unmet + inst.release_cost[None, :] * release).sum())
         out["inventory"][k - 1] = inventory
     return out, cost
 
@@ -171,7 +172,6 @@ def simulate_run(
         progress,
     )
     seer = evaluate_plan(cfg, run_lots(run_dir), cfg.scenario_list, workers=1).set_index("scenario").recourse_usd
-    seer = seer / pd.Series(inst.scen_discount, index=list(inst.scenarios))  # in dollars of the year it strikes
     per = []
     for name, a in zip(names, answers):
         per.append(

@@ -65,10 +65,8 @@ def occurrence(events: list[Event], u: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _draws(events_json: tuple[str, ...], T: int, count: int, seed: int, years: int = 1) -> tuple[np.ndarray, ...]:
-    """Occurrence, duration, severity and start of every (scenario, event), and the build-up year
-    of every scenario (drawn last, only when years > 1, so a one-year sample is the same draw):
-    the whole sample's draws, kept for the chunks of the same sample a worker builds one after
+def _draws(events_json: tuple[str, ...], T: int, count: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Occurrence, duration, severity and start of every (scenario, event): the whole sample's draws, kept for the chunks of the same sample a worker builds one after
     another."""
     events = [Event.model_validate_json(e) for e in events_json]
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -86,21 +84,17 @@ def _draws(events_json: tuple[str, ...], T: int, count: int, seed: int, years: i
         np.broadcast_to([e.severity.max for e in events], shape),
     )
     start = rng.integers(1, T + 1, size=shape)
-    year = rng.integers(1, years + 1, size=count) if years > 1 else np.ones(count, np.int64)
-    return occurrence(events, u), duration, severity, start, year
+    return occurrence(events, u), duration, severity, start
 
 
-def sample_scenarios(
-    cfg: Config, count: int, seed: int, part: range | None = None, year: int | None = None
-) -> list[Scenario]:
+def sample_scenarios(cfg: Config, count: int, seed: int, part: range | None = None) -> list[Scenario]:
     """N equally likely scenarios drawn from cfg.events and cfg.suppliers (module docstring);
     part: only these scenarios of the sample (the draws are the whole sample's, so a worker can
-    build its chunk of a large sample and get exactly the scenarios the whole draw has). Over a
-    build-up (horizon.years > 1) each strikes in a year drawn uniformly, or in `year` if given."""
+    build its chunk of a large sample and get exactly the scenarios the whole draw has). Each is
+    one year's outcome; every year the stock protects faces the whole sample."""
     events = cfg.events
-    Y = cfg.horizon.years
-    occurs, duration, severity, start, drawn_year = _draws(
-        tuple(e.model_dump_json() for e in events), cfg.horizon.periods, count, seed, Y if year is None else 1
+    occurs, duration, severity, start = _draws(
+        tuple(e.model_dump_json() for e in events), cfg.horizon.periods, count, seed
     )
     parts = list(cfg.participants)
     share = {
@@ -126,8 +120,7 @@ def sample_scenarios(
                 if any(loss.values()):
                     shocks.append(Shock(mineral=m, start=int(start[n, e]), periods=int(duration[n, e]), loss=loss))
         name = f"s{n + 1:0{width}d}_" + ("_and_".join(names) if names else CALM)
-        when = None if Y == 1 else (year or int(drawn_year[n]))
-        out.append(Scenario(name=name[:100], probability=prob, shocks=shocks, year=when))
+        out.append(Scenario(name=name[:100], probability=prob, shocks=shocks))
     return out
 
 

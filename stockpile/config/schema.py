@@ -49,27 +49,46 @@ class Horizon(StrictModel):
 
     periods: int = Field(ge=1, le=10_000, description="Number of release periods T (required).")
     period_days: float = Field(30.0, gt=0, le=3660, allow_inf_nan=False, description="Days per period (Delta).")
-    holding_years: float = Field(
-        1.0,
-        ge=0,
+    holding_years: int = Field(
+        1,
+        ge=1,
         le=100,
-        allow_inf_nan=False,
-        description="Years over which the holding cost accrues on the finished holding (after the last build-up year).",
+        description="H: years the finished stock is held from the last build-up year on; it protects years "
+        "1..K with K = years + holding_years - 1, each facing every scenario.",
     )
     years: int = Field(
         1,
         ge=1,
         le=MAX_YEARS,
-        description="Fiscal years Y of the build-up: lots are bought each year and a shock may strike in any "
-        "(1: every lot is bought at once, before any shock).",
+        description="B: fiscal years of the build-up: lots are bought at the start of each, and each year "
+        "draws on the stock bought so far (1: every lot is bought at once).",
     )
     discount_rate: float = Field(
         0.0,
         ge=0,
         le=1,
         allow_inf_nan=False,
-        description="r: every cost of year y (purchases, holding, recourse) is discounted by (1 + r)^-(y-1).",
+        description="r: every cost of year k (purchases, storage, recourse, resale) is discounted by (1 + r)^-(k-1).",
     )
+
+    @property
+    def exposure_years(self) -> int:
+        """K = B + H - 1: the years the stock protects."""
+        return self.years + self.holding_years - 1
+
+    def discounts(self, count: int) -> list[float]:
+        """delta_k = (1 + r)^-(k-1) for k = 1..count."""
+        return [(1.0 + self.discount_rate) ** -k for k in range(count)]
+
+    def year_weights(self) -> list[float]:
+        """W_y per build year: delta_y for y < B, and sum_{k=B..K} delta_k for the finished stock."""
+        d = self.discounts(self.exposure_years)
+        return d[: self.years - 1] + [sum(d[self.years - 1 :])]
+
+    @property
+    def salvage_discount(self) -> float:
+        """delta_{K+1}: stock still held after year K is resold at the start of year K + 1."""
+        return self.discounts(self.exposure_years + 1)[-1]
 
 
 class Participant(StrictModel):
@@ -97,7 +116,21 @@ class Mineral(StrictModel):
     """Market data and per-participant rules for one mineral."""
 
     price_usd_per_t: Yearly = Field(description="Acquisition price, USD per tonne (required; a list: the price path).")
-    holding_cost_usd_per_t_year: NonNeg = Field(0.0, description="Storage plus capital cost per tonne held per year.")
+    holding_cost_usd_per_t_year: NonNeg = Field(
+        0.0,
+        description="Storage per tonne held per year, paid at the start of each year (the capital cost is the "
+        "discounting: horizon.discount_rate).",
+    )
+    salvage_share: Share = Field(
+        0.0,
+        description="sigma: share of the last build-up year's price a tonne still held after the last year "
+        "protected fetches on resale.",
+    )
+    release_cost_usd_per_t: NonNeg = Field(
+        0.0,
+        description="Cost per tonne leaving the store (own release or lending) beyond its replenishment, which "
+        "costs what the missing imports would have.",
+    )
     lot_t: float = Field(
         1.0, gt=0, le=MAX_VALUE, allow_inf_nan=False, description="Acquisitions come in whole lots of this size."
     )
@@ -155,13 +188,24 @@ class Scenario(StrictModel):
     name: Name = Field(description="Unique scenario name.")
     probability: Share = Field(description="Probability; all scenarios sum to 1 within 1e-6.")
     shocks: list[Shock] = Field(default_factory=list, description="Shocks in this scenario.")
-    year: int | None = Field(
-        None,
-        ge=1,
-        le=MAX_YEARS,
-        description="Build-up year in which the shocks strike (1..horizon.years; absent: the last year, when the "
-        "stock is complete).",
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_year(cls, data: Any) -> Any:
+        return refuse_year(data)
+
+
+NO_YEAR = (
+    "'year' is no longer a key: every year the stock protects (horizon.years + horizon.holding_years - 1) "
+    "faces every scenario; the probabilities are those of one year. Remove it"
+)
+
+
+def refuse_year(data: Any) -> Any:
+    """Scenarios and samples used to strike in one build-up year; say why the key is gone."""
+    if isinstance(data, dict) and "year" in data:
+        raise ValueError(NO_YEAR)
+    return data
 
 
 class Triangular(StrictModel):
@@ -246,13 +290,11 @@ class Sample(StrictModel):
 
     count: int = Field(ge=1, le=1_000_000, description="Number of scenarios N (each of probability 1/N).")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the random generator (PCG64).")
-    year: int | None = Field(
-        None,
-        ge=1,
-        le=MAX_YEARS,
-        description="Over a build-up (horizon.years > 1): the year every sampled scenario strikes in (absent: "
-        "each draws its year uniformly).",
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_year(cls, data: Any) -> Any:
+        return refuse_year(data)
 
 
 class ScenarioSample(StrictModel):

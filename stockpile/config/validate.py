@@ -204,14 +204,6 @@ def cross_check(data: JSON) -> list[Problem]:
     problems += _yearly_lengths(data, minerals)
     seen: set[str] = set()
     probabilities = []
-    sample = _mapping_of(data.get("scenarios"), "sample")
-    if isinstance(sample.get("year"), int) and isinstance(_years(data), int) and sample["year"] > (_years(data) or 1):
-        problems.append(
-            Problem(
-                ("scenarios", "sample", "year"),
-                f"year {sample['year']} is outside the build-up (years 1..{_years(data)})",
-            )
-        )
     for i, sc in enumerate(items(data.get("scenarios"))):
         if not isinstance(sc, dict):
             continue
@@ -221,9 +213,6 @@ def cross_check(data: JSON) -> list[Problem]:
                 problems.append(Problem(("scenarios", i, "name"), f"duplicate scenario name '{name}'"))
             seen.add(name)
         probabilities.append(sc.get("probability"))
-        year, Y = sc.get("year"), _years(data)
-        if isinstance(year, int) and isinstance(Y, int) and year > Y >= 1:
-            problems.append(Problem(("scenarios", i, "year"), f"year {year} is outside the build-up (years 1..{Y})"))
         for j, shock in enumerate(items(sc.get("shocks"))):
             if not isinstance(shock, dict):
                 continue
@@ -268,11 +257,6 @@ def cross_check(data: JSON) -> list[Problem]:
         if abs(total - 1.0) > 1e-6:
             problems.append(Problem(("scenarios",), f"probabilities sum to {total:.9g}, expected 1 (within 1e-6)"))
     return problems
-
-
-def _mapping_of(value: Any, key: str) -> JSON:
-    inner = value.get(key) if isinstance(value, dict) else None
-    return inner if isinstance(inner, dict) else {}
 
 
 def _years(data: JSON) -> int | None:
@@ -337,7 +321,7 @@ def validate(
         assert cfg is not None
         if isinstance(cfg.scenarios, ScenarioSample):
             spec = cfg.scenarios.sample
-            cfg.scenarios = sample_scenarios(cfg, spec.count, spec.seed, year=spec.year)
+            cfg.scenarios = sample_scenarios(cfg, spec.count, spec.seed)
             cfg._provenance = {"sampled": {"count": spec.count, "seed": spec.seed}}
         return cfg
     for p in problems:

@@ -188,35 +188,33 @@ class Context:
 def define_first_stage(b: Builder, ctx: Context) -> None:
     """Lots n_pmy (integer), bought at the start of build-up year y, and programme binaries y_pm.
 
-    x_pmy = initial_t + lot_t * sum_{y' <= y} n_pmy';  bounds n_min <= n_pmy <= N_pmy (year_bounds);
-    with Y = horizon.years, d_y = (1 + discount_rate)^-(y-1) and H = holding_years:
-    Cost: d_y price_usd_per_t[y] * lot_t * n_pmy (acquisition)
-        + holding_cost_usd_per_t_year * (sum_{y < Y} d_y x_pmy + H d_Y x_pmY) (holding: a year's stock is
-          held that year; the finished stock H years; the initial stock's part is a constant)
-        + fixed_cost_usd * y_pm (fixed, paid in year 1);
-    y_pm exists only where fixed_cost_usd > 0 and some lot may be bought. Y = 1 is the one-shot
-    model: cost price * lot * n + holding_cost * H * x + fixed_cost * y.
+    x_pmy = initial_t + lot_t * sum_{y' <= y} n_pmy';  bounds n_min <= n_pmy <= N_pmy (year_bounds).
+    B = horizon.years, H = horizon.holding_years, K = B + H - 1 the years protected,
+    delta_k = (1 + discount_rate)^-(k-1); year k holds x_min(k,B). Cost of a lot bought in year y:
+        delta_y price_usd_per_t[y] lot_t                                   (acquisition)
+      + holding_cost_usd_per_t_year lot_t sum_{k=y..K} delta_k             (holding: storage, paid at
+                                                                            the start of each year held)
+      - delta_{K+1} salvage_share price_usd_per_t[B] lot_t                 (salvage: resold after year K)
+    and fixed_cost_usd * y_pm (fixed, year 1). The initial stock's storage and salvage are constants.
+    y_pm exists only where fixed_cost_usd > 0 and some lot may be bought. B = H = 1, sigma = 0 is the
+    one-shot model: price * lot * n + holding_cost * x + fixed_cost * y.
     """
     inst, n_min, n_max = ctx.inst, ctx.n_min, ctx.n_max
     pmy = inst.axes.grid(("p", "m", "y"))
     m, y = pmy["m"], pmy["y"]
     d = inst.discount
-    # what one tonne bought at the start of year y' costs to hold, discounted: sum_{y' <= y < Y} d_y + H d_Y
-    tail = np.concatenate([np.cumsum(d[:-1][::-1])[::-1], [0.0]])
-    weight = tail + inst.holding_years * d[-1]
-    b.add_vars(
-        Var.LOTS,
-        pmy,
-        FIRST,
-        lb=n_min.ravel(),
-        ub=n_max.ravel(),
-        integer=True,
-        costs={
-            CostKind.ACQUISITION: inst.price_path[m, y] * inst.lot[m] * d[y],
-            CostKind.HOLDING: inst.holding_cost[m] * weight[y] * inst.lot[m],
-        },
-    )
-    b.add_offset(CostKind.HOLDING, (inst.holding_cost * weight[0] * inst.initial).sum(axis=1))
+    # storage of a tonne bought at the start of year y: every year from y to K, discounted
+    stored = np.cumsum(inst.year_weight[::-1])[::-1]
+    resale = inst.salvage_discount * inst.salvage_share * inst.price_path[:, -1]  # (M,) per tonne
+    costs = {
+        CostKind.ACQUISITION: inst.price_path[m, y] * inst.lot[m] * d[y],
+        CostKind.HOLDING: inst.holding_cost[m] * stored[y] * inst.lot[m],
+    }
+    if resale.any():
+        costs[CostKind.SALVAGE] = -resale[m] * inst.lot[m]
+        b.add_offset(CostKind.SALVAGE, -(resale * inst.initial).sum(axis=1))
+    b.add_vars(Var.LOTS, pmy, FIRST, lb=n_min.ravel(), ub=n_max.ravel(), integer=True, costs=costs)
+    b.add_offset(CostKind.HOLDING, (inst.holding_cost * stored[0] * inst.initial).sum(axis=1))
     pm = inst.axes.grid(("p", "m"))
     has_y = (inst.fixed_cost.ravel() > 0) & (ctx.n_total.ravel() > 0)
     yp, ym = pm["p"][has_y], pm["m"][has_y]
@@ -231,37 +229,58 @@ def define_first_stage(b: Builder, ctx: Context) -> None:
     )
 
 
+def recourse_costs(inst: Instance, s: np.ndarray, unit: np.ndarray, kind: CostKind) -> dict[CostKind, np.ndarray]:
+    """The objective's terms of a recourse variable of unit cost `unit` in scenarios s:
+    pi_s W_{y(s)} unit (expected over the years drawing on that holding), and with
+    risk.cvar_weight w > 0 also -w times that (risk premium), so that with define_cvar the
+    objective is first stage + sum_y W_y [(1 - w) E Q + w CVaR_alpha Q]."""
+    cost = inst.prob[s] * inst.scen_weight[s] * unit
+    w = inst.cvar_weight
+    return {kind: cost} | ({CostKind.RISK: -w * cost} if w > 0 else {})
+
+
 def define_recourse(b: Builder, ctx: Context) -> None:
     """Release r, unmet u on each cell, and lending l on each (arc, receiving cell).
 
     0 <= r, u <= g;  0 <= l <= g of the receiver. Lending is labelled by the receiver's
-    cell (s, p, m, t) and its arc a; the receiver pays its fee.
-    Expected cost: pi_s d_s * shortfall_cost_usd_per_t * u (shortfall) + pi_s d_s * cost_usd_per_t * l
-    (lending), d_s the discount of the year the scenario strikes in (scenarios.*.year);
-    with risk.cvar_weight w > 0 each also carries -w times that (risk premium), so that with
-    define_cvar the objective is first stage + (1 - w) E[Q] + w CVaR_alpha(Q).
+    cell (s, p, m, t) and its arc a; the receiver pays its fee, the lender's mineral its
+    release cost. Unit costs (recourse_costs weighs them): shortfall_cost_usd_per_t on u
+    (shortfall), release_cost_usd_per_t on r (release), cost_usd_per_t + release_cost_usd_per_t
+    on l (lending, release).
     """
     inst, cells = ctx.inst, ctx.cells
-    w = inst.cvar_weight
-    b.add_vars(Var.RELEASE, cells.coords, PAIR, lb=0.0, ub=cells.g)
-    short = inst.prob[cells.s] * inst.shortfall_cost[cells.m] * inst.scen_discount[cells.s]
+    rel = inst.release_cost[cells.m]
+    b.add_vars(
+        Var.RELEASE,
+        cells.coords,
+        PAIR,
+        lb=0.0,
+        ub=cells.g,
+        costs=recourse_costs(inst, cells.s, rel, CostKind.RELEASE) if rel.any() else {},
+    )
     b.add_vars(
         Var.UNMET,
         cells.coords,
         PAIR,
         lb=0.0,
         ub=cells.g,
-        costs={CostKind.SHORTFALL: short} | ({CostKind.RISK: -w * short} if w > 0 else {}),
+        costs=recourse_costs(inst, cells.s, inst.shortfall_cost[cells.m], CostKind.SHORTFALL),
     )
     c = cells.lend_cell
-    fee = inst.prob[cells.s[c]] * inst.arc_cost[cells.lend_arc] * inst.scen_discount[cells.s[c]]
+    s, m = cells.s[c], cells.m[c]
+    costs = recourse_costs(inst, s, inst.arc_cost[cells.lend_arc], CostKind.LENDING)
+    if inst.release_cost[m].any():
+        extra = recourse_costs(inst, s, inst.release_cost[m], CostKind.RELEASE)
+        costs = {CostKind.LENDING: costs[CostKind.LENDING], CostKind.RELEASE: extra[CostKind.RELEASE]} | (
+            {CostKind.RISK: costs[CostKind.RISK] + extra[CostKind.RISK]} if CostKind.RISK in costs else {}
+        )
     b.add_vars(
         Var.LENT,
         {**{k: v[c] for k, v in cells.coords.items()}, "a": cells.lend_arc},
         PAIR,
         lb=0.0,
         ub=cells.g[c],
-        costs={CostKind.LENDING: fee} | ({CostKind.RISK: -w * fee} if w > 0 else {}),
+        costs=costs,
     )
 
 
@@ -367,7 +386,7 @@ def define_budget(b: Builder, ctx: Context) -> None:
         sum_m price_usd_per_t[y] * lot_t * n_pmy + [y = 1] sum_m fixed_cost_usd * y_pm <= budget_usd_p[y]
 
     with participants.P.budget_carryover, unspent money carries over: the spend of years 1..y fits
-    the budgets of years 1..y (sum over y' <= y on both sides). Undiscounted: appropriations are
+    the budgets of years 1..y (sum over y' <= y on both sides; programme costs are in every row). Undiscounted: appropriations are
     nominal. Y = 1: sum_m (price * lot * n_pm + fixed_cost * y_pm) <= budget_usd_p.
     """
     inst = ctx.inst
@@ -381,12 +400,12 @@ def define_budget(b: Builder, ctx: Context) -> None:
     ym = np.repeat(spent, M)
     cols = b.var_blocks[Var.LOTS].start + inst.axes.key({"p": at["p"][km], "m": m, "y": ym}, ("p", "m", "y"))
     b.add_terms(rows[km], cols, inst.price_path[m, ym] * inst.lot[m])
+    # programme costs are year 1's spend: in year 1's row, and with carryover in every later row too
     yb = b.var_blocks[Var.PROGRAMME]
-    first = np.full(inst.budget_path.shape[0], -1)
-    yr = at["y"] == 0
-    first[at["p"][yr]] = rows[yr]
-    sel = first[yb.coords["p"]] >= 0
-    b.add_terms(first[yb.coords["p"]][sel], yb.index[sel], inst.fixed_cost[yb.coords["p"], yb.coords["m"]][sel])
+    counts_year_one = (at["y"] == 0) | carry
+    r_of, v_of = np.nonzero(at["p"][counts_year_one][:, None] == yb.coords["p"][None, :])
+    yp, ym = yb.coords["p"][v_of], yb.coords["m"][v_of]
+    b.add_terms(rows[counts_year_one][r_of], yb.index[v_of], inst.fixed_cost[yp, ym])
 
 
 def define_storage(b: Builder, ctx: Context) -> None:
@@ -423,45 +442,57 @@ def cvar_unit(inst: Instance) -> float:
 
 
 def define_cvar(b: Builder, ctx: Context) -> None:
-    """CVaR of the recourse cost, as a transform of the model (Rockafellar-Uryasev), only for w > 0.
+    """CVaR of each year's recourse cost, as a transform of the model (Rockafellar-Uryasev), only for w > 0.
 
-    eta (first stage, >= 0: recourse costs are) and v_s >= 0 per scenario with shortfall, both
-    in units of U = cvar_unit dollars:
-        v_s + eta - d_s sum_{cells of s} (b_m u + sum_a k_a l) / U >= 0   (d_s: discount of its year)
-    cost (risk premium): w U eta + w U pi_s / (1 - alpha) v_s, with w = risk.cvar_weight and
-    alpha = risk.cvar_alpha. At the optimum U eta is the alpha-quantile (VaR) of Q_s and
-    U (eta + sum_s pi_s v_s / (1 - alpha)) = CVaR_alpha(Q). Calm scenarios (Q_s = 0) need no v_s.
-    v_s and its row are keyed by scenario, so the decomposition's blocks become whole scenarios
-    and eta is one more master variable: no method needs to know about CVaR.
+    One eta_y per build year y (first stage, >= 0: recourse costs are; one, unlabelled, when
+    horizon.years = 1) and v_s >= 0 per scenario with shortfall, both in units of U = cvar_unit
+    dollars:
+        v_s + eta_{y(s)} - Q_s / U >= 0,   Q_s = sum over s's recourse variables of unit cost x value
+    where the unit costs are the recourse families' own (their non-risk costs over pi_s W_y(s)).
+    Cost (risk premium): w U W_y eta_y + w U W_y(s) pi_s / (1 - alpha) v_s, with w = risk.cvar_weight,
+    alpha = risk.cvar_alpha and W_y the discounted years drawing on build year y's holding. At the
+    optimum U eta_y is the alpha-quantile (VaR) of a year's Q and U (eta_y + sum_s pi_s v_s / (1 - alpha))
+    its CVaR_alpha: the objective is first stage + sum_y W_y [(1 - w) E Q + w CVaR_alpha Q].
+    Calm scenarios (Q_s = 0) need no v_s. v_s and its row are keyed by scenario, so the
+    decomposition's blocks become whole scenarios and eta is one more master variable: no method
+    needs to know about CVaR.
     """
     inst = ctx.inst
     w, alpha = inst.cvar_weight, inst.cvar_alpha
     if w <= 0:
         return
     unit = cvar_unit(inst)
-    eta = b.add_vars(Var.ETA, {}, FIRST, lb=0.0, ub=np.inf, costs={CostKind.RISK: w * unit})
+    years = np.arange(inst.years)
+    eta = b.add_vars(
+        Var.ETA,
+        {"y": years} if inst.years > 1 else {},
+        FIRST,
+        lb=0.0,
+        ub=np.inf,
+        costs={CostKind.RISK: w * unit * inst.year_weight},
+    )
     scen = np.unique(ctx.cells.s)
+    weight = inst.prob * inst.scen_weight
     v = b.add_vars(
         Var.EXCESS,
         {"s": scen},
         EPIGRAPH,
         lb=0.0,
         ub=np.inf,
-        costs={CostKind.RISK: w * unit * inst.prob[scen] / (1 - alpha)},
+        costs={CostKind.RISK: w * unit * weight[scen] / (1 - alpha)},
     )
     rows = b.add_rows(Row.CVAR, {"s": scen}, EPIGRAPH, lb=0.0, ub=np.inf)
     b.add_terms(rows, v, 1.0)
-    b.add_terms(rows, np.full(rows.size, eta[0]), 1.0)
+    b.add_terms(rows, eta[inst.scen_year[scen]], 1.0)
     row_of = np.full(len(inst.scenarios), -1)
     row_of[scen] = rows
-    cells = ctx.cells
-    d = inst.scen_discount
-    b.add_terms(row_of[cells.s], b.var_blocks[Var.UNMET].index, -inst.shortfall_cost[cells.m] * d[cells.s] / unit)
-    for name in (Var.LENT, Var.OFFTAKE_LENT):  # lending of stock, and of offtake where the config has projects
-        if name in b.var_blocks:
-            lend = b.var_blocks[name]
-            ls = lend.coords["s"]
-            b.add_terms(row_of[ls], lend.index, -inst.arc_cost[lend.coords["a"]] * d[ls] / unit)
+    for blk in list(b.var_blocks.values()):
+        if blk.stage != PAIR or not blk.costs:
+            continue
+        s = blk.coords["s"]
+        per_unit = sum(c for k, c in blk.costs.items() if k is not CostKind.RISK) / weight[s]
+        keep = per_unit != 0
+        b.add_terms(row_of[s[keep]], blk.index[keep], -per_unit[keep] / unit)
 
 
 def define_offtake(b: Builder, ctx: Context) -> None:
@@ -471,9 +502,9 @@ def define_offtake(b: Builder, ctx: Context) -> None:
     is offtake_lot_t tonnes (integer units) or 1 t (any amount). With u_j the unit,
         capacity:  sum_p u_j o_pj <= capacity_t_per_year_j
         agreement: u_j o_pj <= capacity_j z_pj,  z_pj binary (only where fixed_cost_usd_j > 0)
-    Cost (offtake): Y * max(floor_price_usd_per_t_j - price_usd_per_t_m, 0) * u_j o_pj, the
-    price-gap subsidy for as long as the stock is held (Y = horizon.holding_years, as the
-    holding cost), + fixed_cost_usd_j z_pj. Not charged to budget_usd (a separate appropriation).
+    Cost (offtake): (sum_{k=1..K} delta_k) max(floor_price_usd_per_t_j - price_usd_per_t_m, 0) u_j o_pj,
+    the price-gap subsidy of every year protected (K = horizon.years + holding_years - 1, discounted),
+    + fixed_cost_usd_j z_pj. Not charged to budget_usd (a separate appropriation).
     """
     inst = ctx.inst
     J = len(inst.projects)
@@ -491,7 +522,7 @@ def define_offtake(b: Builder, ctx: Context) -> None:
         lb=0.0 if given is None else given,
         ub=most if given is None else given,
         integer=inst.proj_integer[j],
-        costs={CostKind.OFFTAKE: inst.holding_years * inst.proj_gap[j] * unit},
+        costs={CostKind.OFFTAKE: inst.risk_years * inst.proj_gap[j] * unit},
     )
     rows = b.add_rows(Row.CAPACITY, {"j": np.arange(J)}, FIRST, lb=-np.inf, ub=inst.proj_cap)
     b.add_terms(rows[j], o, unit)
@@ -533,15 +564,13 @@ def define_offtake_use(b: Builder, ctx: Context) -> None:
     b.add_terms(demand[idx], f, 1.0)
     keep = served[cells.m[cells.lend_cell]]
     c, arc = cells.lend_cell[keep], cells.lend_arc[keep]
-    fee = inst.prob[cells.s[c]] * inst.arc_cost[arc] * inst.scen_discount[cells.s[c]]
-    w = inst.cvar_weight
     e = b.add_vars(
         Var.OFFTAKE_LENT,
         {**{k: v[c] for k, v in cells.coords.items()}, "a": arc},
         PAIR,
         lb=0.0,
         ub=cells.g[c],
-        costs={CostKind.LENDING: fee} | ({CostKind.RISK: -w * fee} if w > 0 else {}),
+        costs=recourse_costs(inst, cells.s[c], inst.arc_cost[arc], CostKind.LENDING),
     )
     b.add_terms(demand[c], e, 1.0)
     giver = {"s": cells.s[c], "p": inst.arc_from[arc], "m": cells.m[c], "t": cells.t[c]}

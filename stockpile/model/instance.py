@@ -44,11 +44,13 @@ class Instance:
     prob: np.ndarray  # (S,)
     periods: int
     period_days: float
-    holding_years: float
+    holding_years: int
     price: np.ndarray  # (M,) USD/t
-    holding_cost: np.ndarray  # (M,) USD/t/yr
+    holding_cost: np.ndarray  # (M,) USD/t/yr of storage
     lot: np.ndarray  # (M,) t
     shortfall_cost: np.ndarray  # (M,) USD/t
+    salvage_share: np.ndarray  # (M,) share of the last build year's price a tonne fetches after year K
+    release_cost: np.ndarray  # (M,) USD/t leaving a store (release or lending)
     consumption: np.ndarray  # (P, M) t/yr
     initial: np.ndarray  # (P, M) t
     fixed_cost: np.ndarray  # (P, M) USD
@@ -77,10 +79,14 @@ class Instance:
     proj_integer: np.ndarray  # (J,) offtake in whole lots
     # the build-up over fiscal years (horizon.years Y; Y = 1: every lot bought at once). The one-year
     # fields above are then the whole build-up's view: price of year 1, budget and max_acquisition
-    # summed over the years, min_days the largest yearly target, storage the last year's
+    # summed over the years, min_days the largest yearly target, storage the last year's.
+    # Every year faces every scenario of the config: over a build-up the scenarios are repeated
+    # for each build year (NAME@yY), each drawing on that year's holding.
     years: int
-    discount: np.ndarray  # (Y,) (1 + r)^-(y-1)
-    scen_year: np.ndarray  # (S,) 0-based year each scenario strikes in
+    discount: np.ndarray  # (Y,) delta_y = (1 + r)^-(y-1)
+    year_weight: np.ndarray  # (Y,) W_y: delta_y for y < Y; sum_{k=Y..K} delta_k for the finished stock
+    salvage_discount: float  # delta_{K+1}: resale of what is left after the years protected
+    scen_year: np.ndarray  # (S,) 0-based build year whose holding each scenario draws on
     carryover: np.ndarray  # (P,) unspent budget carries over
     price_path: np.ndarray  # (M, Y) USD/t
     budget_path: np.ndarray  # (P, Y) USD, inf = none
@@ -103,9 +109,33 @@ class Instance:
         } | ({"years": self.years} if self.years > 1 else {})
 
     @property
-    def scen_discount(self) -> np.ndarray:
-        """(S,) the discount of each scenario's recourse: that of the year it strikes in."""
-        return np.asarray(self.discount[self.scen_year])
+    def scen_weight(self) -> np.ndarray:
+        """(S,) what one dollar of a scenario's recourse weighs in the objective, before pi_s: the
+        discounted count of years drawing on its build year's holding, W_{y(s)}."""
+        return np.asarray(self.year_weight[self.scen_year])
+
+    @property
+    def exposure_years(self) -> int:
+        """K = horizon.years + horizon.holding_years - 1: the years the stock protects."""
+        return self.years + self.holding_years - 1
+
+    @property
+    def risk_years(self) -> float:
+        """sum_{k=1..K} delta_k: the discounted years the stock protects (a yearly flow's weight)."""
+        return float(self.year_weight.sum())
+
+    @property
+    def net_cost_per_t(self) -> np.ndarray:
+        """(M,) what a tonne bought in year 1 and kept costs over the horizon: price, plus storage in
+        every year protected, less the discounted resale after year K."""
+        resale = self.salvage_discount * self.salvage_share * self.price_path[:, -1]
+        return np.asarray(self.price_path[:, 0] + self.holding_cost * self.risk_years - resale)
+
+    @property
+    def year_share(self) -> np.ndarray:
+        """(S,) pi_s W_{y(s)} / sum_y W_y: a scenario's share of the years' risk (sums to 1), the
+        weights of a per-year expectation."""
+        return np.asarray(self.prob * self.scen_weight / self.risk_years)
 
     def holding_by_year(self, bought: np.ndarray) -> np.ndarray:
         """x_pmy = initial_t + lot_t * sum_{y' <= y} n_pmy' (P, M, Y) from lots bought each year (P, M, Y)."""
@@ -217,7 +247,12 @@ BYTES_PER_CELL_ARC = 96
 
 def estimated_bytes(cfg: Config) -> int:
     """Upper estimate of the memory a config's model needs, from its dimensions alone."""
-    S, P, M, T = len(cfg.scenario_list), len(cfg.participants), len(cfg.minerals), cfg.horizon.periods
+    S, P, M, T = (
+        len(cfg.scenario_list) * cfg.horizon.years,
+        len(cfg.participants),
+        len(cfg.minerals),
+        cfg.horizon.periods,
+    )
     return int(S * P * M * T * (BYTES_PER_CELL + BYTES_PER_CELL_ARC * len(cfg.lending) / max(P, 1)))
 
 
@@ -278,19 +313,23 @@ def build_instance(cfg: Config) -> Instance:
         else:
             arc_minerals[a, [m_of[m] for m in arc.minerals]] = True
 
+    names = [sc.name for sc in cfg.scenario_list]
+    shortfall = _shortfall(cfg, p_of, m_of, consumption * cfg.horizon.period_days / DAYS_PER_YEAR)
     return Instance(
         name=cfg.name,
         participants=tuple(P),
         minerals=tuple(M),
-        scenarios=tuple(sc.name for sc in cfg.scenario_list),
-        prob=np.array([sc.probability for sc in cfg.scenario_list], dtype=float),
+        scenarios=tuple(exposure_names(names, Y)),
+        prob=np.tile(np.array([sc.probability for sc in cfg.scenario_list], dtype=float), Y),
         periods=T,
         period_days=float(cfg.horizon.period_days),
-        holding_years=float(cfg.horizon.holding_years),
+        holding_years=cfg.horizon.holding_years,
         price=price[:, 0],
         holding_cost=np.array([mn.holding_cost_usd_per_t_year for mn in mins], dtype=float),
         lot=np.array([mn.lot_t for mn in mins], dtype=float),
         shortfall_cost=np.array([mn.shortfall_cost_usd_per_t for mn in mins], dtype=float),
+        salvage_share=np.array([mn.salvage_share for mn in mins], dtype=float),
+        release_cost=np.array([mn.release_cost_usd_per_t for mn in mins], dtype=float),
         consumption=consumption,
         initial=per_pm("initial_t", 0.0)[..., 0],
         fixed_cost=per_pm("fixed_cost_usd", 0.0)[..., 0],
@@ -305,13 +344,15 @@ def build_instance(cfg: Config) -> Instance:
         arc_share=np.array([a.max_share for a in arcs], dtype=float),
         arc_cost=np.array([a.cost_usd_per_t for a in arcs], dtype=float),
         arc_minerals=arc_minerals,
-        shortfall=_shortfall(cfg, p_of, m_of, consumption * cfg.horizon.period_days / DAYS_PER_YEAR),
+        shortfall=np.tile(shortfall, (Y, 1, 1, 1)),
         drawn=np.zeros((len(P), len(M))),
         arc_lent=np.zeros((len(arcs), len(M))),
         **_projects(cfg, m_of),
         years=Y,
-        discount=(1.0 + cfg.horizon.discount_rate) ** -np.arange(Y, dtype=float),
-        scen_year=np.array([Y - 1 if sc.year is None else sc.year - 1 for sc in cfg.scenario_list], dtype=np.int64),
+        discount=np.array(cfg.horizon.discounts(Y)),
+        year_weight=np.array(cfg.horizon.year_weights()),
+        salvage_discount=cfg.horizon.salvage_discount,
+        scen_year=np.repeat(np.arange(Y), len(names)),
         carryover=np.array([q.budget_carryover for q in parts], dtype=bool),
         price_path=price,
         budget_path=budget,
@@ -322,6 +363,12 @@ def build_instance(cfg: Config) -> Instance:
         cvar_weight=cfg.risk.cvar_weight,
         solver=cfg.solver.model_dump(),
     )
+
+
+def exposure_names(names: list[str], years: int) -> list[str]:
+    """The instance's scenarios: the config's, repeated for each build year as NAME@yY when there
+    are several (year-major), since each year draws on its own holding."""
+    return names if years == 1 else [f"{n}@y{y + 1}" for y in range(years) for n in names]
 
 
 def by_year(value: float | list[float], years: int) -> list[float]:

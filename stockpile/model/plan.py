@@ -86,13 +86,24 @@ def clean(values: np.ndarray) -> np.ndarray:
 
 
 def scenario_recourse(inst: Instance, plan: Plan) -> np.ndarray:
-    """Q_s per scenario: the cost of its unmet shortfall and of its lending fees (not weighted by pi_s),
-    discounted to year 1 from the year it strikes in."""
+    """Q_s per scenario: one year's cost of its unmet shortfall, its releases (release_cost_usd_per_t
+    of the stock released or lent) and its lending fees, neither weighted by pi_s nor discounted."""
     c, (lc, lent) = plan.cells, plan.all_lending()
-    q = np.bincount(c["s"], inst.shortfall_cost[c["m"]] * plan.unmet, len(inst.scenarios))
-    return np.asarray(
-        (q + np.bincount(lc["s"], inst.arc_cost[lc["a"]] * lent, len(inst.scenarios))) * inst.scen_discount
-    )
+    S = len(inst.scenarios)
+    rc = inst.release_cost
+    q = np.bincount(c["s"], inst.shortfall_cost[c["m"]] * plan.unmet + rc[c["m"]] * plan.release, S)
+    q += np.bincount(plan.lending["s"], rc[plan.lending["m"]] * plan.lend, S)
+    return np.asarray(q + np.bincount(lc["s"], inst.arc_cost[lc["a"]] * lent, S))
+
+
+def yearly_var_cvar(inst: Instance, q: np.ndarray) -> tuple[float, float]:
+    """VaR and CVaR_alpha of a year's recourse cost Q, as the objective weighs them: the CVaR of
+    each build year's scenarios, weighted by W_y / sum W (one year when horizon.years = 1)."""
+    out = np.zeros(2)
+    for y in range(inst.years):
+        sel = inst.scen_year == y
+        out += np.array(var_cvar(q[sel], inst.prob[sel], inst.cvar_alpha)) * inst.year_weight[y]
+    return float(out[0] / inst.risk_years), float(out[1] / inst.risk_years)
 
 
 def var_cvar(q: np.ndarray, prob: np.ndarray, alpha: float) -> tuple[float, float]:

@@ -11,6 +11,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from stockpile.enums import CostKind
 from stockpile.jsontypes import JSON
 from stockpile.report.page import field_name, fmt_value, slug
 
@@ -177,7 +178,7 @@ def usd_axis(title: str | None = "USD") -> alt.Axis:
 
 
 # cost parts a run may not have at all (no projects, a risk-neutral objective): shown only when used
-OPTIONAL_COSTS = ("offtake_usd", "risk_premium_usd")
+OPTIONAL_COSTS = tuple(k.summary_key for k in CostKind if k.optional)
 
 
 def cost_chart(s: JSON, parts: list[str]) -> alt.Chart:

@@ -25,8 +25,10 @@ COMPARE_RULES = {
 COST_PARTS = {
     "acquisition_usd": "acquisition",
     "fixed_usd": "fixed",
-    "holding_usd": "holding",
+    "holding_usd": "storage",
+    "salvage_usd": "resale at the horizon",
     "expected_shortfall_usd": "expected shortfall",
+    "expected_release_usd": "release",
     "expected_lending_usd": "lending fees",
 }
 
@@ -65,7 +67,8 @@ def compare_page(folder: Path) -> Page:
                 "component:N",
                 sort=list(COST_PARTS.values()),
                 scale=alt.Scale(
-                    domain=list(COST_PARTS.values()), range=["#1f77b4", "#9ecae1", "#bdbdbd", "#000000", "#f2b701"]
+                    domain=list(COST_PARTS.values()),
+                    range=["#1f77b4", "#9ecae1", "#bdbdbd", "#31a354", "#000000", "#756bb1", "#f2b701"],
                 ),
                 legend=alt.Legend(orient="top", title=None),
             ),

@@ -76,31 +76,57 @@ class Run:
     x_year: dict[tuple[str, str, int], float] = field(default_factory=dict)  # ... at the end of each year (0-based)
     costs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COST_KEYS, 0.0))  # recomputed by the rules
     recourse: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # Q_s: shortfall + fees
+    saved: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))  # sum pi W b (out)
     offtake_per_period: dict[tuple[str, str], float] = field(default_factory=dict)  # t each period may serve
 
     @property
     def parts(self) -> list[str]:
         return list(self.cfg["participants"])
 
-    @property
+    @cached_property
     def prob(self) -> dict[str, float]:
-        return {s["name"]: s["probability"] for s in self.cfg["scenarios"]}
+        """pi of every scenario of the run: over a build-up each config scenario once per build year."""
+        return {name: sc["probability"] for name, (sc, _) in self.scenario_years.items()}
 
     @property
     def years(self) -> int:
         return int(self.cfg["horizon"].get("years", 1))
 
     def discount(self, year: int) -> float:
-        """(1 + r)^-y of a 0-based build-up year."""
+        """delta = (1 + r)^-y of a 0-based year."""
         return (1.0 + float(self.cfg["horizon"].get("discount_rate", 0.0))) ** -year
 
     @cached_property
-    def scenario_years(self) -> dict[str, int]:
-        """The 0-based build-up year each scenario strikes in (absent: the last)."""
-        return {sc["name"]: (sc.get("year") or self.years) - 1 for sc in self.cfg["scenarios"]}
+    def weights(self) -> list[float]:
+        """W_y of each 0-based build year: its own discount before the last, and the sum of the
+        discounts of years B..K for the finished stock (K = years + holding_years - 1)."""
+        K = self.years + int(self.cfg["horizon"]["holding_years"]) - 1
+        return [self.discount(y) for y in range(self.years - 1)] + [
+            sum(self.discount(k) for k in range(self.years - 1, K))
+        ]
+
+    @property
+    def resale_discount(self) -> float:
+        """delta_{K+1}: the stock left after the years protected is resold then."""
+        return self.discount(self.years + int(self.cfg["horizon"]["holding_years"]) - 1)
+
+    @cached_property
+    def scenario_years(self) -> dict[str, tuple[JSON, int]]:
+        """Each scenario of the run with its config scenario and the 0-based build year whose holding
+        it draws on: the config's names, or NAME@yY over a build-up (every year faces every one)."""
+        Y = self.years
+        return {
+            (sc["name"] if Y == 1 else f"{sc['name']}@y{y + 1}"): (sc, y)
+            for y in range(Y)
+            for sc in self.cfg["scenarios"]
+        }
 
     def year_of(self, scenario: str) -> int:
-        return self.scenario_years[scenario]
+        return self.scenario_years[scenario][1]
+
+    def weight(self, scenario: str) -> float:
+        """pi_s W_y(s): what a dollar of the scenario's recourse weighs in the objective."""
+        return float(self.prob[scenario] * self.weights[self.year_of(scenario)])
 
     def held(self, scenario: str, p: str, m: str) -> float:
         """The holding a scenario draws on: that at the end of the year it strikes in."""
@@ -126,7 +152,6 @@ def check_holdings(r: Run) -> Iterator[Violation]:
     """Whole lots, holding arithmetic, days of consumption, min_days, max_acquisition_t; per participant
     budget_usd and storage_capacity_t; the first-stage costs."""
     cfg, tol = r.cfg, r.tol
-    years = cfg["horizon"]["holding_years"]
     one_year = r.years == 1  # over a build-up the limits and costs are yearly (check_acquisitions)
     bought = r.acq.groupby(["participant", "mineral"]).cost_usd.sum() if not one_year else None
     spend: dict[str, float] = defaultdict(float)
@@ -155,6 +180,10 @@ def check_holdings(r: Run) -> Iterator[Violation]:
         if cons > 0 and not _close(row.days_of_consumption, row.holding_t * DAYS / cons):
             yield Violation("days of consumption", where, f"{row.days_of_consumption}")
         r.x[p, m] = row.holding_t
+        resale = r.resale_discount * mc["salvage_share"] * _pp(mc["price_usd_per_t"], p, 0.0)
+        net = _pp(mc["price_usd_per_t"], p, 0.0, 0) + mc["holding_cost_usd_per_t_year"] * sum(r.weights) - resale
+        if not _close(row.net_cost_usd_per_t, net):
+            yield Violation("net cost per tonne", where, f"{row.net_cost_usd_per_t:,.2f}, expected {net:,.2f}")
         if not one_year:
             r.costs["fixed_usd"] += _pp(mc["fixed_cost_usd"], p, 0.0) if row.lots > 0 else 0.0
             continue
@@ -167,7 +196,10 @@ def check_holdings(r: Run) -> Iterator[Violation]:
         f = _pp(mc["fixed_cost_usd"], p, 0.0) if row.lots > 0 else 0.0
         r.costs["acquisition_usd"] += row.acquisition_usd
         r.costs["fixed_usd"] += f
-        r.costs["holding_usd"] += mc["holding_cost_usd_per_t_year"] * years * row.holding_t
+        r.costs["holding_usd"] += mc["holding_cost_usd_per_t_year"] * r.weights[0] * row.holding_t
+        r.costs["salvage_usd"] -= (
+            r.resale_discount * mc["salvage_share"] * _pp(mc["price_usd_per_t"], p, 0.0) * row.holding_t
+        )
         spend[p] += row.acquisition_usd + f
         held[p] += row.holding_t
     for p in r.parts if one_year else []:
@@ -193,7 +225,6 @@ def check_acquisitions(r: Run) -> Iterator[Violation]:
     if r.years == 1:
         return
     cfg, tol, Y = r.cfg, r.tol, r.years
-    H = cfg["horizon"]["holding_years"]
     spend: dict[tuple[str, int], float] = defaultdict(float)
     held: dict[tuple[str, int], float] = defaultdict(float)
     total: dict[tuple[str, str], float] = defaultdict(float)
@@ -230,8 +261,10 @@ def check_acquisitions(r: Run) -> Iterator[Violation]:
         spend[p, y] += cost
         held[p, y] += x
         r.costs["acquisition_usd"] += cost * d
-        h = mc["holding_cost_usd_per_t_year"]
-        r.costs["holding_usd"] += h * x * d * (H if y == Y - 1 else 1.0)
+        r.costs["holding_usd"] += mc["holding_cost_usd_per_t_year"] * x * r.weights[y]
+        if y == Y - 1:
+            resale = r.resale_discount * mc["salvage_share"] * _pp(mc["price_usd_per_t"], p, 0.0, y)
+            r.costs["salvage_usd"] -= resale * x
     for (p, m), n in total.items():
         want = r.hold[(r.hold.participant == p) & (r.hold.mineral == m)].lots.sum()
         if not _close(n, want):
@@ -264,13 +297,14 @@ def check_acquisitions(r: Run) -> Iterator[Violation]:
                 yield Violation("acquisition rows", "acquisitions.csv", f"no rows for ({p}, {m})")
 
 
-def shortfall(cfg: JSON) -> dict[tuple[str, str, str, int], float]:
-    """g[s, p, m, t] from the shocks, with plain loops (overlaps add, capped at 1; cut at the horizon)."""
+def shortfall(cfg: JSON, scenarios: dict[str, tuple[JSON, int]]) -> dict[tuple[str, str, str, int], float]:
+    """g[s, p, m, t] from the shocks, with plain loops (overlaps add, capped at 1; cut at the horizon),
+    for each scenario of the run (name: its config scenario and build year)."""
     T = cfg["horizon"]["periods"]
     delta = cfg["horizon"]["period_days"]
     parts = list(cfg["participants"])
     g: dict[tuple[str, str, str, int], float] = {}
-    for sc in cfg["scenarios"]:
+    for name, (sc, _) in scenarios.items():
         share: dict[tuple[str, str, int], float] = defaultdict(float)
         for sh in sc["shocks"]:
             for t in range(sh["start"], min(sh["start"] + sh["periods"], T + 1)):
@@ -279,7 +313,7 @@ def shortfall(cfg: JSON) -> dict[tuple[str, str, str, int], float]:
         for (p, m, t), v in share.items():
             q = _pp(cfg["minerals"][m]["consumption_t_per_year"], p, 0.0) * delta / DAYS
             if min(v, 1.0) * q > 0:
-                g[sc["name"], p, m, t] = min(v, 1.0) * q
+                g[name, p, m, t] = min(v, 1.0) * q
     return g
 
 
@@ -291,7 +325,6 @@ def lending_flows(r: Run) -> tuple[list[Violation], dict[Cell, float], dict[Cell
     lent_by: dict[Cell, float] = defaultdict(float)
     borrowed_by: dict[Cell, float] = defaultdict(float)
     arc_total: dict[Cell, float] = defaultdict(float)
-    prob = r.prob
     for i, row in r.lend.iterrows():
         where = f"lending.csv row {int(str(i)) + 2}"
         arc = arcs.get((row["from"], row["to"]))
@@ -301,14 +334,17 @@ def lending_flows(r: Run) -> tuple[list[Violation], dict[Cell, float], dict[Cell
         if row.lent_t < -tol:
             bad.append(Violation("non-negative", where, f"lent_t = {row.lent_t}"))
         borrowed_by[row.scenario, row["to"], row.mineral, row.period] += row.lent_t
+        release = 0.0  # the release cost of stock leaving the lender's store, paid by the borrower
         if row.get("source", "stock") == "offtake":  # offtake lent onward: not the lender's stock
             lent_by["offtake", row.scenario, row["from"], row.mineral, row.period] += row.lent_t
         else:
             lent_by[row.scenario, row["from"], row.mineral, row.period] += row.lent_t
             arc_total[row.scenario, row["from"], row["to"], row.mineral] += row.lent_t
-        d = r.discount(r.year_of(row.scenario))
-        r.costs["expected_lending_usd"] += prob[row.scenario] * d * arc["cost_usd_per_t"] * row.lent_t
-        r.recourse[row.scenario] += d * arc["cost_usd_per_t"] * row.lent_t
+            release = r.cfg["minerals"][row.mineral]["release_cost_usd_per_t"] * row.lent_t
+        w = r.weight(row.scenario)
+        r.costs["expected_lending_usd"] += w * arc["cost_usd_per_t"] * row.lent_t
+        r.costs["expected_release_usd"] += w * release
+        r.recourse[row.scenario] += arc["cost_usd_per_t"] * row.lent_t + release
     for (s, a, b, m), total in arc_total.items():
         cap = arcs[a, b]["max_share"] * r.held(s, a, m)
         if total > cap + tol * max(1, cap):
@@ -320,8 +356,8 @@ def check_schedule(r: Run) -> Iterator[Violation]:
     """Per (scenario, participant, mineral, period): shortfall from the shocks, non-negative flows,
     demand balance, lending totals, release_rate_max, inventory balance, reserve_floor; every
     shortfall and lending has its row; the expected shortfall cost."""
-    cfg, tol, prob = r.cfg, r.tol, r.prob
-    g = shortfall(cfg)
+    cfg, tol = r.cfg, r.tol
+    g = shortfall(cfg, r.scenario_years)
     bad, lent_by, borrowed_by = lending_flows(r)
     yield from bad
     seen: set[Cell] = set()
@@ -367,9 +403,12 @@ def check_schedule(r: Run) -> Iterator[Violation]:
         if row.inventory_t < lim["reserve_floor"] * hx - tol * max(1, hx):
             yield Violation("reserve_floor", where, f"inventory {row.inventory_t:g} t < floor")
         inv_prev[s, p, m] = row.inventory_t
-        d = r.discount(r.year_of(s))
-        r.costs["expected_shortfall_usd"] += prob[s] * d * cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
-        r.recourse[s] += d * cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
+        damage = cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
+        release = cfg["minerals"][m]["release_cost_usd_per_t"] * row.release_t
+        r.costs["expected_shortfall_usd"] += r.weight(s) * damage
+        r.costs["expected_release_usd"] += r.weight(s) * release
+        r.recourse[s] += damage + release
+        r.saved[p, m] += r.weight(s) * cfg["minerals"][m]["shortfall_cost_usd_per_t"] * out
     for missing in set(g) - seen:
         yield Violation("schedule rows", "schedule.csv", f"no row for shortfall at {missing}")
     for missing in {k[1:] if k[0] == "offtake" else k for k in lent_by} - seen:
@@ -400,7 +439,7 @@ def check_offtake(r: Run) -> Iterator[Violation]:
         fixed = pr["fixed_cost_usd"] if t > tol else 0.0
         if not _close(row.agreement_usd, fixed, fixed):
             yield Violation("offtake", where, f"agreement {row.agreement_usd:,.2f} != fixed_cost_usd {fixed:,.2f}")
-        r.costs["offtake_usd"] += cfg["horizon"]["holding_years"] * gap * t + fixed
+        r.costs["offtake_usd"] += sum(r.weights) * gap * t + fixed
         per = cfg["horizon"]["period_days"] / DAYS
         r.offtake_per_period[row.participant, pr["mineral"]] = (
             r.offtake_per_period.get((row.participant, pr["mineral"]), 0.0) + per * t
@@ -486,11 +525,11 @@ def check_lending_summary(r: Run, run_dir: Path) -> Iterator[Violation]:
     if not path.exists():
         return
     flows = _read(run_dir, "lending_flows.csv")
-    prob = r.prob
     arcs = {(a["from"], a["to"]): a for a in r.cfg["lending"]}
     want: dict[Cell, float] = defaultdict(float)
-    for row in r.lend.itertuples(index=False):
-        want[row[1], row.to, row.mineral] += prob[row.scenario] * row.lent_t
+    years = sum(r.weights)
+    for row in r.lend.itertuples(index=False):  # a year's expectation: weighted by pi_s W_y(s) / sum W
+        want[row[1], row.to, row.mineral] += r.weight(row.scenario) / years * row.lent_t
     got = {(row[0], row.to, row.mineral): row for row in flows.itertuples(index=False)}
     for k in set(want) | set(got):
         have = got.get(k)
@@ -506,20 +545,26 @@ def check_lending_summary(r: Run, run_dir: Path) -> Iterator[Violation]:
 
 
 def check_risk(r: Run) -> Iterator[Violation]:
-    """E[Q], VaR and CVaR at risk.cvar_alpha of the scenario recourse costs Q_s (shortfall plus fees),
-    recomputed from the schedule by sorting; the risk premium w (CVaR - E[Q]) of the objective."""
+    """E[Q], VaR and CVaR at risk.cvar_alpha of a year's recourse cost Q_s (shortfall, release and
+    fees), recomputed from the schedule by sorting each build year's scenarios, averaged over the
+    build years by W_y / sum W; the risk premium w sum_y W_y (CVaR_y - E_y[Q]) of the objective."""
     risk = r.cfg.get("risk") or {"cvar_alpha": 0.9, "cvar_weight": 0.0}
     alpha, w = risk["cvar_alpha"], risk["cvar_weight"]
-    values = sorted((r.recourse.get(name, 0.0), p) for name, p in r.prob.items())
-    mean = sum(q * p for q, p in values)
-    cum, var = 0.0, values[-1][0]
-    for q, p in values:
-        cum += p
-        if cum >= alpha - 1e-12:
-            var = q
-            break
-    cvar = var + sum(p * max(q - var, 0.0) for q, p in values) / (1 - alpha)
-    r.costs["risk_premium_usd"] = w * (cvar - mean)
+    mean = var = cvar = premium = 0.0
+    for y, weight in enumerate(r.weights):
+        values = sorted((r.recourse.get(name, 0.0), p) for name, p in r.prob.items() if r.year_of(name) == y)
+        mean_y = sum(q * p for q, p in values)
+        cum, var_y = 0.0, values[-1][0]
+        for q, p in values:
+            cum += p
+            if cum >= alpha - 1e-12:
+                var_y = q
+                break
+        cvar_y = var_y + sum(p * max(q - var_y, 0.0) for q, p in values) / (1 - alpha)
+        share = weight / sum(r.weights)
+        mean, var, cvar = mean + share * mean_y, var + share * var_y, cvar + share * cvar_y
+        premium += w * weight * (cvar_y - mean_y)
+    r.costs["risk_premium_usd"] = premium
     scale = max(1.0, abs(cvar))
     for key, want in (("expected_recourse_usd", mean), ("var_recourse_usd", var), ("cvar_recourse_usd", cvar)):
         have = r.summary.get(key)
@@ -546,11 +591,22 @@ def check_costs(r: Run) -> Iterator[Violation]:
 
 
 # The rules, in order: later ones read what earlier ones derived (holdings, recomputed costs).
+def check_saving(r: Run) -> Iterator[Violation]:
+    """holdings.csv expected_saving_usd_per_t: the shortfall cost of what each holding releases and
+    lends, sum_s pi_s W_y(s) b_m (release + lent), per tonne held. Runs after the schedule."""
+    for row in r.hold.itertuples(index=False):
+        want = r.saved[row.participant, row.mineral] / row.holding_t if row.holding_t > 0 else 0.0
+        if not _close(row.expected_saving_usd_per_t, want, rel=1e-5):
+            where = f"holdings.csv ({row.participant}, {row.mineral})"
+            yield Violation("expected saving", where, f"{row.expected_saving_usd_per_t:,.2f}, recomputed {want:,.2f}")
+
+
 RULES: tuple[Callable[[Run], Iterator[Violation]], ...] = (
     check_holdings,
     check_acquisitions,
     check_offtake,
     check_schedule,
+    check_saving,
     check_coverage,
     check_release_order,
     check_risk,

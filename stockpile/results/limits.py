@@ -251,9 +251,10 @@ def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tupl
     """Why each (participant, mineral) holds what it holds, in one phrase: the limit that forces
     or stops it, or the cost against the most the holding could save.
 
-    The bound on the saving: a tonne held covers at most one tonne of shortfall in each
+    The bound on the saving: a tonne held covers at most one tonne of shortfall in each year's
     scenario that disrupts the holder or a partner it may lend to, at shortfall_cost_usd_per_t,
-    and only its (1 - reserve_floor) share may leave: P(hit) * shortfall cost * (1 - floor).
+    and only its (1 - reserve_floor) share may leave: (sum_k delta_k) P(hit) * shortfall cost *
+    (1 - floor), against its net cost (price - discounted resale + discounted storage).
     """
     lot, n = inst.lot, plan.lots
     acquired = n * lot
@@ -262,7 +263,7 @@ def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tupl
     reach = hit.copy()
     for a in range(inst.arc_from.size):
         reach[:, inst.arc_from[a]] |= hit[:, inst.arc_to[a]] & inst.arc_minerals[a][None, :]
-    p_reach = np.einsum("s,spm->pm", inst.prob, reach)
+    p_reach = np.einsum("s,spm->pm", inst.year_share, reach)
     binding = {(r.limit, r.participant, r.mineral) for r in limits.itertuples() if r.binds}
     years: dict[tuple[str, str, str], list[int]] = {}  # over a build-up: the years each limit binds in
     for r in limits.itertuples():
@@ -309,10 +310,10 @@ def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tupl
             elif borrows[p, m]:
                 note = f"nothing held: borrowing from {', '.join(borrows[p, m])} costs less than holding"
             else:
-                per_t = inst.price[m] + inst.holding_cost[m] * inst.holding_years
-                saving = p_reach[p, m] * inst.shortfall_cost[m] * (1.0 - inst.reserve_floor[p])
+                per_t = inst.net_cost_per_t[m]
+                saving = inst.risk_years * p_reach[p, m] * inst.shortfall_cost[m] * (1.0 - inst.reserve_floor[p])
                 fixed = f" plus a {money(inst.fixed_cost[p, m])} programme" if inst.fixed_cost[p, m] > 0 else ""
-                cost = f"buying and holding costs {money(per_t)}/t{fixed}"
+                cost = f"a tonne's net cost is {money(per_t)}{fixed}"
                 note = (
                     f"nothing held: not worth its cost at P(hit) {p_reach[p, m]:.2f}: {cost}, "
                     f"and saves at most {money(saving)}/t"

@@ -39,6 +39,8 @@ HOLDINGS_COLUMNS = [
     "holding_t",
     "days_of_consumption",
     "acquisition_usd",
+    "net_cost_usd_per_t",
+    "expected_saving_usd_per_t",
     "note",
 ]
 
@@ -175,10 +177,24 @@ def check_objective(solver_objective: float, breakdown_total: float, shift: floa
         )
 
 
-def holdings_table(inst: Instance, plan: Plan, notes: dict[tuple[str, str], str]) -> pd.DataFrame:
-    """One row per (participant, mineral); note: why it holds what it holds (``limits.holding_notes``)."""
+def expected_saving(inst: Instance, f: Flows) -> np.ndarray:
+    """(P, M) the shortfall cost each holding's releases and lendings save over the years protected:
+    sum_s pi_s W_y(s) shortfall_cost_usd_per_t (released + lent in s)."""
+    used = (f.release + f.lent).sum(axis=-1)  # (D, P)
+    w = inst.prob[f.pairs_s] * inst.scen_weight[f.pairs_s] * inst.shortfall_cost[f.pairs_m]
+    saved = np.zeros((len(inst.participants), len(inst.minerals)))
+    np.add.at(saved.T, f.pairs_m, w[:, None] * used)  # saved.T is a view: (M, P)
+    return saved
+
+
+def holdings_table(inst: Instance, plan: Plan, f: Flows, notes: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """One row per (participant, mineral); net cost of a tonne (price, discounted storage over the
+    years protected, less discounted resale: ``Instance.net_cost_per_t``) against what a tonne held
+    saves in expectation (``expected_saving`` per tonne held); note: why it holds what it holds
+    (``limits.holding_notes``)."""
     acquired = inst.lot * plan.lots
     holding = inst.initial + acquired
+    saved = expected_saving(inst, f)
     with np.errstate(divide="ignore", invalid="ignore"):
         days = np.where(inst.consumption > 0, holding * DAYS_PER_YEAR / inst.consumption, np.nan)
     pm = inst.axes.grid(("p", "m"))
@@ -193,6 +209,8 @@ def holdings_table(inst: Instance, plan: Plan, notes: dict[tuple[str, str], str]
             "holding_t": holding.ravel(),
             "days_of_consumption": days.ravel(),
             "acquisition_usd": (inst.lot[None, :, None] * plan.bought * inst.price_path[None]).sum(axis=-1).ravel(),
+            "net_cost_usd_per_t": inst.net_cost_per_t[m],
+            "expected_saving_usd_per_t": np.divide(saved, holding, out=np.zeros_like(saved), where=holding > 0).ravel(),
             "note": [notes.get((inst.participants[i], inst.minerals[j]), "") for i, j in zip(p, m)],
         },
         columns=HOLDINGS_COLUMNS,
@@ -300,7 +318,7 @@ def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
     if coverage.empty:
         return pd.DataFrame(columns=EXPECTED_COVERAGE_COLUMNS)
     order = {name: i for i, name in enumerate(inst.scenarios)}
-    df = coverage.assign(w=coverage["scenario"].map(dict(zip(inst.scenarios, inst.prob))))
+    df = coverage.assign(w=coverage["scenario"].map(dict(zip(inst.scenarios, inst.year_share))))
     mean_of = ["disruption_days", "coverage_days", "coverage_share", *SOURCES]
     df = df.assign(**{f"w_{c}": df.w * df[c] for c in mean_of}, order=df["scenario"].map(order))
     keys = ["participant", "mineral"]
@@ -325,12 +343,9 @@ def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
 
 def saving_per_usd(inst: Instance, plan: Plan, f: Flows) -> np.ndarray:
     """(P, M) what each holding saves in expectation per dollar it cost to buy: the shortfall cost of
-    the tonnes it releases and lends, pi_s d_s shortfall_cost_usd_per_t (release + lent), over its
+    the tonnes it releases and lends, pi_s W_y(s) shortfall_cost_usd_per_t (release + lent), over its
     discounted purchase cost (0 where nothing is bought). Why a build-up buys some minerals first."""
-    used = (f.release + f.lent).sum(axis=-1)  # (D, P)
-    w = inst.prob[f.pairs_s] * inst.scen_discount[f.pairs_s] * inst.shortfall_cost[f.pairs_m]
-    saved = np.zeros((len(inst.participants), len(inst.minerals)))
-    np.add.at(saved.T, f.pairs_m, w[:, None] * used)  # saved.T is a view: (M, P)
+    saved = expected_saving(inst, f)
     cost = (inst.lot[None, :, None] * plan.bought * inst.price_path[None] * inst.discount).sum(axis=-1)
     return np.asarray(np.divide(saved, cost, out=np.zeros_like(saved), where=cost > 0))
 
@@ -399,7 +414,7 @@ def offtake_table(inst: Instance, plan: Plan) -> pd.DataFrame:
     agreement = np.where(units[p, j] > 0, inst.proj_fixed[j], 0.0)
     c = plan.cells
     served = np.zeros((len(inst.participants), len(inst.minerals)))
-    np.add.at(served, (c["p"], c["m"]), inst.prob[c["s"]] * plan.offtake)
+    np.add.at(served, (c["p"], c["m"]), inst.year_share[c["s"]] * plan.offtake)
     taken = np.zeros_like(served)
     np.add.at(taken, (p, inst.proj_m[j]), tonnes)
     share = np.divide(tonnes, taken[p, inst.proj_m[j]], out=np.zeros_like(tonnes), where=taken[p, inst.proj_m[j]] > 0)
@@ -411,7 +426,7 @@ def offtake_table(inst: Instance, plan: Plan) -> pd.DataFrame:
             "offtake_t_per_year": tonnes,
             "subsidy_usd_per_year": subsidy,
             "agreement_usd": agreement,
-            "cost_usd": inst.holding_years * subsidy + agreement,
+            "cost_usd": inst.risk_years * subsidy + agreement,
             "expected_served_t": share * served[p, inst.proj_m[j]],
         },
         columns=OFFTAKE_COLUMNS,
@@ -432,7 +447,7 @@ def lending_flows_table(inst: Instance, plan: Plan) -> pd.DataFrame:
     per_s = np.zeros((am["a"].size, len(inst.scenarios)))
     np.add.at(per_s, (inv, lc["s"]), lent)
     per_s = clean(per_s)
-    expected = per_s @ inst.prob
+    expected = per_s @ inst.year_share
     worst = per_s.argmax(axis=1)  # first scenario (config order) with the most lent
     parts = np.array(inst.participants, dtype=object)
     df = pd.DataFrame(
@@ -467,7 +482,7 @@ def cost_rows(summary: Mapping[str, Any], flows: pd.DataFrame | None) -> tuple[l
     participant, then "all" (the objective, and every fee received)."""
     received = flows.groupby("from").expected_fees_usd.sum().to_dict() if flows is not None and len(flows) else {}
     total = summary["costs"]
-    kinds = [k for k in CostKind if not k.shared and (k is not CostKind.OFFTAKE or total.get(k.summary_key, 0.0) > 0)]
+    kinds = [k for k in CostKind if not k.shared and (not k.optional or total.get(k.summary_key, 0.0) != 0)]
     rows = [
         CostRow(p, {k: c[k.summary_key] for k in kinds}, c["total_usd"], float(received.get(p, 0.0)))
         for p, c in (summary.get("costs_by_participant") or {}).items()
@@ -498,8 +513,8 @@ class Summary:
     holding_t_by_participant: dict[str, float] | None = None
     expected_coverage_days: dict[str, dict[str, float]] | None = None
     expected_coverage_share: float | None = None  # probability-weighted over disrupted (participant, mineral)
-    expected_recourse_usd: float | None = None  # E[Q], Q_s = shortfall plus lending fees of scenario s
-    var_recourse_usd: float | None = None  # the risk.cvar_alpha quantile of Q
+    expected_recourse_usd: float | None = None  # E[Q] of one year, Q_s = shortfall, release and lending fees of s
+    var_recourse_usd: float | None = None  # the risk.cvar_alpha quantile of one year's Q (weighted over build years)
     cvar_recourse_usd: float | None = None  # CVaR at risk.cvar_alpha, whatever risk.cvar_weight is
     solver_version: str | None = None
     method: str | None = None

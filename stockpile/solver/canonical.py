@@ -188,19 +188,21 @@ def idle_programmes(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[np.
 
 
 def exact_cvar(inst: Instance, lm: LinearModel, x: np.ndarray) -> tuple[np.ndarray, float]:
-    """With a CVaR objective (define_cvar), eta and v_s set to their exact optimum for the plan's
-    scenario costs: eta = VaR_alpha(Q), v_s = max(Q_s - eta, 0); and what that lowered the cost by.
+    """With a CVaR objective (define_cvar), eta_y and v_s set to their exact optimum for the plan's
+    scenario costs: eta_y = VaR_alpha of build year y's Q, v_s = max(Q_s - eta_y(s), 0); and what that lowered the cost by.
     A solver stopped at its gap may leave them above it; the risk premium then reads exactly
     w (CVaR - E[Q])."""
     if "eta" not in lm.var_blocks:
         return x, 0.0
     plan = plan_from_solution(lm, x, inst)
     q = scenario_recourse(inst, plan)
-    var, _ = var_cvar(q, inst.prob, inst.cvar_alpha)
+    years = [inst.scen_year == y for y in range(inst.years)]
+    var = np.array([var_cvar(q[sel], inst.prob[sel], inst.cvar_alpha)[0] for sel in years])
     eta, v = lm.var_blocks[Var.ETA], lm.var_blocks[Var.EXCESS]
     new = x.copy()
     unit = cvar_unit(inst)
-    new[eta.start] = var / unit
-    new[v.index] = np.maximum(q[v.coords["s"]] - var, 0.0) / unit
+    new[eta.index] = var / unit
+    s = v.coords["s"]
+    new[v.index] = np.maximum(q[s] - var[inst.scen_year[s]], 0.0) / unit
     before, after = float(lm.c @ x), float(lm.c @ new)
     return new, max(before - after, 0.0)

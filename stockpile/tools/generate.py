@@ -132,7 +132,7 @@ def generate(
     scen[-1]["probability"] = float(1.0 - sum(float(x["probability"]) for x in scen[:-1]))
     cfg = {
         "name": name or f"gen-p{participants}-m{minerals}-s{scenarios}-t{periods}-seed{seed}",
-        "horizon": {"periods": periods, "period_days": float(np.round(360 / periods, 4)), "holding_years": 5.0},
+        "horizon": {"periods": periods, "period_days": float(np.round(360 / periods, 4)), "holding_years": 5},
         "participants": participants_cfg,
         "minerals": mins,
         "lending": lending,
@@ -141,7 +141,7 @@ def generate(
     }
     if sampled:
         cfg = with_events(cfg, scenarios, seed, name is None)
-    return cfg if years == 1 else build_up(cfg, years, seed, name is None)
+    return cfg if years == 1 else build_up(cfg, years, name is None)
 
 
 SUPPLIERS = ["China", "DRC", "Indonesia", "Chile", "Russia", "South Africa"]
@@ -185,11 +185,10 @@ def with_events(cfg: dict[str, Any], count: int, seed: int, rename: bool) -> dic
     return cfg
 
 
-def build_up(cfg: dict[str, Any], years: int, seed: int, rename: bool) -> dict[str, Any]:
+def build_up(cfg: dict[str, Any], years: int, rename: bool) -> dict[str, Any]:
     """The config bought over `years` fiscal years: each year's budget is the total's even share
-    (unspent money lapses), min_days targets rise evenly to the final one, and every shock strikes
-    in a year drawn uniformly (from its own stream: the one-year instance is unchanged)."""
-    rng = np.random.default_rng([seed, years])
+    (unspent money lapses) and min_days targets rise evenly to the final one; every year faces
+    every scenario."""
     cfg["horizon"]["years"] = years
     for part in cfg["participants"].values():
         part["budget_usd"] = float(np.round(part["budget_usd"] / years, -5))
@@ -198,9 +197,6 @@ def build_up(cfg: dict[str, Any], years: int, seed: int, rename: bool) -> dict[s
             entry["min_days"] = {
                 p: [float(np.round(d * (y + 1) / years, 1)) for y in range(years)] for p, d in entry["min_days"].items()
             }
-    for sc in cfg["scenarios"]:
-        if sc.get("shocks"):
-            sc["year"] = int(rng.integers(1, years + 1))
     if rename:
         cfg["name"] += f"-y{years}"
     return cfg

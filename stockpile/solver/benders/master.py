@@ -4,16 +4,21 @@ optimality cuts that bound the thetas.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
+from stockpile.enums import SolverName
 from stockpile.model.core import LinearModel
+from stockpile.solver.backends import SolveOutcome, solve_model
 from stockpile.solver.benders.structure import Structure
 
 # an epigraph theta's cut must raise it at the point by more than this (relative)
 RAISE_TOL = 1e-9
+# HiGHS's unit for the master's money
+HIGHS_UNIT_USD = 1e6
 
 
 @dataclass
@@ -58,12 +63,39 @@ class Master:
     st: Structure
     theta_lb: np.ndarray  # per theta
 
-    def model(self, cuts: Cuts, relax: bool = False) -> LinearModel:
-        """In dollars, like the extensive model: rescaling the master made SCIP up to 4.5x slower,
-        and rescaling only its objective made it wrong (docs/numerics.md)."""
+    def solve(
+        self,
+        cuts: Cuts,
+        solver: SolverName,
+        time_limit_s: float,
+        gap: float,
+        hint: np.ndarray | None = None,
+        relax: bool = False,
+    ) -> SolveOutcome:
+        """The master (its LP relaxation with relax). SCIP solves it in dollars, like the extensive model: rescaling it made
+        SCIP up to 4.5x slower, and rescaling only its objective made it wrong. HiGHS solves it with
+        thetas, cuts and objective in millions of dollars: in dollars it returned as optimal a plan
+        2.7e-5 above a feasible one (`stockpile generate --years 3 --seed 2`; docs/numerics.md).
+        The outcome is in dollars either way."""
+        unit = HIGHS_UNIT_USD if solver is SolverName.HIGHS else 1.0
+        G = self.st.thetas
+        scale = np.r_[np.ones(self.st.first_cols.size), np.full(G, unit)]
+        out = solve_model(
+            self.model(cuts, relax, unit), solver, time_limit_s, gap, None if hint is None else hint / scale
+        )
+        return dataclasses.replace(
+            out,
+            x=None if out.x is None else out.x * scale,
+            objective=None if out.objective is None else out.objective * unit,
+            bound=None if out.bound is None else out.bound * unit,
+        )
+
+    def model(self, cuts: Cuts, relax: bool = False, unit: float = 1.0) -> LinearModel:
+        """The master with its objective, thetas and cut rows in units of `unit` dollars
+        (the first-stage rows as built)."""
         lm, st = self.st.lm, self.st
         F, G, k = st.first_cols, st.thetas, len(cuts)
-        D = np.array(cuts.d).reshape(k, F.size)
+        D = np.array(cuts.d).reshape(k, F.size) / unit
         cut_rows = sp.hstack(
             [sp.csr_matrix(-D), sp.csr_matrix((np.ones(k), (np.arange(k), cuts.agg)), shape=(k, G))]
         ).tocsr()
@@ -72,12 +104,12 @@ class Master:
         A.sort_indices()
         integer = np.r_[lm.integer[F], np.zeros(G, dtype=bool)]
         return LinearModel(
-            c=np.r_[lm.c[F], np.ones(G)],
-            offset=lm.offset,
+            c=np.r_[lm.c[F] / unit, np.ones(G)],
+            offset=lm.offset / unit,
             A=A,
-            row_lb=np.r_[lm.row_lb[st.first_rows], cuts.q],
+            row_lb=np.r_[lm.row_lb[st.first_rows], np.array(cuts.q) / unit],
             row_ub=np.r_[lm.row_ub[st.first_rows], np.full(k, np.inf)],
-            lb=np.r_[lm.lb[F], self.theta_lb],
+            lb=np.r_[lm.lb[F], self.theta_lb / unit],
             ub=np.r_[lm.ub[F], np.full(G, np.inf)],
             integer=np.zeros_like(integer) if relax else integer,
             var_blocks={},
