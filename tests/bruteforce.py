@@ -37,6 +37,15 @@ def _shortfall(cfg, sc, parts, mins, T):
     return g
 
 
+def segments(mc, p):
+    """The literal damage curve of a participant: [(up_to_share, usd_per_t), ...] (a figure: one segment)."""
+    given = mc["shortfall_cost_usd_per_t"]
+    one = given[p] if isinstance(given, dict) else given
+    if isinstance(one, list):
+        return [(g["up_to_share"], g["usd_per_t"]) for g in one]
+    return [(1.0, float(one))]
+
+
 def recourse(cfg, sc, x, offtake=None):
     """Optimal second-stage cost of one scenario for holdings x[p][m] and offtake[p][m] (t a
     period from allied projects, uncut by the shocks; serves the taker's shortfall or is lent
@@ -63,20 +72,29 @@ def recourse(cfg, sc, x, offtake=None):
             var[key] = len(var)
         return var[key]
 
+    curves = [[segments(cfg["minerals"][m], p) for m in mins] for p in parts]
     for i in range(len(parts)):
         for j in range(len(mins)):
             for t in range(T):
-                v("r", i, j, t), v("u", i, j, t), v("I", i, j, t), v("f", i, j, t)
+                v("r", i, j, t), v("I", i, j, t), v("f", i, j, t)
+                for k in range(len(curves[i][j])):
+                    v("u", i, j, t, k)  # unmet on segment k of the participant's damage curve
     for k in range(len(arcs)):
         for t in range(T):
             v("l", k, t), v("e", k, t)  # stock lent, and offtake lent onward
     n = len(var)
     c = np.zeros(n)
     release = [cfg["minerals"][m].get("release_cost_usd_per_t", 0.0) for m in mins]
-    for i in range(len(parts)):
+    bounds = [(0.0, None)] * n
+    for i, p in enumerate(parts):
         for j, m in enumerate(mins):
+            q = _pp(cfg["minerals"][m]["consumption_t_per_year"], p, 0.0) * cfg["horizon"]["period_days"] / 365.0
             for t in range(T):
-                c[var["u", i, j, t]] = cfg["minerals"][m]["shortfall_cost_usd_per_t"]
+                lo = 0.0
+                for k, (w, b) in enumerate(curves[i][j]):  # 0 <= u_k <= (w_k - w_{k-1}) q, at b_k
+                    c[var["u", i, j, t, k]] = b
+                    bounds[var["u", i, j, t, k]] = (0.0, (w - lo) * q)
+                    lo = w
                 c[var["r", i, j, t]] = release[j]
     for k, arc in enumerate(arcs):
         for t in range(T):
@@ -99,7 +117,8 @@ def recourse(cfg, sc, x, offtake=None):
                 b_eq.append(x[i][j] if t == 0 else 0.0)
                 row = np.zeros(n)  # demand
                 row[var["r", i, j, t]] += 1
-                row[var["u", i, j, t]] += 1
+                for k in range(len(curves[i][j])):
+                    row[var["u", i, j, t, k]] += 1
                 row[var["f", i, j, t]] += 1
                 row[inn] += 1
                 A_eq.append(row)
@@ -123,9 +142,7 @@ def recourse(cfg, sc, x, offtake=None):
             row[var["l", k, t]] = 1
         A_ub.append(row)
         b_ub.append(a[3] * x[a[0]][a[2]])
-    res = linprog(
-        c, A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=b_eq, bounds=[(0, None)] * n, method="highs"
-    )
+    res = linprog(c, A_ub=np.array(A_ub), b_ub=b_ub, A_eq=np.array(A_eq), b_eq=b_eq, bounds=bounds, method="highs")
     assert res.status == 0, res.message
     return res.fun
 
@@ -278,6 +295,20 @@ def with_years(cfg: dict, seed: int) -> dict:
     return out
 
 
+def random_curve(rng, parts):
+    """A figure (half the time), or a convex curve of 2-3 segments, for all or per participant."""
+
+    def one():
+        if rng.random() < 0.5:
+            return float(rng.integers(50, 600))
+        k = int(rng.integers(2, 4))
+        ends = sorted(set(np.round(rng.uniform(0.1, 0.9, k - 1), 2).tolist())) + [1.0]
+        costs = np.sort(rng.integers(50, 900, len(ends))).astype(float).tolist()
+        return [{"up_to_share": w, "usd_per_t": b} for w, b in zip(ends, costs)]
+
+    return {p: one() for p in parts} if rng.random() < 0.3 else one()
+
+
 def random_config(seed: int) -> dict:
     """A tiny random config that exercises every limit and lending, small enough to enumerate."""
     rng = np.random.default_rng(seed)
@@ -304,7 +335,7 @@ def random_config(seed: int) -> dict:
             "price_usd_per_t": float(rng.integers(20, 100)),
             "holding_cost_usd_per_t_year": float(rng.integers(0, 10)),
             "lot_t": lot,
-            "shortfall_cost_usd_per_t": float(rng.integers(50, 600)),
+            "shortfall_cost_usd_per_t": random_curve(rng, parts),
             "consumption_t_per_year": {p: float(rng.integers(100, 400)) for p in parts},
             "max_acquisition_t": {p: float(lot * rng.integers(1, 4)) for p in parts},
         }

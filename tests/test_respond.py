@@ -87,7 +87,7 @@ def independent_lp(sit) -> float:
     lend = {(c, a, t): next(idx) for c in range(C) for a in range(len(arcs)) for t in range(T)}
     n = next(idx)
     cost, ub = np.zeros(n), np.full(n, np.inf)
-    b = float(inst.shortfall_cost[0])
+    b = float(inst.seg_cost[0, 0, 0])
     for (c, p, t), j in u.items():
         cost[j] = sit.prob[c] * b
         ub[j] = ub[r[c, p, t]] = g[c, p, t]

@@ -80,7 +80,7 @@ def evaluate_chunk(payload: dict[str, Any]) -> dict[str, list[Any]]:
     q = scenario_recourse(inst, plan)
     c = plan.cells
     S = len(inst.scenarios)
-    short = np.bincount(c["s"], inst.shortfall_cost[c["m"]] * plan.unmet, S)
+    short = np.bincount(c["s"], plan.damage(inst), S)
     unmet = np.bincount(c["s"], plan.unmet, S)
     need = np.bincount(c["s"], inst.shortfall[c["s"], c["p"], c["m"], c["t"]], S)
     with np.errstate(invalid="ignore", divide="ignore"):

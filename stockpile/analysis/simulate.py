@@ -98,7 +98,10 @@ def replay(
                 cost += float((inst.release_cost[None, :] * lend).sum())
             out["release"][k - 1], out["unmet"][k - 1] = release, unmet
             inventory = inventory - release - out["lent"][k - 1]
-            cost += float((inst.shortfall_cost[None, :] * unmet + inst.release_cost[None, :] * release).sum())
+            pm = inst.axes.grid(("p", "m"))
+            cost += float(
+                inst.damage(pm["p"], pm["m"], unmet.ravel()).sum() + (inst.release_cost[None, :] * release).sum()
+            )
         out["inventory"][k - 1] = inventory
     return out, cost
 

@@ -439,10 +439,25 @@ def scenarios(config: str, count: int, seed: int, output: str, sets: tuple[str, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--years", type=click.IntRange(1, 50), default=1, show_default=True, help="Fiscal years of the build-up.")
 @click.option("--sampled", is_flag=True, help="Draw the scenarios from generated suppliers and events.")
+@click.option(
+    "--segments",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="Segments of every mineral's damage curve (rising, averaging the one-segment figure).",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="YAML file to write.")
 @user_errors
 def generate(
-    participants: int, minerals: int, scenarios: int, periods: int, seed: int, years: int, sampled: bool, output: str
+    participants: int,
+    minerals: int,
+    scenarios: int,
+    periods: int,
+    seed: int,
+    years: int,
+    sampled: bool,
+    segments: int,
+    output: str,
 ) -> None:
     """Write a realistic synthetic config (for scale studies and benchmarks)."""
     import yaml
@@ -451,7 +466,7 @@ def generate(
     from stockpile.results.outputs import atomic_write_text
     from stockpile.tools.generate import generate as make
 
-    data = make(participants, minerals, scenarios, periods, seed, years=years, sampled=sampled)
+    data = make(participants, minerals, scenarios, periods, seed, years=years, sampled=sampled, segments=segments)
     check(data, "generated config")
     atomic_write_text(Path(output), yaml.safe_dump(data, sort_keys=False, width=120))
     click.echo(

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from stockpile.config.damage import Segments, curve_problem, derived_segments
 from stockpile.enums import Allocation, Method, SolverName
 from stockpile.jsontypes import JSON
 
@@ -112,6 +113,48 @@ class Participant(StrictModel):
     reserve_floor: Share = Field(0.0, description="Share of the holding that must stay in store in every period.")
 
 
+class Segment(StrictModel):
+    """One segment of a damage curve: unmet tonnes up to this depth of the shortage cost usd_per_t each."""
+
+    up_to_share: float = Field(
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Depth phi up to which this segment applies: unmet tonnes of a period as a share of the "
+        "participant's consumption in that period.",
+    )
+    usd_per_t: NonNeg = Field(description="Loss per tonne unmet in this segment.")
+
+
+Curve = NonNeg | Annotated[list[Segment], Field(min_length=1, max_length=20)]
+PerParticipantCurve = Curve | dict[Name, Curve]
+
+
+def _check_shares(shares: list[float]) -> list[float]:
+    problem = curve_problem(shares, [0.0] * len(shares))
+    if problem:
+        raise ValueError(problem)
+    return shares
+
+
+class Damage(StrictModel):
+    """A damage curve from a constant-elasticity demand curve, capped at a choke price (docs/model.md)."""
+
+    elasticity: float = Field(
+        gt=0, le=10, allow_inf_nan=False, description="epsilon: short-run price elasticity of demand (its size)."
+    )
+    choke_usd_per_t: NonNeg = Field(
+        description="Loss of a tonne where users stop buying (production stops): the cap on the marginal damage."
+    )
+    shares: Annotated[list[float], AfterValidator(_check_shares)] = Field(
+        default_factory=lambda: [1.0],
+        min_length=1,
+        max_length=20,
+        description="Segment ends (depths of the shortage), increasing to 1.0; each segment costs the average "
+        "marginal damage over its depth.",
+    )
+
+
 class Mineral(StrictModel):
     """Market data and per-participant rules for one mineral."""
 
@@ -134,8 +177,16 @@ class Mineral(StrictModel):
     lot_t: float = Field(
         1.0, gt=0, le=MAX_VALUE, allow_inf_nan=False, description="Acquisitions come in whole lots of this size."
     )
-    shortfall_cost_usd_per_t: NonNeg = Field(
-        description="Economic loss per tonne of disrupted supply not covered (required)."
+    shortfall_cost_usd_per_t: PerParticipantCurve | None = Field(
+        None,
+        description="Economic loss per tonne of disrupted supply not covered: one figure, or a damage curve (a list "
+        "of segments, shares increasing to 1.0 and costs never decreasing), or a mapping naming every participant "
+        "to either. This or damage is required.",
+    )
+    damage: Damage | dict[Name, Damage] | None = Field(
+        None,
+        description="A damage curve derived from a demand curve (docs/model.md, Damage curves), instead of "
+        "shortfall_cost_usd_per_t; a mapping names every participant.",
     )
     consumption_t_per_year: PerParticipant = Field(
         default_factory=dict,
@@ -154,6 +205,43 @@ class Mineral(StrictModel):
         description="Holding must cover this many days of the participant's consumption (a list: the target to "
         "hold by each year).",
     )
+
+    @model_validator(mode="after")
+    def _one_damage(self) -> Mineral:
+        """One statement of the damage, and each curve convex: the model splits unmet tonnes between
+        segments cheapest first, which is optimal only on a convex curve."""
+        if (self.shortfall_cost_usd_per_t is None) == (self.damage is None):
+            raise ValueError(
+                "give shortfall_cost_usd_per_t (a figure or a curve) or damage (a derived curve), exactly one"
+            )
+        curves = self.shortfall_cost_usd_per_t
+        for who, curve in curves.items() if isinstance(curves, dict) else [(None, curves)]:
+            if isinstance(curve, list):
+                problem = curve_problem([g.up_to_share for g in curve], [g.usd_per_t for g in curve])
+                if problem:
+                    key = "shortfall_cost_usd_per_t" + ("" if who is None else f".{who}")
+                    raise ValueError(f"{key}, {problem}")
+        return self
+
+    @property
+    def first_price(self) -> float:
+        """The price of the first build year: the normal price c of a derived damage curve."""
+        price = self.price_usd_per_t
+        return float(price[0] if isinstance(price, list) else price)
+
+    def curve(self, participant: str) -> Segments:
+        """The participant's damage curve as (up_to_share, usd_per_t) segments (one segment: a figure)."""
+        given = self.shortfall_cost_usd_per_t
+        if given is not None:
+            one = given.get(participant, 0.0) if isinstance(given, dict) else given
+            if isinstance(one, list):
+                return tuple((g.up_to_share, g.usd_per_t) for g in one)
+            return ((1.0, float(one)),)
+        assert self.damage is not None
+        d = self.damage.get(participant) if isinstance(self.damage, dict) else self.damage
+        if d is None:
+            return ((1.0, 0.0),)
+        return derived_segments(self.first_price, d.elasticity, d.choke_usd_per_t, d.shares)
 
 
 # the Mineral fields given per participant (a scalar, or a mapping by participant name)

@@ -185,6 +185,20 @@ def cross_check(data: JSON) -> list[Problem]:
             if isinstance(value, dict):
                 for p in value:
                     known(p, ("minerals", m, key, p), "participant", parts)
+        for key in ("shortfall_cost_usd_per_t", "damage"):  # a mapping of curves names every participant
+            value = spec.get(key) if isinstance(spec, dict) else None
+            if isinstance(value, dict) and not (key == "damage" and "elasticity" in value):
+                for p in value:
+                    known(p, ("minerals", m, key, p), "participant", parts)
+                missing = sorted((parts or set()) - set(value))
+                if missing:
+                    problems.append(
+                        Problem(
+                            ("minerals", m, key),
+                            f"no damage for {', '.join(missing)}: a mapping gives every participant its curve "
+                            "(or give one for all)",
+                        )
+                    )
     arcs = []
     for i, arc in enumerate(items(data.get("lending"))):
         if not isinstance(arc, dict):
@@ -300,7 +314,10 @@ def _yearly_lengths(data: JSON, minerals: JSON) -> list[Problem]:
 
 
 def validate(
-    data: Any, source: str | None = None, doc: Document | None = None, origins: dict[Loc, str] | None = None
+    data: Any,
+    source: str | None = None,
+    doc: Document | None = None,
+    origins: dict[Loc, str | Document] | None = None,
 ) -> Config:
     """Validate a raw config tree; raise ConfigError listing every problem found.
 
@@ -326,7 +343,10 @@ def validate(
         return cfg
     for p in problems:
         origin = next((o for loc, o in (origins or {}).items() if p.loc[: len(loc)] == loc), None)
-        if origin is not None:
+        if isinstance(origin, Document):  # the value came from a base file: name it and its line
+            line = origin.line_of(p.loc)
+            p.source = f"{origin.source}{'' if line is None else f':{line}'}"
+        elif origin is not None:
             p.source = origin
         elif doc is not None:
             p.line = doc.line_of(p.loc)
@@ -334,14 +354,72 @@ def validate(
     raise ConfigError(problems, source)
 
 
+BASE_KEY = "base"
+
+
+def _merge(under: Any, over: Any, loc: Loc, origins: dict[Loc, str | Document], doc: Document) -> Any:
+    """over on top of under: mappings key by key, anything else replaced whole; each leaf over sets
+    is recorded in origins as coming from doc."""
+    out = dict(under)
+    for key, value in over.items():
+        if isinstance(value, dict) and (key not in out or isinstance(out[key], dict)):
+            out[key] = _merge(out.get(key, {}), value, (*loc, key), origins, doc)
+        else:
+            out[key] = value
+            origins[(*loc, key)] = doc
+    return out
+
+
+def with_bases(doc: Document, seen: tuple[Path, ...] = ()) -> tuple[Any, dict[Loc, str | Document]]:
+    """A config with its `base:` files under it (docs/config.md, "Shared data: base"): each base
+    (a path relative to the file naming it, or a list of them, later ones over earlier) is read
+    first, the file's own keys go over it, mapping by mapping. Precedence, lowest first: the bases,
+    the config, --set overrides (and a study's case overrides). Bases may have bases; a cycle is an error."""
+    data = doc.data
+    if not isinstance(data, dict) or BASE_KEY not in data:
+        return data, {}
+    names = data[BASE_KEY]
+    names = [names] if isinstance(names, str) else names
+    here = Path(doc.source or ".").resolve()
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError([Problem((BASE_KEY,), "expected a file name or a list of file names")], doc.source)
+    merged: Any = {}
+    origins: dict[Loc, str | Document] = {}
+    for name in names:
+        path = (here.parent / name).resolve()
+        if path in (*seen, here):
+            raise ConfigError([Problem((BASE_KEY,), f"{name} is a base of itself (a cycle of base files)")], doc.source)
+        if not path.is_file():
+            raise ConfigError([Problem((BASE_KEY,), f"no base file {name} next to {here.name}")], doc.source)
+        base = read_yaml(path)
+        base_data, base_origins = with_bases(base, (*seen, here))
+        if not isinstance(base_data, dict):
+            raise ConfigError([Problem((), "expected a mapping of config keys")], base.source)
+        merged = _merge(merged, base_data, (), origins, base)
+        origins.update({k: v for k, v in base_origins.items() if k not in origins})
+    own = {k: v for k, v in data.items() if k != BASE_KEY}
+    merged = _merge(merged, own, (), {}, doc)
+    # a key the config sets itself is no longer the base's
+    return merged, {loc: o for loc, o in origins.items() if not _set_by(own, loc)}
+
+
+def _set_by(data: Any, loc: Loc) -> bool:
+    for part in loc:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
 def load_config(path: str | Path, overrides: typing.Iterable[tuple[str, Any]] = ()) -> Config:
     """Read, override and validate a config file: the API's entry point."""
     doc = read_yaml(path)
-    data = doc.data
+    data, origins = with_bases(doc)
     overrides = list(overrides)
-    origins: dict[Loc, str] = {}
     if overrides and isinstance(data, dict):
-        data = apply_overrides(data, overrides, origins=origins)
+        marks: dict[Loc, str] = {}
+        data = apply_overrides(data, overrides, origins=marks)
+        origins = {**marks, **{k: v for k, v in origins.items() if k not in marks}}
     cfg = validate(data, doc.source, doc, origins)
     cfg._provenance = {**cfg.provenance, "source": doc.source, "overrides": [[k, v] for k, v in overrides]}
     return cfg

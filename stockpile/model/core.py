@@ -120,6 +120,7 @@ class Var(StrEnum):
     PROGRAMME = "y"  # a programme opened, per (p, m)
     RELEASE = "r"  # release of own stock, per cell (s, p, m, t)
     UNMET = "u"  # shortfall left unmet, per cell
+    DAMAGE = "w"  # unmet on one segment of a damage curve, per (cell, segment d)
     LENT = "l"  # stock lent on an arc, per (s, a, m, t)
     ETA = "eta"  # CVaR's value at risk
     EXCESS = "v"  # CVaR's excess over it, per scenario
@@ -133,6 +134,7 @@ class Row(StrEnum):
     """The row families, by the name each is declared with."""
 
     DEMAND = "demand"
+    DAMAGE = "damage"
     RATE = "rate"
     FLOOR = "floor"
     LEND_CAP = "lend_cap"

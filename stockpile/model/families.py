@@ -175,6 +175,13 @@ class Context:
     n_total: np.ndarray  # (P, M) the most lots a programme buys over all years
     offtake: np.ndarray | None = None  # (P, J) units of offtake fixed by a given plan (None: optimised)
 
+    @property
+    def flat_damage(self) -> np.ndarray:
+        """Per cell the unit cost of unmet on u itself: the curve's one segment, 0 where define_damage
+        splits u into priced pieces."""
+        inst, c = self.inst, self.cells
+        return np.where(inst.segmented[c.p, c.m], 0.0, inst.seg_cost[c.p, c.m, 0])
+
     def add_holding(
         self, b: Builder, rows: np.ndarray, p: np.ndarray, m: np.ndarray, year: np.ndarray, coef: ArrayLike
     ) -> None:
@@ -245,7 +252,7 @@ def define_recourse(b: Builder, ctx: Context) -> None:
     0 <= r, u <= g;  0 <= l <= g of the receiver. Lending is labelled by the receiver's
     cell (s, p, m, t) and its arc a; the receiver pays its fee, the lender's mineral its
     release cost. Unit costs (recourse_costs weighs them): shortfall_cost_usd_per_t on u
-    (shortfall), release_cost_usd_per_t on r (release), cost_usd_per_t + release_cost_usd_per_t
+    (shortfall) where the participant's curve has one segment (define_damage prices the others), release_cost_usd_per_t on r (release), cost_usd_per_t + release_cost_usd_per_t
     on l (lending, release).
     """
     inst, cells = ctx.inst, ctx.cells
@@ -264,7 +271,7 @@ def define_recourse(b: Builder, ctx: Context) -> None:
         PAIR,
         lb=0.0,
         ub=cells.g,
-        costs=recourse_costs(inst, cells.s, inst.shortfall_cost[cells.m], CostKind.SHORTFALL),
+        costs=recourse_costs(inst, cells.s, ctx.flat_damage, CostKind.SHORTFALL),
     )
     c = cells.lend_cell
     s, m = cells.s[c], cells.m[c]
@@ -282,6 +289,45 @@ def define_recourse(b: Builder, ctx: Context) -> None:
         ub=cells.g[c],
         costs=costs,
     )
+
+
+def define_damage(b: Builder, ctx: Context) -> None:
+    """Damage curves (minerals.M.shortfall_cost_usd_per_t as segments, or minerals.M.damage): on each
+    cell whose participant's curve has several segments, unmet splits into pieces u_j,
+
+        u_spmt = sum_j u_spmtj,   0 <= u_spmtj <= (w_j - w_{j-1}) q_pm   (the last piece up to g),
+
+    w_j = up_to_share, q_pm the consumption per period, at cost pi_s W_y(s) b_j u_spmtj (shortfall;
+    risk as recourse_costs). The curve is convex (b_j never decreases), so the cheapest pieces fill
+    first and the cost is the curve's damage of u. One-segment cells keep b on u itself.
+    """
+    inst, cells = ctx.inst, ctx.cells
+    seg = inst.segmented[cells.p, cells.m]
+    if not seg.any():
+        return
+    c = np.nonzero(seg)[0]
+    upto = inst.seg_upto[cells.p[c], cells.m[c]]  # (C, J)
+    J = upto.shape[1]
+    lo = np.concatenate([np.zeros((c.size, 1)), upto[:, :-1]], axis=1)
+    cap = (upto - lo) * inst.per_period[cells.p[c], cells.m[c]][:, None]
+    cap[:, -1] = np.inf
+    cc, j = np.nonzero(cap > 0)  # zero-width padding has no piece
+    cell = c[cc]
+    ub = np.minimum(cap[cc, j], cells.g[cell])
+    pieces = b.add_vars(
+        Var.DAMAGE,
+        {**{k: v[cell] for k, v in cells.coords.items()}, "d": j},
+        PAIR,
+        lb=0.0,
+        ub=ub,
+        costs=recourse_costs(inst, cells.s[cell], inst.seg_cost[cells.p[cell], cells.m[cell], j], CostKind.SHORTFALL),
+    )
+    rows = b.add_rows(Row.DAMAGE, {k: v[c] for k, v in cells.coords.items()}, PAIR, lb=0.0, ub=0.0)
+    b.add_terms(rows, b.var_blocks[Var.UNMET].index[c], 1.0)
+    row_of = np.full(cells.g.size, -1)
+    row_of[c] = rows
+    b.add_terms(row_of[cell], pieces, -1.0)
+    log.debug("damage curves: %d pieces on %d cells (up to %d segments)", pieces.size, c.size, J)
 
 
 def define_demand(b: Builder, ctx: Context) -> None:
@@ -438,7 +484,7 @@ def define_min_days(b: Builder, ctx: Context) -> None:
 def cvar_unit(inst: Instance) -> float:
     """Dollars per unit of eta and v: the largest shortfall cost, so that the CVaR row's
     coefficients lie in (0, 1] (dollars next to tonnes made GLOP's recourse LPs imprecise)."""
-    return float(max(1.0, inst.shortfall_cost.max(initial=1.0), inst.arc_cost.max(initial=1.0)))
+    return float(max(1.0, inst.top_cost, inst.arc_cost.max(initial=1.0)))
 
 
 def define_cvar(b: Builder, ctx: Context) -> None:
@@ -621,6 +667,7 @@ Family = Callable[[Builder, Context], None]
 FAMILIES: tuple[Family, ...] = (
     define_first_stage,
     define_recourse,
+    define_damage,
     define_demand,
     define_release_limits,
     define_lending_caps,

@@ -48,7 +48,10 @@ class Instance:
     price: np.ndarray  # (M,) USD/t
     holding_cost: np.ndarray  # (M,) USD/t/yr of storage
     lot: np.ndarray  # (M,) t
-    shortfall_cost: np.ndarray  # (M,) USD/t
+    # damage curves: segment ends (up_to_share, increasing to 1) and costs (USD/t, never decreasing),
+    # padded to the longest curve with zero-width segments at 1.0
+    seg_upto: np.ndarray  # (P, M, J)
+    seg_cost: np.ndarray  # (P, M, J)
     salvage_share: np.ndarray  # (M,) share of the last build year's price a tonne fetches after year K
     release_cost: np.ndarray  # (M,) USD/t leaving a store (release or lending)
     consumption: np.ndarray  # (P, M) t/yr
@@ -137,6 +140,31 @@ class Instance:
         weights of a per-year expectation."""
         return np.asarray(self.prob * self.scen_weight / self.risk_years)
 
+    @property
+    def per_period(self) -> np.ndarray:
+        """(P, M) consumption per period, q_pm: the depth of a shortage is unmet tonnes over q."""
+        return np.asarray(self.consumption * self.period_days / DAYS_PER_YEAR)
+
+    @property
+    def segmented(self) -> np.ndarray:
+        """(P, M) whether the damage curve has more than one segment (the model then splits unmet)."""
+        return np.asarray((self.seg_upto < 1.0).any(axis=-1))
+
+    @property
+    def top_cost(self) -> float:
+        """The largest damage per tonne of any curve (the CVaR rows' unit)."""
+        return float(self.seg_cost.max(initial=0.0))
+
+    def damage(self, p: np.ndarray, m: np.ndarray, unmet: np.ndarray) -> np.ndarray:
+        """Each cell's damage of `unmet` tonnes in one period, on its participant's curve: the
+        segments filled cheapest (shallowest) first, the last one unbounded above."""
+        q = self.per_period[p, m][:, None]
+        upto = self.seg_upto[p, m]
+        lo = np.concatenate([np.zeros((upto.shape[0], 1)), upto[:, :-1]], axis=1) * q
+        hi = np.concatenate([upto[:, :-1] * q, np.full((upto.shape[0], 1), np.inf)], axis=1)
+        pieces = np.clip(np.asarray(unmet, dtype=float)[:, None], lo, hi) - lo
+        return np.asarray((pieces * self.seg_cost[p, m]).sum(axis=1))
+
     def holding_by_year(self, bought: np.ndarray) -> np.ndarray:
         """x_pmy = initial_t + lot_t * sum_{y' <= y} n_pmy' (P, M, Y) from lots bought each year (P, M, Y)."""
         return np.asarray(self.initial[:, :, None] + self.lot[None, :, None] * np.cumsum(bought, axis=-1))
@@ -158,6 +186,7 @@ class Instance:
                 "a": int(self.arc_from.size),
                 "j": len(self.projects),
                 "y": self.years,
+                "d": self.seg_upto.shape[-1],
             }
         )
 
@@ -280,6 +309,19 @@ def check_size(cfg: Config) -> None:
         )
 
 
+def damage_curves(cfg: Config, P: list[str], M: list[str]) -> np.ndarray:
+    """(P, M, J, 2): each participant's curve of each mineral, (up_to_share, usd_per_t) per
+    segment, padded to the longest with zero-width segments at 1.0 of the last cost."""
+    curves = [[cfg.minerals[m].curve(p) for m in M] for p in P]
+    J = max((len(c) for row in curves for c in row), default=1)
+    out = np.zeros((len(P), len(M), J, 2))
+    for i, row in enumerate(curves):
+        for k, c in enumerate(row):
+            out[i, k, : len(c)] = c
+            out[i, k, len(c) :] = (1.0, c[-1][1])
+    return out
+
+
 def build_instance(cfg: Config) -> Instance:
     """Index a validated config into arrays (after checking it fits in memory)."""
     check_size(cfg)
@@ -313,6 +355,7 @@ def build_instance(cfg: Config) -> Instance:
         else:
             arc_minerals[a, [m_of[m] for m in arc.minerals]] = True
 
+    curves = damage_curves(cfg, P, M)
     names = [sc.name for sc in cfg.scenario_list]
     shortfall = _shortfall(cfg, p_of, m_of, consumption * cfg.horizon.period_days / DAYS_PER_YEAR)
     return Instance(
@@ -327,7 +370,8 @@ def build_instance(cfg: Config) -> Instance:
         price=price[:, 0],
         holding_cost=np.array([mn.holding_cost_usd_per_t_year for mn in mins], dtype=float),
         lot=np.array([mn.lot_t for mn in mins], dtype=float),
-        shortfall_cost=np.array([mn.shortfall_cost_usd_per_t for mn in mins], dtype=float),
+        seg_upto=curves[..., 0],
+        seg_cost=curves[..., 1],
         salvage_share=np.array([mn.salvage_share for mn in mins], dtype=float),
         release_cost=np.array([mn.release_cost_usd_per_t for mn in mins], dtype=float),
         consumption=consumption,

@@ -42,6 +42,19 @@ class Plan:
         """(D, P) the holding each (scenario, mineral) pair draws on: that of the year it strikes in."""
         return inst.holding_by_year(self.bought)[:, pairs_m, inst.scen_year[pairs_s]].T
 
+    def damage(self, inst: Instance) -> np.ndarray:
+        """Per cell the damage of its unmet shortfall, on the participant's curve (one year's, unweighted)."""
+        return inst.damage(self.cells["p"], self.cells["m"], self.unmet)
+
+    def value_per_t(self, inst: Instance) -> np.ndarray:
+        """Per cell what a tonne served saves on average: (D(g) - D(u)) / (g - u), the curve's damage
+        avoided (shortfall_cost_usd_per_t itself on a one-segment curve); 0 where nothing is served."""
+        c = self.cells
+        g = inst.shortfall[c["s"], c["p"], c["m"], c["t"]]
+        served = g - self.unmet
+        avoided = inst.damage(c["p"], c["m"], g) - self.damage(inst)
+        return np.asarray(np.divide(avoided, served, out=np.zeros_like(served), where=served > ZERO))
+
     def all_lending(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Stock lent and offtake lent onward together: what the receivers get and pay fees on."""
         c = {k: np.concatenate([self.lending[k], self.onward_coords[k]]) for k in self.lending}
@@ -91,7 +104,7 @@ def scenario_recourse(inst: Instance, plan: Plan) -> np.ndarray:
     c, (lc, lent) = plan.cells, plan.all_lending()
     S = len(inst.scenarios)
     rc = inst.release_cost
-    q = np.bincount(c["s"], inst.shortfall_cost[c["m"]] * plan.unmet + rc[c["m"]] * plan.release, S)
+    q = np.bincount(c["s"], plan.damage(inst) + rc[c["m"]] * plan.release, S)
     q += np.bincount(plan.lending["s"], rc[plan.lending["m"]] * plan.lend, S)
     return np.asarray(q + np.bincount(lc["s"], inst.arc_cost[lc["a"]] * lent, S))
 
@@ -176,6 +189,9 @@ def early_cover_gaps(inst: Instance, plan: Plan, f: Flows, tol: float = 1e-6) ->
             later,
         ]
     )
+    # on a damage curve of several segments a tonne moved between periods changes the cost: the
+    # schedule is the cost's, and the rule does not apply
+    room[inst.segmented[:, f.pairs_m].T] = 0.0
     return np.where(room > tol * np.maximum(1.0, held), room, 0.0)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from stockpile.config.damage import Segments, derived_segments
 from stockpile.enums import COST_KEYS, has_plan
 from stockpile.jsontypes import JSON
 
@@ -43,6 +44,38 @@ class Violation:
 
 def _close(a: float, b: float, scale: float = 1.0, rel: float = 1e-6) -> bool:
     return a == b or abs(a - b) <= rel * max(1.0, abs(a), abs(b), scale)
+
+
+def curve(mc: JSON, participant: str) -> Segments:
+    """A participant's damage curve from a mineral's config entry, (up_to_share, usd_per_t) per segment."""
+    given = mc.get("shortfall_cost_usd_per_t")
+    if given is not None:
+        one = given.get(participant, 0.0) if isinstance(given, dict) else given
+        if isinstance(one, list):
+            return tuple((float(g["up_to_share"]), float(g["usd_per_t"])) for g in one)
+        return ((1.0, float(one)),)
+    d = mc["damage"] if "elasticity" in mc["damage"] else mc["damage"].get(participant)
+    if d is None:
+        return ((1.0, 0.0),)
+    price = mc["price_usd_per_t"]
+    c = float(price[0] if isinstance(price, list) else price)
+    return derived_segments(c, d["elasticity"], d["choke_usd_per_t"], d.get("shares", [1.0]))
+
+
+def damage(segments: Segments, per_period: float, unmet: float) -> float:
+    """The damage of `unmet` tonnes in a period: segment by segment from the shallowest, each
+    (w_j - w_{j-1}) q tonnes wide (the last unbounded), at its usd_per_t."""
+    total, lo = 0.0, 0.0
+    for j, (w, b) in enumerate(segments):
+        hi = math.inf if j == len(segments) - 1 else w * per_period
+        total += b * max(0.0, min(unmet, hi) - lo)
+        lo = hi
+    return total
+
+
+def per_period(cfg: JSON, p: str, m: str) -> float:
+    """q_pm: a participant's consumption of a mineral per period, the width unit of its curve."""
+    return _pp(cfg["minerals"][m]["consumption_t_per_year"], p, 0.0) * float(cfg["horizon"]["period_days"]) / DAYS
 
 
 def _pp(value: Any, participant: str, default: float, year: int = -1) -> float:
@@ -76,12 +109,18 @@ class Run:
     x_year: dict[tuple[str, str, int], float] = field(default_factory=dict)  # ... at the end of each year (0-based)
     costs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COST_KEYS, 0.0))  # recomputed by the rules
     recourse: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # Q_s: shortfall + fees
-    saved: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))  # sum pi W b (out)
+    saved: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))  # damage avoided
     offtake_per_period: dict[tuple[str, str], float] = field(default_factory=dict)  # t each period may serve
 
     @property
     def parts(self) -> list[str]:
         return list(self.cfg["participants"])
+
+    def curve(self, p: str, m: str) -> Segments:
+        return curve(self.cfg["minerals"][m], p)
+
+    def per_period(self, p: str, m: str) -> float:
+        return per_period(self.cfg, p, m)
 
     @cached_property
     def prob(self) -> dict[str, float]:
@@ -362,6 +401,7 @@ def check_schedule(r: Run) -> Iterator[Violation]:
     yield from bad
     seen: set[Cell] = set()
     inv_prev: dict[Cell, float] = {}
+    value: dict[Cell, float] = {}
     sched = r.sched.sort_values(["scenario", "participant", "mineral", "period"], kind="stable")
     for i, row in zip(sched.index, sched.itertuples(index=False)):
         s, p, m, t = row.scenario, row.participant, row.mineral, row.period
@@ -403,12 +443,20 @@ def check_schedule(r: Run) -> Iterator[Violation]:
         if row.inventory_t < lim["reserve_floor"] * hx - tol * max(1, hx):
             yield Violation("reserve_floor", where, f"inventory {row.inventory_t:g} t < floor")
         inv_prev[s, p, m] = row.inventory_t
-        damage = cfg["minerals"][m]["shortfall_cost_usd_per_t"] * row.unmet_t
+        q = r.per_period(p, m)
+        lost = damage(r.curve(p, m), q, row.unmet_t)
         release = cfg["minerals"][m]["release_cost_usd_per_t"] * row.release_t
-        r.costs["expected_shortfall_usd"] += r.weight(s) * damage
+        r.costs["expected_shortfall_usd"] += r.weight(s) * lost
         r.costs["expected_release_usd"] += r.weight(s) * release
-        r.recourse[s] += damage + release
-        r.saved[p, m] += r.weight(s) * cfg["minerals"][m]["shortfall_cost_usd_per_t"] * out
+        r.recourse[s] += lost + release
+        served = row.shortfall_t - row.unmet_t  # what a tonne served saves here: the damage avoided per tonne
+        value[key] = (damage(r.curve(p, m), q, row.shortfall_t) - lost) / served if served > tol else 0.0
+        r.saved[p, m] += r.weight(s) * value[key] * row.release_t
+    ln = r.lend
+    source = ln["source"] if "source" in ln else pd.Series("stock", index=ln.index)
+    for sc, fr, to, m, t, lent, src in zip(ln.scenario, ln["from"], ln.to, ln.mineral, ln.period, ln.lent_t, source):
+        if src != "offtake":  # a tonne lent saves what it saves its receiver
+            r.saved[fr, m] += r.weight(sc) * value.get((sc, to, m, t), 0.0) * lent
     for missing in set(g) - seen:
         yield Violation("schedule rows", "schedule.csv", f"no row for shortfall at {missing}")
     for missing in {k[1:] if k[0] == "offtake" else k for k in lent_by} - seen:
@@ -495,10 +543,13 @@ def check_coverage(r: Run) -> Iterator[Violation]:
 def check_release_order(r: Run) -> Iterator[Violation]:
     """The canonical schedule (docs/model.md): no unmet shortfall in a period while the participant's
     stock after it is above its floor, its release-rate headroom is positive, and it releases or
-    lends that mineral later in the same scenario."""
+    lends that mineral later in the same scenario. Not on a damage curve of several segments,
+    where moving a tonne between periods changes the cost."""
     cfg, tol = r.cfg, r.tol
     sched = r.sched.sort_values(["scenario", "participant", "mineral", "period"], kind="stable")
     for (s, p, m), grp in sched.groupby(["scenario", "participant", "mineral"], sort=False):
+        if len(r.curve(p, m)) > 1:  # on a curve of several segments the cost orders the schedule
+            continue
         lim = cfg["participants"][p]
         hx = r.held(s, p, m)
         eps = tol * max(1.0, hx)
@@ -592,8 +643,9 @@ def check_costs(r: Run) -> Iterator[Violation]:
 
 # The rules, in order: later ones read what earlier ones derived (holdings, recomputed costs).
 def check_saving(r: Run) -> Iterator[Violation]:
-    """holdings.csv expected_saving_usd_per_t: the shortfall cost of what each holding releases and
-    lends, sum_s pi_s W_y(s) b_m (release + lent), per tonne held. Runs after the schedule."""
+    """holdings.csv expected_saving_usd_per_t: the damage what each holding releases and lends
+    avoids, sum_s pi_s W_y(s) (release + lent) x the receiving cell's damage avoided per tonne
+    served, per tonne held. Runs after the schedule."""
     for row in r.hold.itertuples(index=False):
         want = r.saved[row.participant, row.mineral] / row.holding_t if row.holding_t > 0 else 0.0
         if not _close(row.expected_saving_usd_per_t, want, rel=1e-5):
@@ -706,10 +758,18 @@ def check_response(folder: str | Path, tol: float = 1e-6) -> list[Violation]:
             want = want[want.abs() > tol]
             if not all(_close(got.get(i, 0.0), v, max(1.0, v), tol) for i, v in want.items()):
                 out.append(Violation("lending", str(c), f"contingency {col} differs from lending.csv"))
-    cost = {
-        c: float((g.unmet_t * g.mineral.map(lambda m: cfg["minerals"][m]["shortfall_cost_usd_per_t"])).sum()) + fees[c]
-        for c, g in cont.groupby("continuation")
-    }
+
+    def lost(g: pd.DataFrame) -> float:
+        return sum(
+            damage(
+                curve(cfg["minerals"][row.mineral], row.participant),
+                per_period(cfg, row.participant, row.mineral),
+                row.unmet_t,
+            )
+            for row in g.itertuples(index=False)
+        )
+
+    cost = {c: lost(g) + fees[c] for c, g in cont.groupby("continuation")}
     prob = st["continuations"]
     expected = sum(prob[c] * v for c, v in cost.items())
     if (

@@ -252,10 +252,12 @@ def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tupl
     or stops it, or the cost against the most the holding could save.
 
     The bound on the saving: a tonne held covers at most one tonne of shortfall in each year's
-    scenario that disrupts the holder or a partner it may lend to, at shortfall_cost_usd_per_t,
-    and only its (1 - reserve_floor) share may leave: (sum_k delta_k) P(hit) * shortfall cost *
-    (1 - floor), against its net cost (price - discounted resale + discounted storage).
+    scenario that disrupts the holder or a partner it may lend to, at the dearest segment of any
+    participant's damage curve (shortfall_cost_usd_per_t on one-segment curves), and only its
+    (1 - reserve_floor) share may leave: (sum_k delta_k) P(hit) * that cost * (1 - floor), against
+    its net cost (price - discounted resale + discounted storage).
     """
+    top = inst.seg_cost.max(axis=(0, 2))  # (M,)
     lot, n = inst.lot, plan.lots
     acquired = n * lot
     x = inst.initial + acquired
@@ -311,7 +313,7 @@ def holding_notes(inst: Instance, plan: Plan, limits: pd.DataFrame) -> dict[tupl
                 note = f"nothing held: borrowing from {', '.join(borrows[p, m])} costs less than holding"
             else:
                 per_t = inst.net_cost_per_t[m]
-                saving = inst.risk_years * p_reach[p, m] * inst.shortfall_cost[m] * (1.0 - inst.reserve_floor[p])
+                saving = inst.risk_years * p_reach[p, m] * top[m] * (1.0 - inst.reserve_floor[p])
                 fixed = f" plus a {money(inst.fixed_cost[p, m])} programme" if inst.fixed_cost[p, m] > 0 else ""
                 cost = f"a tonne's net cost is {money(per_t)}{fixed}"
                 note = (

@@ -177,13 +177,18 @@ def check_objective(solver_objective: float, breakdown_total: float, shift: floa
         )
 
 
-def expected_saving(inst: Instance, f: Flows) -> np.ndarray:
-    """(P, M) the shortfall cost each holding's releases and lendings save over the years protected:
-    sum_s pi_s W_y(s) shortfall_cost_usd_per_t (released + lent in s)."""
-    used = (f.release + f.lent).sum(axis=-1)  # (D, P)
-    w = inst.prob[f.pairs_s] * inst.scen_weight[f.pairs_s] * inst.shortfall_cost[f.pairs_m]
+def expected_saving(inst: Instance, plan: Plan) -> np.ndarray:
+    """(P, M) the damage each holding's releases and lendings avoid over the years protected:
+    sum_s pi_s W_y(s) (released + lent in s) x the receiving cell's damage avoided per tonne served
+    (``Plan.value_per_t``: shortfall_cost_usd_per_t itself on a one-segment curve)."""
+    c, lc = plan.cells, plan.lending
+    value = plan.value_per_t(inst)
+    w = inst.prob * inst.scen_weight
     saved = np.zeros((len(inst.participants), len(inst.minerals)))
-    np.add.at(saved.T, f.pairs_m, w[:, None] * used)  # saved.T is a view: (M, P)
+    np.add.at(saved, (c["p"], c["m"]), w[c["s"]] * value * plan.release)
+    keys = inst.axes.key(c, tuple("spmt"))  # cells are in key order; a loan sits on its receiver's cell
+    at = np.searchsorted(keys, inst.axes.key(lc, tuple("spmt")))
+    np.add.at(saved, (inst.arc_from[lc["a"]], lc["m"]), w[lc["s"]] * value[at] * plan.lend)
     return saved
 
 
@@ -194,7 +199,7 @@ def holdings_table(inst: Instance, plan: Plan, f: Flows, notes: dict[tuple[str, 
     (``limits.holding_notes``)."""
     acquired = inst.lot * plan.lots
     holding = inst.initial + acquired
-    saved = expected_saving(inst, f)
+    saved = expected_saving(inst, plan)
     with np.errstate(divide="ignore", invalid="ignore"):
         days = np.where(inst.consumption > 0, holding * DAYS_PER_YEAR / inst.consumption, np.nan)
     pm = inst.axes.grid(("p", "m"))
@@ -343,9 +348,9 @@ def expected_coverage(inst: Instance, coverage: pd.DataFrame) -> pd.DataFrame:
 
 def saving_per_usd(inst: Instance, plan: Plan, f: Flows) -> np.ndarray:
     """(P, M) what each holding saves in expectation per dollar it cost to buy: the shortfall cost of
-    the tonnes it releases and lends, pi_s W_y(s) shortfall_cost_usd_per_t (release + lent), over its
+    the tonnes it releases and lends (``expected_saving``), over its
     discounted purchase cost (0 where nothing is bought). Why a build-up buys some minerals first."""
-    saved = expected_saving(inst, f)
+    saved = expected_saving(inst, plan)
     cost = (inst.lot[None, :, None] * plan.bought * inst.price_path[None] * inst.discount).sum(axis=-1)
     return np.asarray(np.divide(saved, cost, out=np.zeros_like(saved), where=cost > 0))
 

@@ -38,6 +38,20 @@ MINERALS = [
 ]
 
 
+def damage_curve(average: float, segments: int) -> float | list[dict[str, float]]:
+    """Segments of equal depth 1/k costing average x 2 (j + 1/2) / k (j = 0..k-1): rising, and
+    averaging `average` over a full cut, so a curve and its figure cost the same at depth 1."""
+    if segments == 1:
+        return average
+    return [
+        {
+            "up_to_share": float(np.round((j + 1) / segments, 6)) if j < segments - 1 else 1.0,
+            "usd_per_t": float(np.round(average * 2 * (j + 0.5) / segments, 2)),
+        }
+        for j in range(segments)
+    ]
+
+
 def generate(
     participants: int = 2,
     minerals: int = 5,
@@ -47,11 +61,14 @@ def generate(
     name: str | None = None,
     years: int = 1,
     sampled: bool = False,
+    segments: int = 1,
 ) -> dict[str, Any]:
     """A valid config as a plain dict (write it with yaml.safe_dump).
 
     years > 1: the same instance built up over that many fiscal years (``build_up``); sampled:
-    its scenarios drawn from supplier countries and restriction events (``with_events``)."""
+    its scenarios drawn from supplier countries and restriction events (``with_events``);
+    segments > 1: every mineral's damage a convex curve of that many equal-depth segments
+    (``damage_curve``), whose average is the one-segment figure."""
     if not 1 <= participants <= len(PARTICIPANTS):
         raise ValueError(f"participants must be 1..{len(PARTICIPANTS)}")
     if minerals < 1 or scenarios < 1 or periods < 1 or years < 1:
@@ -76,7 +93,7 @@ def generate(
             "price_usd_per_t": float(price),
             "holding_cost_usd_per_t_year": float(np.round(0.05 * price + 200)),
             "lot_t": lot,
-            "shortfall_cost_usd_per_t": float(mult * price),
+            "shortfall_cost_usd_per_t": damage_curve(float(mult * price), segments),
             "consumption_t_per_year": consumption,
         }
         if participants > 1 and rng.random() < 0.5:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stockpile.enums import SolverName, Status
-from stockpile.model.core import LinearModel, Var
+from stockpile.model.core import LinearModel
 from stockpile.solver.backends import SolveOutcome, ortools_version, relative_gap
 from stockpile.solver.benders.batches import Recourse
 from stockpile.solver.benders.master import Cuts, Master
@@ -30,15 +30,10 @@ log = logging.getLogger(__name__)
 # (tests/data/master_numerics_*.yaml, scip_bound.yaml: 1.35e10), never both on the same master. The
 # bundled configs' masters stay under 1.3e7 and are not re-solved (HiGHS's bound at the master's gap
 # share is looser than SCIP's, which cost them extra rounds for nothing).
-MASTER_SOLVER = SolverName.SCIP
-
-
-def master_solver(lm: LinearModel) -> SolverName:
-    """SCIP, except on a build-up's master (lots labelled by year): there SCIP's first MIP master
-    ran past 60 s without a plan on `stockpile generate 2 5 10 12 --years 3 --seed 2` (every year
-    facing every scenario), where HiGHS closed the gap in 3.9 s in all (docs/numerics.md)."""
-    lots = lm.var_blocks.get(Var.LOTS)
-    return SolverName.HIGHS if lots is not None and lots.coords["y"].max(initial=0) > 0 else MASTER_SOLVER
+# HiGHS, in millions of dollars (Master.solve): once every year faces every scenario SCIP's master
+# stalled (the large benchmark with holding_years 5: gap 0.37 after 600 s, HiGHS optimal in 19 s;
+# docs/numerics.md)
+MASTER_SOLVER = SolverName.HIGHS
 
 
 OTHER_SOLVER = {SolverName.SCIP: SolverName.HIGHS, SolverName.HIGHS: SolverName.SCIP}
@@ -142,14 +137,13 @@ def solve_benders(
         hint = None if best[1] is None else np.r_[best[1][F], cuts.theta(best[1][F], master.theta_lb)]
         return master.solve(cuts, solver, max(left(), MIN_MASTER_SECONDS), gap * MASTER_GAP_SHARE, hint)
 
-    first_solver = master_solver(lm)
     try:
         # the smallest plan: a first cut, and a plan where it is feasible; inf when the limit passed first
         started = np.isfinite(evaluate(lm.lb[F].copy()))
         # phase 1: cuts from the LP relaxation of the master; its first round always runs (a tiny LP),
         # so even a run stopped at once reports a proven bound
         while started and stats.lp_iterations < RELAXATION_ROUNDS:
-            out = master.solve(cuts, first_solver, max(left(), MIN_MASTER_SECONDS), 0.0, relax=True)
+            out = master.solve(cuts, MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS), 0.0, relax=True)
             if out.x is None or out.objective is None:
                 break
             if out.status == Status.OPTIMAL:  # the relaxed master's optimum bounds the true one from below
@@ -164,7 +158,7 @@ def solve_benders(
             if relaxed_gap is not None and relaxed_gap <= gap * RELAXATION_GAP_SHARE:
                 break
         # phase 2: integer master, warm-started from the best plan so far
-        solver = first_solver
+        solver = MASTER_SOLVER
         first_coefficient = float(np.abs(st.A_first.data).max(initial=0.0))
         while started and left() > 0:
             out = solve_master(solver)
@@ -222,9 +216,8 @@ def solve_benders(
         values,
         None if values is None else value,
         lb if np.isfinite(lb) else None,
-        f"{first_solver.value}+glop",
-        f"L-shaped: {first_solver.value.upper() if first_solver is SolverName.SCIP else 'HiGHS'} master, GLOP "
-        f"recourse, OR-tools {ortools_version()}",
+        "highs+glop",
+        f"L-shaped: HiGHS master, GLOP recourse, OR-tools {ortools_version()}",
         time.perf_counter() - start,
         detail,
     ), stats
