@@ -20,15 +20,20 @@ SIZES = {
 ROUNDS = {"small": 15, "medium": 5, "large": 3}
 # the fiscal years of the build-up benchmarks (stockpile generate --years)
 BUILDUP_YEARS = 5
+# the damage-curve benchmarks: segments of every mineral's curve (stockpile generate --segments)
+DAMAGE_SEGMENTS = 3
 # the extensive form is measured only where it finishes in reasonable time
 EXTENSIVE_SIZES = ("small", "medium")
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @cache
-def config(size: str, method: str = "auto", gap: float = 1e-4, projects: bool = False, years: int = 1) -> Config:
-    """The benchmark instance of a size; years > 1: the same instance built up over that many years."""
-    data = generate(*SIZES[size], seed=SEED, name=f"bench-{size}", years=years)
+def config(
+    size: str, method: str = "auto", gap: float = 1e-4, projects: bool = False, years: int = 1, segments: int = 1
+) -> Config:
+    """The benchmark instance of a size; years > 1: the same instance built up over that many years;
+    segments > 1: every mineral's damage a rising curve of that many segments (the same average)."""
+    data = generate(*SIZES[size], seed=SEED, name=f"bench-{size}", years=years, segments=segments)
     data["solver"].update(method=method, relative_gap=gap)
     if projects:
         data["projects"] = allied_projects(data)

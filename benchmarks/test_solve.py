@@ -2,7 +2,7 @@
 
 import pytest
 from conftest import sized
-from sizes import BUILDUP_YEARS, EXTENSIVE_SIZES, ROUNDS, config
+from sizes import BUILDUP_YEARS, DAMAGE_SEGMENTS, EXTENSIVE_SIZES, ROUNDS, config
 
 from stockpile import solve
 from stockpile.enums import SolverName
@@ -42,9 +42,16 @@ def test_benders_cvar(benchmark, size):
 
 
 @sized()
+def test_benders_damage_curves(benchmark, size):
+    """The same instances with three-segment damage curves on every mineral: what convex damage adds
+    (its blocks are solved as LPs, the closed forms implementing one segment only)."""
+    _run(benchmark, config(size, "benders", segments=DAMAGE_SEGMENTS), size)
+
+
+@sized()
 def test_benders_buildup(benchmark, size):
     """The same instances bought over five fiscal years (stockpile generate --years 5): yearly budgets
-    (the total's even share, lapsing), min_days targets rising to the final one, shocks in drawn years."""
+    (the total's even share, lapsing), min_days targets rising to the final one; every year faces every scenario."""
     _run(benchmark, config(size, "benders", years=BUILDUP_YEARS), size)
 
 

@@ -67,6 +67,8 @@ def _summary(cfg: Config, sizes: dict[str, int], status: Status, solver: str, **
         stockpile_version=__version__,
         sizes=sizes,
         solver=solver,
+        exposure_years=cfg.horizon.exposure_years,
+        year_weights=[round(d, 12) for d in cfg.horizon.discounts(cfg.horizon.exposure_years)],
         **fields,
     )
 

@@ -69,6 +69,21 @@ def one_mineral(**over) -> dict:
     return base
 
 
+def bundled(name: str) -> dict:
+    """A bundled config as a plain dict with its base files merged in (written anywhere, it stands alone)."""
+    from stockpile.config import read_yaml, with_bases
+
+    return with_bases(read_yaml(ROOT / "configs" / name))[0]
+
+
+# the default config with each derived damage curve as one segment (its average over a full cut):
+# damage flat in the depth, where the canonical schedule applies
+FLAT_DAMAGE = [
+    (f"minerals.{m}.damage.shares", [1.0])
+    for m in ("cobalt", "graphite", "lithium", "manganese", "nickel", "rare_earths", "gallium", "germanium")
+]
+
+
 @pytest.fixture
 def default_config() -> Path:
     return ROOT / "configs" / "us_japan.yaml"

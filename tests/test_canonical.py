@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import FLAT_DAMAGE, ROOT
 
 from stockpile import api, load_config
 from stockpile.config import validate
@@ -27,7 +27,7 @@ def _gaps(inst, lm, x) -> float:
 @pytest.mark.parametrize(
     "cfg",
     [
-        load_config(ROOT / "configs" / "us_japan.yaml"),
+        load_config(ROOT / "configs" / "us_japan.yaml", FLAT_DAMAGE),
         *(validate(generate(2, 4, 8, 6, seed=s) | {"solver": {"relative_gap": 1e-9}}) for s in range(4)),
     ],
     ids=["default", *(f"generated{s}" for s in range(4))],
@@ -48,7 +48,7 @@ def test_repair_keeps_the_cost_and_removes_every_break(cfg):
 
 def test_the_default_solvers_schedule_needs_the_repair():
     """Not a vacuous rule: the solver's own schedule on the default config breaks it."""
-    cfg = load_config(ROOT / "configs" / "us_japan.yaml")
+    cfg = load_config(ROOT / "configs" / "us_japan.yaml", FLAT_DAMAGE)
     inst = build_instance(cfg)
     lm = build_model(inst)
     out = solve_model(lm, "highs", 60, cfg.solver.relative_gap)
@@ -57,7 +57,7 @@ def test_the_default_solvers_schedule_needs_the_repair():
 
 def test_the_verifier_reports_a_schedule_that_is_not_canonical(tmp_path, monkeypatch):
     monkeypatch.setattr(solver_run, "canonical_schedule", lambda inst, lm, x: (x, 0.0))
-    run = api.solve(load_config(ROOT / "configs" / "us_japan.yaml")).write(tmp_path / "run")
+    run = api.solve(load_config(ROOT / "configs" / "us_japan.yaml", FLAT_DAMAGE)).write(tmp_path / "run")
     rules = {v.rule for v in check_run(run)}
     assert rules == {"canonical schedule"}
 
@@ -85,7 +85,7 @@ def test_a_repair_that_breaks_a_row_of_the_model_is_refused(caplog):
 
     import scipy.sparse as sp
 
-    cfg = load_config(ROOT / "configs" / "us_japan.yaml")
+    cfg = load_config(ROOT / "configs" / "us_japan.yaml", FLAT_DAMAGE)
     inst = build_instance(cfg)
     lm = build_model(inst)
     x = solve_model(lm, "highs", 60, cfg.solver.relative_gap).x

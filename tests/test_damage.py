@@ -136,3 +136,33 @@ def test_a_derived_curve_solves_as_its_segments(tmp_path, method):
     data["minerals"]["A"]["damage"] = {"elasticity": 0.3, "choke_usd_per_t": 20000.0, "shares": [0.3, 0.6, 1.0]}
     derived = solve_dict(tmp_path, data, "derived", method=method)
     assert derived.summary.objective_usd == pytest.approx(given.summary.objective_usd, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("mineral", "central", "low", "high"),
+    [("gallium", 3.1e9, 1.7e9, 8.2e9), ("germanium", 0.4e9, 0.01e9, 1.1e9)],
+)
+def test_the_bundled_curves_reproduce_usgs_ofr_2024_1057(tmp_path, mineral, central, low, high):
+    """configs/damage.md: with no stock and no lending, a year-long full cut of US supply costs the
+    US the report's central GDP loss ($3.1bn gallium, $0.4bn germanium), inside its range."""
+    from conftest import ROOT
+
+    data = {
+        "base": str(ROOT / "configs" / "minerals.yaml"),
+        "name": "calibration",
+        "horizon": {"periods": 12, "period_days": 365 / 12},
+        "participants": {"US": {}, "JP": {}},
+        "minerals": {mineral: {"initial_t": 0, "max_acquisition_t": {"US": 0}}},
+        "scenarios": [
+            {
+                "name": "cut",
+                "probability": 1.0,
+                "shocks": [{"mineral": mineral, "start": 1, "periods": 12, "loss": {"US": 1.0, "JP": 0.0}}],
+            }
+        ],
+        "solver": {"relative_gap": 0.0},
+    }
+    result = solve_dict(tmp_path, data)
+    lost = result.summary.costs["expected_shortfall_usd"]
+    assert low <= lost <= high
+    assert lost == pytest.approx(central, rel=1e-3)

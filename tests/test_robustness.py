@@ -33,7 +33,10 @@ def _scaled(data: dict, price: float = 1.0, qty: float = 1.0) -> dict:
     per_t = price / qty
     for m in out["minerals"].values():
         for k in ("price_usd_per_t", "holding_cost_usd_per_t_year", "shortfall_cost_usd_per_t"):
-            m[k] *= per_t
+            if m.get(k) is not None:
+                m[k] *= per_t
+        if m.get("damage"):  # a derived curve scales with its price and choke value
+            m["damage"]["choke_usd_per_t"] *= per_t
         m["fixed_cost_usd"] = {p: v * price for p, v in m["fixed_cost_usd"].items()}
         m["lot_t"] *= qty
         for k in ("consumption_t_per_year", "initial_t", "max_acquisition_t"):

@@ -28,6 +28,7 @@ from stockpile.config import (
     problems_from,
     read_yaml,
     validate,
+    with_bases,
 )
 from stockpile.enums import COST_KEYS
 from stockpile.jsontypes import JSON
@@ -67,8 +68,8 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
     except ValidationError as exc:
         raise ConfigError(problems_from(exc, doc, StudySpec), str(path)) from None
     base_path = path.parent / spec.base
-    base = read_yaml(base_path)
-    if not isinstance(base.data, dict):
+    base_data, _ = with_bases(read_yaml(base_path))  # the config with its own base files under it
+    if not isinstance(base_data, dict):
         raise ConfigError([Problem(("base",), f"{base_path} is not a config mapping")], str(path))
     extra = list(overrides) + [("solver.threads", 1)]  # one solver thread per worker
     keys = list(spec.sweep)
@@ -77,14 +78,14 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
     if keys or not spec.cases:
         width = max(3, len(str(len(combos))))
         for i, values in enumerate(combos):
-            cases.append((f"sweep_{i + 1:0{width}d}" if keys else "base", dict(zip(keys, values)), base.data))
+            cases.append((f"sweep_{i + 1:0{width}d}" if keys else "base", dict(zip(keys, values)), base_data))
     for i, c in enumerate(spec.cases):
-        raw = base.data
+        raw = base_data
         if c.set_file:
-            frag = read_yaml(path.parent / c.set_file)
-            if not isinstance(frag.data, dict):
+            frag, _ = with_bases(read_yaml(path.parent / c.set_file))
+            if not isinstance(frag, dict):
                 raise ConfigError([Problem(("cases", i, "set_file"), "the fragment must be a mapping")], str(path))
-            raw = deep_merge(raw, frag.data)
+            raw = deep_merge(raw, frag)
         cases.append((c.name, dict(c.set), raw))
     names = [c[0] for c in cases]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -107,7 +108,7 @@ def load_study(path: str | Path, overrides: Iterable[tuple[str, Any]] = ()) -> l
         }
         out.append(Case(name, sets, cfg))
     try:
-        base_hash = validate(apply_overrides(base.data, extra), str(base_path)).hash()
+        base_hash = validate(apply_overrides(base_data, extra), str(base_path)).hash()
     except ConfigError:
         base_hash = None  # a base that is incomplete on its own: only its cases are configs
     for case in out:

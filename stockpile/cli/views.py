@@ -360,7 +360,15 @@ def rich_table(title: str, *columns: str, show_header: bool = True) -> Any:
     from rich import box
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), show_header=show_header)
+    t = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        collapse_padding=True,  # one space between columns: figures fit 80 characters uncut
+        pad_edge=False,
+        show_header=show_header,
+    )
     for col in columns:
         left = col in ("participant", "mineral", "why", "limit", "who", "continuation", "scenario", "rule", "status")
         t.add_column(
@@ -381,7 +389,11 @@ def cost_table(s: dict[str, Any], lending_flows: Any) -> Any:
         "total",
         "fees in",
     )
-    for r in rows:
-        values = [*(r.paid[k] for k in kinds), r.total_usd, r.fees_received_usd]
-        t.add_row(r.party, *(_money(v, short=True) for v in values))
+    cells = [
+        [_money(v, short=True) for v in (*(r.paid[k] for k in kinds), r.total_usd, r.fees_received_usd)] for r in rows
+    ]
+    for col, width in zip(t.columns[1:], (max(map(len, c), default=1) for c in zip(*cells, strict=True)), strict=False):
+        col.min_width = width  # a figure is never cut short: the captions wrap instead
+    for r, values in zip(rows, cells, strict=True):
+        t.add_row(r.party, *values)
     return t

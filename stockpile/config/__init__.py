@@ -22,7 +22,7 @@ from stockpile.config.schema import (
     StrictModel,
     for_participant,
 )
-from stockpile.config.validate import cross_check, load_config, problems_from, validate
+from stockpile.config.validate import cross_check, load_config, problems_from, validate, with_bases
 from stockpile.errors import ConfigError, Problem, did_you_mean, format_loc
 
 __all__ = [
@@ -53,4 +53,5 @@ __all__ = [
     "read_yaml",
     "set_dotted",
     "validate",
+    "with_bases",
 ]

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import altair as alt
 import numpy as np
@@ -14,6 +14,7 @@ import pandas as pd
 from stockpile.enums import CostKind
 from stockpile.jsontypes import JSON
 from stockpile.report.page import field_name, fmt_value, slug
+from stockpile.results.check import curve
 
 MAX_SCENARIOS_SHOWN = 30
 
@@ -229,6 +230,88 @@ def holdings_chart(hold: pd.DataFrame, parts: list[str]) -> alt.FacetChart:
         .facet(facet=alt.Facet("mineral:N", title=None), columns=4)
         .resolve_scale(y="independent")
         .properties(title="Tonnes held: initial stock and acquisitions"),
+    )
+
+
+def damage_curve_frame(cfg: dict[str, Any], parts: list[str]) -> pd.DataFrame:
+    """Each participant's damage curve of each mineral as steps: (depth from, depth to, USD/t)."""
+    rows = []
+    for m, mc in cfg["minerals"].items():
+        curves = {p: curve(mc, p) for p in parts}
+        shared = len(set(curves.values())) == 1  # one curve for all: drawn once
+        for p in parts[:1] if shared else parts:
+            lo = 0.0
+            for j, (w, b) in enumerate(curves[p]):
+                who = "all participants" if shared and len(parts) > 1 else p
+                rows.append({"mineral": m, "participant": who, "segment": j + 1, "from": lo, "to": w, "usd_per_t": b})
+                lo = w
+    return pd.DataFrame(rows)
+
+
+def damage_curves_chart(cfg: dict[str, Any], parts: list[str]) -> alt.FacetChart:
+    """Damage per tonne unmet by the depth of the shortage, one step per segment (log scale)."""
+    df = damage_curve_frame(cfg, parts)
+    return cast(
+        alt.FacetChart,
+        alt.Chart(df)
+        .mark_rule(strokeWidth=3)
+        .encode(
+            x=alt.X("from:Q", title="depth", axis=alt.Axis(format="%")),
+            x2="to:Q",
+            y=alt.Y("usd_per_t:Q", title="USD per tonne unmet", scale=alt.Scale(type="log")),
+            color=participant_color([*parts, "all participants"]),
+            tooltip=[
+                "participant",
+                "mineral",
+                "segment",
+                alt.Tooltip("from:Q", format=".0%"),
+                alt.Tooltip("to:Q", format=".0%"),
+                alt.Tooltip("usd_per_t:Q", format="$,.0f"),
+            ],
+        )
+        .properties(width=150, height=110)
+        .facet(facet=alt.Facet("mineral:N", title=None), columns=4)
+        .resolve_scale(y="independent")
+        .properties(title="Damage per tonne unmet, by the depth of the shortage"),
+    )
+
+
+def net_cost_chart(hold: pd.DataFrame, parts: list[str]) -> alt.LayerChart:
+    """Per holding: what a tonne costs net over the horizon against what it saves in expectation;
+    above the diagonal a tonne saves more than it costs."""
+    df = hold[(hold.holding_t > 0) & (hold.expected_saving_usd_per_t > 0)].copy()
+    values = pd.concat([df.net_cost_usd_per_t, df.expected_saving_usd_per_t])
+    values = values[values > 0]
+    top = float(values.max()) if len(values) else 10.0
+    low = float(values.min()) if len(values) else 1.0
+    axis = alt.Scale(type="log", domain=[low / 2, top * 2])
+    points = (
+        alt.Chart(df)
+        .mark_point(filled=True, size=70)
+        .encode(
+            x=alt.X("net_cost_usd_per_t:Q", title="net cost of a tonne held (USD)", scale=axis),
+            y=alt.Y("expected_saving_usd_per_t:Q", title="expected saving of a tonne held (USD)", scale=axis),
+            color=participant_color(parts),
+            shape=alt.Shape("mineral:N", legend=alt.Legend(orient="right")),
+            tooltip=[
+                "participant",
+                "mineral",
+                alt.Tooltip("holding_t:Q", format=",.1f"),
+                alt.Tooltip("net_cost_usd_per_t:Q", format="$,.0f"),
+                alt.Tooltip("expected_saving_usd_per_t:Q", format="$,.0f"),
+            ],
+        )
+    )
+    diagonal = (
+        alt.Chart(pd.DataFrame({"v": [low / 2, top * 2]}))
+        .mark_line(color="#999", strokeDash=[4, 4])
+        .encode(x="v:Q", y="v:Q")
+    )
+    return cast(
+        alt.LayerChart,
+        (diagonal + points).properties(
+            width=WIDTH, height=320, title="Net cost of a tonne against what it saves (dashed: saving = cost)"
+        ),
     )
 
 

@@ -19,10 +19,12 @@ from stockpile.report.charts import (
     cost_chart,
     coverage_heatmap,
     coverage_sources_chart,
+    damage_curves_chart,
     days_chart,
     holdings_chart,
     lending_chart,
     measures_chart,
+    net_cost_chart,
     simulation_chart,
     stock_offtake_chart,
     top_scenarios,
@@ -77,6 +79,24 @@ def solve_page(folder: Path) -> Page:
                 ["participant", "mineral", "tonnes", "days", "why"]
             ]
         ),
+    )
+    page.add(
+        "What a holding costs and saves",
+        "Per holding, a tonne's net cost over the horizon (price, plus discounted storage in every year it "
+        "protects, less the discounted resale after the last: net_cost_usd_per_t in holdings.csv) against "
+        "what it saves in expectation (the damage its releases and loans avoid, probability-weighted over "
+        "the years it protects, per tonne held: expected_saving_usd_per_t). A holding below the dashed line "
+        "is forced by a limit (min_days). Above it, the average tonne saves more than it costs: the first "
+        "tonnes cover the deepest, dearest part of a shortage, and the model stops where the last tonne "
+        "saves no more than it costs (or a limit stops it: see 'why').",
+        net_cost_chart(hold, parts),
+    )
+    page.add(
+        "Damage curves",
+        "What a tonne of disrupted supply not covered costs, by the depth of the shortage in a period (unmet "
+        "tonnes as a share of the participant's consumption in the period): each step is one segment of minerals.M.shortfall_cost_usd_per_t "
+        "or the curve derived from minerals.M.damage (configs/damage.md gives the bundled curves' sources).",
+        damage_curves_chart(cfg, parts),
     )
     if (folder / "acquisitions.csv").exists():
         acq = read_table(folder, "acquisitions.csv")

@@ -509,6 +509,8 @@ class Summary:
     stockpile_version: str
     sizes: dict[str, int]
     solver: str
+    exposure_years: int | None = None  # K = horizon.years + holding_years - 1: the years the stock protects
+    year_weights: list[float] | None = None  # delta_k of each year k = 1..K (discounted; each faces every scenario)
     objective_usd: float | None = None
     best_bound_usd: float | None = None
     gap: float | None = None

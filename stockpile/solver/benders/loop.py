@@ -30,10 +30,13 @@ log = logging.getLogger(__name__)
 # (tests/data/master_numerics_*.yaml, scip_bound.yaml: 1.35e10), never both on the same master. The
 # bundled configs' masters stay under 1.3e7 and are not re-solved (HiGHS's bound at the master's gap
 # share is looser than SCIP's, which cost them extra rounds for nothing).
-# HiGHS, in millions of dollars (Master.solve): once every year faces every scenario SCIP's master
-# stalled (the large benchmark with holding_years 5: gap 0.37 after 600 s, HiGHS optimal in 19 s;
-# docs/numerics.md)
-MASTER_SOLVER = SolverName.HIGHS
+def master_solver(st: Structure) -> SolverName:
+    """HiGHS (in a unit of money near the master's scale: Master.solve), or SCIP where the master
+    carries CVaR's epigraph thetas. Measured (docs/numerics.md): once every year faces every
+    scenario SCIP's master stalled on the large benchmark with holding_years 5 (gap 0.37 after
+    600 s; HiGHS optimal in 19 s) and on a generated build-up, while on a CVaR instance
+    (3 x 8 x 400 x 24, cvar_weight 0.1) HiGHS took 256 s and SCIP 50 s."""
+    return SolverName.SCIP if st.thetas > st.primary else SolverName.HIGHS
 
 
 OTHER_SOLVER = {SolverName.SCIP: SolverName.HIGHS, SolverName.HIGHS: SolverName.SCIP}
@@ -137,13 +140,14 @@ def solve_benders(
         hint = None if best[1] is None else np.r_[best[1][F], cuts.theta(best[1][F], master.theta_lb)]
         return master.solve(cuts, solver, max(left(), MIN_MASTER_SECONDS), gap * MASTER_GAP_SHARE, hint)
 
+    first = master_solver(st)
     try:
         # the smallest plan: a first cut, and a plan where it is feasible; inf when the limit passed first
         started = np.isfinite(evaluate(lm.lb[F].copy()))
         # phase 1: cuts from the LP relaxation of the master; its first round always runs (a tiny LP),
         # so even a run stopped at once reports a proven bound
         while started and stats.lp_iterations < RELAXATION_ROUNDS:
-            out = master.solve(cuts, MASTER_SOLVER, max(left(), MIN_MASTER_SECONDS), 0.0, relax=True)
+            out = master.solve(cuts, first, max(left(), MIN_MASTER_SECONDS), 0.0, relax=True)
             if out.x is None or out.objective is None:
                 break
             if out.status == Status.OPTIMAL:  # the relaxed master's optimum bounds the true one from below
@@ -158,7 +162,7 @@ def solve_benders(
             if relaxed_gap is not None and relaxed_gap <= gap * RELAXATION_GAP_SHARE:
                 break
         # phase 2: integer master, warm-started from the best plan so far
-        solver = MASTER_SOLVER
+        solver = first
         first_coefficient = float(np.abs(st.A_first.data).max(initial=0.0))
         while started and left() > 0:
             out = solve_master(solver)
@@ -216,8 +220,8 @@ def solve_benders(
         values,
         None if values is None else value,
         lb if np.isfinite(lb) else None,
-        "highs+glop",
-        f"L-shaped: HiGHS master, GLOP recourse, OR-tools {ortools_version()}",
+        f"{first.value}+glop",
+        f"L-shaped: {'HiGHS' if first is SolverName.HIGHS else 'SCIP'} master, GLOP recourse, OR-tools {ortools_version()}",
         time.perf_counter() - start,
         detail,
     ), stats

@@ -17,8 +17,8 @@ from stockpile.solver.benders.structure import Structure
 
 # an epigraph theta's cut must raise it at the point by more than this (relative)
 RAISE_TOL = 1e-9
-# HiGHS's unit for the master's money
-HIGHS_UNIT_USD = 1e6
+# HiGHS sees the master's largest money figure with about this many digits before the point
+HIGHS_MONEY_DIGITS = 4
 
 
 @dataclass
@@ -74,10 +74,10 @@ class Master:
     ) -> SolveOutcome:
         """The master (its LP relaxation with relax). SCIP solves it in dollars, like the extensive model: rescaling it made
         SCIP up to 4.5x slower, and rescaling only its objective made it wrong. HiGHS solves it with
-        thetas, cuts and objective in millions of dollars: in dollars it returned as optimal a plan
+        thetas, cuts and objective in a unit of dollars near the master's scale (highs_unit): in dollars it returned as optimal a plan
         2.7e-5 above a feasible one (`stockpile generate --years 3 --seed 2`; docs/numerics.md).
         The outcome is in dollars either way."""
-        unit = HIGHS_UNIT_USD if solver is SolverName.HIGHS else 1.0
+        unit = self.highs_unit(cuts) if solver is SolverName.HIGHS else 1.0
         G = self.st.thetas
         scale = np.r_[np.ones(self.st.first_cols.size), np.full(G, unit)]
         out = solve_model(
@@ -89,6 +89,16 @@ class Master:
             objective=None if out.objective is None else out.objective * unit,
             bound=None if out.bound is None else out.bound * unit,
         )
+
+    def highs_unit(self, cuts: Cuts) -> float:
+        """A power of ten of dollars putting the master's largest money figure (a cut's constant or a
+        first-stage cost) near 1e4: large instances reach 1e10 (then $1m), tiny ones stay in dollars
+        (in millions their cuts fell under HiGHS's tolerances and the master repeated plans)."""
+        top = max(
+            float(np.abs(np.array(cuts.q)).max(initial=0.0)),
+            float(np.abs(self.st.lm.c[self.st.first_cols]).max(initial=0.0)),
+        )
+        return float(10.0 ** max(0, round(np.log10(max(top, 1.0))) - HIGHS_MONEY_DIGITS))
 
     def model(self, cuts: Cuts, relax: bool = False, unit: float = 1.0) -> LinearModel:
         """The master with its objective, thetas and cut rows in units of `unit` dollars
