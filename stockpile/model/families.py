@@ -252,8 +252,9 @@ def define_recourse(b: Builder, ctx: Context) -> None:
     0 <= r, u <= g;  0 <= l <= g of the receiver. Lending is labelled by the receiver's
     cell (s, p, m, t) and its arc a; the receiver pays its fee, the lender's mineral its
     release cost. Unit costs (recourse_costs weighs them): shortfall_cost_usd_per_t on u
-    (shortfall) where the participant's curve has one segment (define_damage prices the others), release_cost_usd_per_t on r (release), cost_usd_per_t + release_cost_usd_per_t
-    on l (lending, release).
+    (shortfall) where the participant's curve has one segment (define_damage prices the others),
+    release_cost_usd_per_t on r (release), cost_usd_per_t + release_cost_usd_per_t on l (lending,
+    release).
     """
     inst, cells = ctx.inst, ctx.cells
     rel = inst.release_cost[cells.m]
@@ -432,8 +433,8 @@ def define_budget(b: Builder, ctx: Context) -> None:
         sum_m price_usd_per_t[y] * lot_t * n_pmy + [y = 1] sum_m fixed_cost_usd * y_pm <= budget_usd_p[y]
 
     with participants.P.budget_carryover, unspent money carries over: the spend of years 1..y fits
-    the budgets of years 1..y (sum over y' <= y on both sides; programme costs are in every row). Undiscounted: appropriations are
-    nominal. Y = 1: sum_m (price * lot * n_pm + fixed_cost * y_pm) <= budget_usd_p.
+    the budgets of years 1..y (sum over y' <= y on both sides; programme costs are in every row).
+    Undiscounted: appropriations are nominal. Y = 1: sum_m (price * lot * n_pm + fixed_cost * y_pm) <= budget_usd_p.
     """
     inst = ctx.inst
     M = len(inst.minerals)
