@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 
 import pandas as pd
@@ -49,6 +50,11 @@ def test_checker_catches_tampering(tmp_path, default_config):
     hold.loc[0, "lots"] += 1
     hold.to_csv(run / "holdings.csv", index=False)
     assert "holding arithmetic" in {v.rule for v in check_run(run)}
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["exposure_years"] == 5 and summary["year_weights"][1] == pytest.approx(1 / 1.02)
+    summary["year_weights"] = summary["year_weights"][:-1]  # one year protected fewer
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert "years protected" in {v.rule for v in check_run(run)}
 
 
 def test_same_config_same_bytes(tmp_path, default_config):

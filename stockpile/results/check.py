@@ -639,6 +639,16 @@ def check_costs(r: Run) -> Iterator[Violation]:
     bound = s.get("best_bound_usd")
     if bound is not None and bound > s["objective_usd"] + r.tol * max(1.0, abs(s["objective_usd"])) + CENT:
         yield Violation("bound", "summary.json best_bound_usd", "bound above the objective")
+    # the years the stock protects, K = years + holding_years - 1, each weighed delta_k
+    h = r.cfg["horizon"]
+    K = int(h.get("years", 1)) + int(h.get("holding_years", 1)) - 1
+    rate = float(h.get("discount_rate", 0.0))
+    if "exposure_years" in s and s["exposure_years"] != K:
+        yield Violation("years protected", "summary.json exposure_years", f"{s['exposure_years']}, expected {K}")
+    want = [(1.0 + rate) ** -k for k in range(K)]
+    have = s.get("year_weights", want)
+    if len(have) != K or not all(_close(a, b) for a, b in zip(have, want, strict=False)):
+        yield Violation("years protected", "summary.json year_weights", f"{have}, expected {want}")
 
 
 # The rules, in order: later ones read what earlier ones derived (holdings, recomputed costs).
