@@ -212,7 +212,8 @@ class Mineral(StrictModel):
         segments cheapest first, which is optimal only on a convex curve."""
         if (self.shortfall_cost_usd_per_t is None) == (self.damage is None):
             raise ValueError(
-                "give shortfall_cost_usd_per_t (a figure or a curve) or damage (a derived curve), exactly one"
+                "give shortfall_cost_usd_per_t (a figure or a curve) or damage (a derived curve), exactly one "
+                "(over a base file's damage, write damage: null)"
             )
         curves = self.shortfall_cost_usd_per_t
         for who, curve in curves.items() if isinstance(curves, dict) else [(None, curves)]:
