@@ -307,11 +307,9 @@ def define_damage(b: Builder, ctx: Context) -> None:
     if not seg.any():
         return
     c = np.nonzero(seg)[0]
-    upto = inst.seg_upto[cells.p[c], cells.m[c]]  # (C, J)
-    J = upto.shape[1]
-    lo = np.concatenate([np.zeros((c.size, 1)), upto[:, :-1]], axis=1)
-    cap = (upto - lo) * inst.per_period[cells.p[c], cells.m[c]][:, None]
-    cap[:, -1] = np.inf
+    lo, hi = inst.segment_bounds(cells.p[c], cells.m[c])  # (C, J) tonnes
+    J = lo.shape[1]
+    cap = hi - lo
     cc, j = np.nonzero(cap > 0)  # zero-width padding has no piece
     cell = c[cc]
     ub = np.minimum(cap[cc, j], cells.g[cell])

@@ -155,13 +155,19 @@ class Instance:
         """The largest damage per tonne of any curve (the CVaR rows' unit)."""
         return float(self.seg_cost.max(initial=0.0))
 
-    def damage(self, p: np.ndarray, m: np.ndarray, unmet: np.ndarray) -> np.ndarray:
-        """Each cell's damage of `unmet` tonnes in one period, on its participant's curve: the
-        segments filled cheapest (shallowest) first, the last one unbounded above."""
+    def segment_bounds(self, p: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(C, J) tonnes of a period where each segment of a cell's curve starts and ends,
+        w_{j-1} q_pm and w_j q_pm, the last one unbounded above (zero-width padding: lo = hi)."""
         q = self.per_period[p, m][:, None]
         upto = self.seg_upto[p, m]
         lo = np.concatenate([np.zeros((upto.shape[0], 1)), upto[:, :-1]], axis=1) * q
         hi = np.concatenate([upto[:, :-1] * q, np.full((upto.shape[0], 1), np.inf)], axis=1)
+        return lo, hi
+
+    def damage(self, p: np.ndarray, m: np.ndarray, unmet: np.ndarray) -> np.ndarray:
+        """Each cell's damage of `unmet` tonnes in one period, on its participant's curve: the
+        segments filled cheapest (shallowest) first, the last one unbounded above."""
+        lo, hi = self.segment_bounds(p, m)
         pieces = np.clip(np.asarray(unmet, dtype=float)[:, None], lo, hi) - lo
         return np.asarray((pieces * self.seg_cost[p, m]).sum(axis=1))
 
