@@ -218,6 +218,97 @@ def test_pooled_closed_form_equals_the_lp_and_its_cuts_hold_everywhere(seed):
     assert 0 < np.mean(settled) < 1
 
 
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("lending", [False, True])
+def test_closed_forms_on_damage_curves_equal_the_lp_and_their_cuts_hold(seed, lending):
+    """Three-segment damage curves on every mineral: at random points the closed forms (the greedy
+    over a cell's pieces and the group's floor; with lending, the pooled bound over the block's
+    pieces) give each block's LP recourse, a solution that meets every row and costs what they
+    say, and cuts that lie below the LP's recourse at every other point. Both paths are taken."""
+    from stockpile.model.families import build_model
+    from stockpile.model.instance import build_instance
+    from stockpile.solver.benders.batches import Recourse
+    from stockpile.solver.benders.structure import Structure
+
+    data = generate(3, 4, 20, 8, seed=seed, segments=3)
+    if not lending:
+        data["lending"] = []
+    lm = build_model(build_instance(validate(data)))
+    assert "w" in lm.var_blocks
+    st = Structure.of(lm)
+    lp_only = Recourse(st, None, None, st.keys)
+    rec = Recourse.of(st)
+    assert (rec.closed is not None) != lending and (rec.pooled is not None) == lending
+    points = _points(lm, st, np.random.default_rng(seed), 8)
+    lp_Q = [lp_only.evaluate(z, None)[0] for z in points]
+    settled = []
+    for z, Q_lp in zip(points, lp_Q):
+        Q, grad, values = Recourse.of(st).evaluate(z, None)
+        assert pytest.approx(Q_lp, rel=1e-9, abs=1e-6) == Q
+        second = lm.col_key >= 0
+        assert lm.c[second] @ values[second] == pytest.approx(Q.sum(), rel=1e-9)
+        rows = lm.row_key >= 0
+        Ax = lm.A[rows] @ values
+        tol = 1e-6 * (1 + np.abs(lm.row_ub[rows][np.isfinite(lm.row_ub[rows])]).max())
+        assert (Ax <= lm.row_ub[rows] + tol).all() and (Ax >= lm.row_lb[rows] - tol).all()
+        assert (values >= lm.lb - 1e-9).all() and (values <= lm.ub + 1e-9).all()
+        for other, Q_other in zip(points, lp_Q):
+            assert (Q_other >= Q + grad.T @ (other - z) - 1e-6 * (1 + np.abs(Q_other))).all()
+        if lending:
+            settled.append(rec.pooled.certify(z)[0].mean())
+    if lending:
+        assert 0 < np.mean(settled) < 1
+
+
+def test_the_closed_form_on_a_damage_curve_by_hand():
+    """One cell of 100 t short a period for two periods, a curve of 20 t at $10 and 80 t at $100
+    (a 20% / 100% split), and 90 t drawable in all, 60 t a period. The greedy releases the dear
+    80 t of period 1 (60 t: the rate cap), then period 2's dear tonnes (30 t): Q = 2 x 20 x 10 +
+    (80 - 60) x 100 + (80 - 30) x 100 = 7,400. The floor prices a tonne at $100 (the piece its
+    limit falls in); period 1's rate row at 0 (its next tonne is no dearer than the floor's)."""
+    from stockpile.model.families import build_model
+    from stockpile.model.instance import build_instance
+    from stockpile.solver.benders.batches import Recourse
+    from stockpile.solver.benders.structure import Structure
+
+    data = {
+        "name": "curve",
+        "horizon": {"periods": 2, "period_days": 30, "holding_years": 1},
+        "participants": {"US": {"budget_usd": 1e9, "release_rate_max": 0.4, "reserve_floor": 0.4}},
+        "minerals": {
+            "cobalt": {
+                "price_usd_per_t": 1.0,
+                "holding_cost_usd_per_t_year": 0.0,
+                "lot_t": 150.0,
+                "shortfall_cost_usd_per_t": [
+                    {"up_to_share": 0.2, "usd_per_t": 10.0},
+                    {"up_to_share": 1.0, "usd_per_t": 100.0},
+                ],
+                "consumption_t_per_year": 1216.6666666666667,  # 100 t a period of 30 days
+            }
+        },
+        "scenarios": [
+            {
+                "name": "cut",
+                "probability": 1.0,
+                "shocks": [{"mineral": "cobalt", "start": 1, "periods": 2, "loss": 1.0}],
+            }
+        ],
+    }
+    lm = build_model(build_instance(validate(data)))
+    st = Structure.of(lm)
+    rec = Recourse.of(st)
+    assert rec.closed is not None and not rec.lp_keys.size
+    z = np.zeros(st.first_cols.size)
+    z[np.searchsorted(st.first_cols, lm.var_blocks["n"].index)] = 1.0  # 150 t: 60 t a period, 90 t above the floor
+    Q, grad, values = rec.evaluate(z, None)
+    assert pytest.approx(7400.0) == Q.sum()
+    np.testing.assert_allclose(values[lm.var_blocks["r"].index], [60.0, 30.0])
+    state = rec.closed.serve(z)
+    assert state.lam.tolist() == [100.0] and rec.closed.rate_prices(state).tolist() == [0.0, 0.0]
+    assert pytest.approx(-100.0 * 0.6 * 150.0) == grad.sum()  # a lot more: 90 t more drawable at $100
+
+
 def test_pooled_closed_form_settles_only_where_lending_is_idle():
     """Two participants short of one mineral. Both short beyond their stock: nobody has anything to
     lend, the closed form settles the block, Q = c (shortfall - stock drawable by both). Only the

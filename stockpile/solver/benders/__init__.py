@@ -18,17 +18,19 @@ Q_g(z) = sum of the expected recourse of the blocks of g; an epigraph adds theta
 sum_s h_s max(0, L_s - F_s z + t_s(z)) over groups of its scenarios.
 
 Recourse of a block, given z (``Recourse``):
-* closed form (``ClosedForm``): blocks with only release r and unmet u, the demand
-  row, a rate row per cell and a floor row per (s, p, m). With the row bounds
-  b(z) = ub - A_F z read from the model,
-      served = min( sum_t min(g_t, b_rate_t(z)), b_floor(z) ),   Q = cost (sum_t g_t - served)
-  and the supergradient follows from the row binding: cost A_F[floor] if the floor
-  binds, else the sum of cost A_F[rate_t] over the periods whose rate binds;
+* closed form (``ClosedForm``): blocks with only release r, unmet u and its damage pieces w,
+  the demand and damage rows, a rate row per cell and a floor row per (s, p, m). With the row
+  bounds b(z) = ub - A_F z read from the model, each cell's shortfall is cut into pieces (one,
+  or its curve's), a cell serves its dearest pieces up to min(g_t, b_rate_t(z)), and the group
+  takes the dearest of these up to b_floor(z); Q is the cost of the pieces left. The
+  supergradient follows from the duals: the floor's price is the cost of the piece its limit
+  falls in, a rate row's the cost of the dearest piece it leaves unmet less the floor's. With
+  one segment of cost c: served = min(sum_t min(g_t, b_rate_t(z)), b_floor(z)), Q = c (G - served);
 * pooled closed form (``Pooled``): blocks that also hold lending l and lending caps, when at z
-  every group is exhausted (the closed form without lending already serves what the floor and
-  rate rows let every participant draw), so nobody has stock to lend: then, with one unit cost c
-  over the block and fees >= 0, Q(z) = B(z) = c (sum g - sum_f cap_f(z)), a lower bound of the
-  LP's recourse at every point, and B's subgradient is a valid cut (proof in ``Pooled``);
+  the closed form without lending costs no more than B(z), the cost of the block's pieces less
+  the K(z) dearest tonnes of them (K the stock every giver may draw): a lower bound of the LP's
+  recourse at every point (fees >= 0), so lending is idle and B's subgradient is a valid cut
+  (proof in ``Pooled``); with one unit cost: every group exhausted, nobody has stock to lend;
 * LP (``lp_batches``): one GLOP LP per batch of blocks of one aggregate, solved anew at each
   point with the coupled rows' bounds b(z); dQ/dz = -A_F^T lambda. A block gets its batch at
   the first point the closed forms cannot settle it; a batch is skipped at a point where the

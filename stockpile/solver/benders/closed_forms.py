@@ -1,6 +1,6 @@
-"""Recourse in closed form, for the blocks it is proven to implement: release and unmet under
-the demand, rate and floor rows (``ClosedForm``), and lending proven idle at a point (``Pooled``).
-The only place of the decomposition that knows families by name.
+"""Recourse in closed form, for the blocks it is proven to implement: release and unmet (with the
+pieces of a damage curve) under the demand, rate and floor rows (``ClosedForm``), and lending proven
+idle at a point (``Pooled``). The only place of the decomposition that knows families by name.
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import scipy.sparse as sp
 from stockpile.model.core import LinearModel, Row, Var
 from stockpile.solver.benders.structure import Structure, column_slice, scaled_rows
 
-PooledState = tuple[tuple[np.ndarray, ...], np.ndarray]  # the closed form's serve() at z, and which floors bind
-
 log = logging.getLogger(__name__)
 
 # The families the closed form implements, and nothing else.
-CLOSED_FORM_COLUMNS = frozenset({Var.RELEASE, Var.UNMET})
+CLOSED_FORM_COLUMNS = frozenset({Var.RELEASE, Var.UNMET, Var.DAMAGE})
 
 
-CLOSED_FORM_ROWS = frozenset({Row.DEMAND, Row.RATE, Row.FLOOR})
+CLOSED_FORM_ROWS = frozenset({Row.DEMAND, Row.RATE, Row.FLOOR, Row.DAMAGE})
 
 
 # Lending, which the closed form takes on where it proves lending idle (Pooled)
@@ -32,12 +30,55 @@ POOLED_COLUMNS = frozenset({Var.LENT})
 POOLED_ROWS = frozenset({Row.LEND_CAP})
 
 
-POOLED_TOL = 1e-9  # relative: "every group exhausted" and "l = 0 keeps the lending rows"
+POOLED_TOL = 1e-9  # relative: "the closed form attains the bound" and "l = 0 keeps the lending rows"
+PIECES_TOL = 1e-9  # relative: the pieces of a curve reach the cell's shortfall
+
+
+@dataclass
+class Served:
+    """The closed form at a point: per cell its release cap, per piece what is released from it,
+    per group what it costs, the floor's price lam and whether the floor binds."""
+
+    cap: np.ndarray  # (cells,)
+    taken: np.ndarray  # (cells, J)
+    cost: np.ndarray  # (groups,)
+    lam: np.ndarray  # (groups,)
+    floor_binds: np.ndarray  # (groups,)
+    rate_binds: np.ndarray  # (rate rows,)
+
+
+@dataclass
+class PooledState:
+    """Pooled's certificate at a point: the closed form's state, its cost and lam per block, and
+    which floor rows cap their outflow (else their rate rows do)."""
+
+    served: Served
+    cost: np.ndarray
+    lam: np.ndarray
+    floor_binds: np.ndarray
 
 
 @dataclass
 class ClosedForm:
-    """Exact recourse of the blocks that hold only release, unmet, demand, rate and floor rows."""
+    """Exact recourse of the blocks that hold only release, unmet (and its damage pieces), demand,
+    rate and floor rows.
+
+    A group (s, p, m) has cells t with shortfall g_t, release caps cap_t(z) = min(g_t, b_rate_t(z))
+    and a floor limit L(z) = b_floor(z) on sum_t r_t, with b(z) = ub - A_F z. Unmet u_t = g_t - r_t
+    costs D_t(u_t): the cost of u itself plus the cheapest-first fill of its damage pieces
+    (0 <= w_j <= ub_j, sum_j w_j = u), convex and piecewise linear. A cell's shortfall is so cut
+    into pieces a_tj of cost b_tj (one piece for a cell without a curve). Releasing a tonne saves
+    the cost of the dearest piece still unmet, so the recourse is a greedy over a laminar family
+    (pieces within cells within the group), exact:
+        released from the pieces of t, dearest first, up to cap_t (what t can get);
+        the group takes these in the order (dearer, earlier period) up to L;
+        Q = sum b_tj (a_tj - taken_tj).
+    Its LP duals give the subgradient: lam (the floor's) is the cost of the piece that the limit
+    L falls into when the floor binds, else 0; a rate row whose cap binds prices
+    mu_t = max(0, beta_t - lam), beta_t the cost of the dearest piece of t the cap leaves unmet.
+    Then dQ/dz = lam A_F[floor] + sum_t mu_t A_F[rate_t] (b(z) moves with -A_F z). With one
+    segment of one cost c per group it reduces to served = min(sum_t cap_t, L), Q = c (sum g - served).
+    """
 
     cols_r: np.ndarray
     cols_u: np.ndarray
@@ -45,7 +86,14 @@ class ClosedForm:
     r_ub: np.ndarray
     group: np.ndarray  # (s, p, m) group of each cell; cells of a group are contiguous
     starts: np.ndarray  # first cell of each group
-    cost: np.ndarray  # unit cost of unmet, per group
+    piece_cost: np.ndarray  # (cells, J): each cell's pieces, cheapest first (the fill order of unmet)
+    amount: np.ndarray  # (cells, J): the shortfall on each piece
+    above: np.ndarray  # (cells, J): the shortfall on the dearer pieces of its cell
+    piece_col: np.ndarray  # (cells, J): a piece's damage column, -1 for unmet itself or padding
+    order: np.ndarray  # flat (cell, piece) indices of every piece with shortfall, in the group's release order
+    order_group: np.ndarray  # group of each of them
+    order_starts: np.ndarray  # first position of each group in order (groups+1 entries)
+    full_cost: np.ndarray  # per group, the cost of its whole shortfall unmet
     W: sp.csr_matrix  # groups x thetas (Structure.weights of each group's block)
     W_floor: sp.csr_matrix  # ... of each floor row's group
     W_rate: sp.csr_matrix  # ... of each rate row's group
@@ -92,6 +140,31 @@ class ClosedForm:
         return rb.index[sel], ub.start + np.minimum(u_pos, ub.size - 1), db.start + np.minimum(d_pos, db.size - 1)
 
     @staticmethod
+    def _pieces(st: Structure, keys: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The damage columns of these blocks, the cell (index into r) each belongs to by label, and
+        its cell's damage row (-1 where a label has no cell or no row)."""
+        lm = st.lm
+        if Var.DAMAGE not in lm.var_blocks:
+            return (np.zeros(0, np.int64),) * 3
+        axes = lm.axes
+        assert axes is not None
+        dims = ("s", "p", "m", "t")
+        rb, wb = lm.var_blocks[Var.RELEASE], lm.var_blocks[Var.DAMAGE]
+        sel = np.isin(lm.col_key[wb.index], keys)
+        w = wb.index[sel]
+        cell_key = axes.key({k: v[r - rb.start] for k, v in rb.coords.items()}, dims)
+        w_key = axes.key({k: wb.coords[k][sel] for k in dims}, dims)
+        cell = np.minimum(np.searchsorted(cell_key, w_key), max(cell_key.size - 1, 0))
+        cell = np.where(cell_key[cell] == w_key, cell, -1) if cell_key.size else np.full(w.size, -1)
+        row = np.full(w.size, -1)
+        if Row.DAMAGE in lm.row_blocks:
+            db = lm.row_blocks[Row.DAMAGE]
+            d_key = axes.key(db.coords, dims)
+            pos = np.minimum(np.searchsorted(d_key, w_key), max(db.size - 1, 0))
+            row = np.where((db.size > 0) & (d_key[pos] == w_key), db.start + pos, -1)
+        return w, cell, row
+
+    @staticmethod
     def _bad_cells(lm: LinearModel, r: np.ndarray, u: np.ndarray, d: np.ndarray) -> np.ndarray:
         """Cells whose release r, unmet u and demand row d (r + u [+ lending] = g) break the rules
         both closed forms rely on: one block, coefficient 1, an equality, r and u from 0, u up to
@@ -110,6 +183,40 @@ class ClosedForm:
         )
 
     @classmethod
+    def _bad_pieces(cls, st: Structure, keys: np.ndarray, r: np.ndarray, u: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Keys of blocks whose damage pieces break the form both closed forms rely on: each piece
+        w_j >= 0 of a cell lies in that cell's damage row alone, with coefficient -1; the row is
+        u - sum_j w_j = 0 and holds nothing else; the pieces reach the cell's shortfall g."""
+        lm = st.lm
+        A = lm.A
+        w, cell, row = cls._pieces(st, keys, r)
+        bad = [lm.col_key[w][(cell < 0) | (row < 0)]]
+        ok = (cell >= 0) & (row >= 0)
+        w, cell, row = w[ok], cell[ok], row[ok]
+        uses = np.bincount(A.indices, minlength=lm.c.size)[w]
+        coef = np.asarray(A[row, w]).ravel() if w.size else np.zeros(0)
+        bad.append(lm.col_key[w][(uses != 1) | (coef != -1.0) | (lm.lb[w] != 0)])
+        if Row.DAMAGE in lm.row_blocks:
+            rows = lm.row_blocks[Row.DAMAGE].index
+            rows = rows[np.isin(lm.row_key[rows], keys)]
+            # each row: its cell's u with +1 and that cell's pieces (counted by label) with -1
+            row_cell = np.full(A.shape[0], -1)
+            row_cell[row] = cell
+            pieces = np.bincount(row, minlength=A.shape[0])[rows]
+            mine = row_cell[rows] >= 0
+            u_of = np.where(mine, u[np.maximum(row_cell[rows], 0)], 0)
+            wrong = ~mine | (lm.row_lb[rows] != 0) | (lm.row_ub[rows] != 0)
+            wrong |= np.diff(A.indptr)[rows] != pieces + 1
+            if mine.any():
+                wrong[mine] |= np.asarray(A[rows[mine], u_of[mine]]).ravel() != 1.0
+            bad.append(lm.row_key[rows][wrong])
+        reach = np.bincount(cell, lm.ub[w], r.size)
+        has = np.bincount(cell, minlength=r.size) > 0
+        g = lm.row_ub[d]
+        bad.append(lm.col_key[r][has & (reach < g * (1 - PIECES_TOL))])
+        return np.unique(np.concatenate(bad))
+
+    @classmethod
     def _violations(cls, st: Structure, keys: np.ndarray) -> np.ndarray:
         """Keys of candidate blocks whose rows do not have exactly the closed form's structure."""
         lm = st.lm
@@ -117,18 +224,15 @@ class ClosedForm:
         r, u, d = cls._cells(st, keys)
         second = lm.col_key >= 0
         bad = [lm.col_key[r][cls._bad_cells(lm, r, u, d) | (np.diff(A.indptr)[d] != 2)]]  # demand: r + u only
-        # the unmet cost must be the same in every period of an (s, p, m) group: served is allocated by time
+        bad.append(cls._bad_pieces(st, keys, r, u, d))
+        # rate rows: one release each; floor rows: every release of one (s, p, m) group. Coefficient 1,
+        # bounded above only, and no other second-stage column
         axes = lm.axes
         assert axes is not None
         grp = axes.key(
             {k: lm.var_blocks[Var.RELEASE].coords[k][r - lm.var_blocks[Var.RELEASE].start] for k in "spm"},
             ("s", "p", "m"),
         )
-        _, first = np.unique(grp, return_index=True)
-        ref = lm.c[u][first][np.searchsorted(grp[first], grp)]
-        bad.append(lm.col_key[r][lm.c[u] != ref])
-        # rate rows: one release each; floor rows: every release of one (s, p, m) group. Coefficient 1,
-        # bounded above only, and no other second-stage column
         cell_grp = np.full(lm.c.size, -1)
         cell_grp[r] = grp
         _, grp_of, grp_count = np.unique(grp, return_inverse=True, return_counts=True)
@@ -176,6 +280,16 @@ class ClosedForm:
         cell_of = np.full(lm.c.size, -1)
         cell_of[r] = np.arange(r.size)
         F = st.first_cols
+        g = lm.row_ub[d]
+        piece_cost, amount, above, piece_col = cls._piece_table(st, keys, r, u, g)
+        # release order within a group: dearer pieces first, then earlier periods, then a cell's top piece
+        C, J = amount.shape
+        flat = np.nonzero(amount.ravel() > 0)[0]
+        cell, j = np.divmod(flat, J)
+        order = flat[np.lexsort((-j, cell, -piece_cost.ravel()[flat], group[cell]))]
+        order_group = group[order // J]
+        n_groups = starts.size
+        order_starts = np.searchsorted(order_group, np.arange(n_groups + 1))
 
         def rows_of(name: str) -> tuple[np.ndarray, np.ndarray]:
             """Rows of a family in these blocks that hold a release, and the first cell each holds
@@ -194,11 +308,18 @@ class ClosedForm:
         return cls(
             cols_r=r,
             cols_u=u,
-            g=lm.row_ub[d],
+            g=g,
             r_ub=lm.ub[r],
             group=group,
             starts=starts,
-            cost=lm.c[u][starts],
+            piece_cost=piece_cost,
+            amount=amount,
+            above=above,
+            piece_col=piece_col,
+            order=order,
+            order_group=order_group,
+            order_starts=order_starts,
+            full_cost=np.bincount(group, (piece_cost * amount).sum(axis=1), n_groups),
             W=W,
             W_floor=W[group[floor_first]],
             W_rate=W[group[rate_cell]],
@@ -210,40 +331,96 @@ class ClosedForm:
             floor_F=column_slice(A[floor_rows], F),
         )
 
-    def serve(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per cell its release cap; per group what is served, its floor limit, whether the floor
-        binds; per rate row whether it binds."""
+    @classmethod
+    def _piece_table(
+        cls, st: Structure, keys: np.ndarray, r: np.ndarray, u: np.ndarray, g: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Each cell's pieces as (cells, J) tables, cheapest first: their unit cost (the cost of u
+        plus the piece's), the shortfall on each (unmet fills the cheapest first) and on the dearer
+        ones, and their column. A cell without a curve is one piece, unmet itself, up to g."""
+        lm = st.lm
+        w, cell, _ = cls._pieces(st, keys, r)
+        count = np.bincount(cell, minlength=r.size)
+        J = max(1, int(count.max(initial=0)))
+        cost = np.repeat(lm.c[u][:, None], J, axis=1)
+        ub = np.zeros((r.size, J))
+        col = np.full((r.size, J), -1)
+        plain = count == 0
+        ub[plain, 0] = g[plain]
+        if w.size:
+            by = np.lexsort((w, lm.c[w], cell))  # within a cell, cheapest first (ties in curve order)
+            w, cell = w[by], cell[by]
+            j = np.arange(w.size) - (np.cumsum(count) - count)[cell]  # sorted by cell: its rank within it
+            cost[cell, j] += lm.c[w]
+            ub[cell, j] = lm.ub[w]
+            col[cell, j] = w
+            last = np.repeat(np.maximum(count - 1, 0)[:, None], J, axis=1)
+            pad = np.arange(J)[None, :] > last
+            cost = np.where(pad, np.take_along_axis(cost, last, axis=1), cost)  # padding keeps the order
+        lo = np.cumsum(ub, axis=1) - ub
+        amount = np.clip(g[:, None] - lo, 0.0, ub)
+        above = np.cumsum(amount[:, ::-1], axis=1)[:, ::-1] - amount
+        return cost, amount, above, col
+
+    def serve(self, z: np.ndarray) -> Served:
+        """Each cell's cap, then the group greedy (class docstring) and its duals."""
         cap = self.r_ub.copy()
         rate_bound = self.rate_ub - self.rate_F @ z
         rate_binds = rate_bound < cap[self.rate_cell]
         cap[self.rate_cell] = np.minimum(cap[self.rate_cell], np.maximum(rate_bound, 0.0))
         limit = np.full(self.starts.size, np.inf)
         limit[self.floor_group] = np.maximum(self.floor_ub - self.floor_F @ z, 0.0)
-        total_cap = np.add.reduceat(cap, self.starts)
-        served = np.minimum(total_cap, limit)
-        return cap, served, limit, limit < total_cap, rate_binds
+        avail = np.clip(cap[:, None] - self.above, 0.0, self.amount)  # what each piece can get from its cell
+        flat = avail.ravel()[self.order]
+        cum = np.r_[0.0, np.cumsum(flat)]
+        base = cum[self.order_starts]
+        total = base[1:] - base[:-1]
+        og = self.order_group
+        before, after = cum[:-1] - base[og], cum[1:] - base[og]
+        lim = limit[og]
+        took = np.clip(lim - before, 0.0, flat)
+        taken = np.zeros(self.amount.size)
+        taken[self.order] = took
+        cost_flat = self.piece_cost.ravel()[self.order]
+        cost = self.full_cost - np.bincount(og, cost_flat * took, total.size)
+        floor_binds = limit < total
+        lam = np.zeros(total.size)
+        hit = floor_binds[og] & (before < lim) & (lim <= after)
+        lam[og[hit]] = cost_flat[hit]
+        empty = floor_binds & (limit <= 0)  # nothing may leave: the dearest piece it could get prices the floor
+        if empty.any():
+            dearest = np.zeros(total.size)
+            np.maximum.at(dearest, og[flat > 0], cost_flat[flat > 0])
+            lam[empty] = dearest[empty]
+        return Served(cap, taken.reshape(self.amount.shape), cost, lam, floor_binds, rate_binds)
 
-    def fill(self, cap: np.ndarray, limit: np.ndarray, values: np.ndarray) -> None:
-        """The releases and unmet of every cell: each group releases early, up to its caps and floor."""
-        cum = np.cumsum(cap)
-        before = np.r_[0.0, cum][self.starts][self.group]
-        released = np.minimum(cum - before, limit[self.group])
-        prev = np.r_[0.0, released[:-1]]
-        prev[self.starts] = 0.0
-        rel = np.maximum(released - prev, 0.0)
+    def fill(self, state: Served, values: np.ndarray) -> None:
+        """The releases, unmet and damage pieces of every cell from the greedy's releases."""
+        rel = state.taken.sum(axis=1)
         values[self.cols_r] = rel
         values[self.cols_u] = self.g - rel
+        real = self.piece_col >= 0
+        values[self.piece_col[real]] = (self.amount - state.taken)[real]
+
+    def rate_prices(self, state: Served) -> np.ndarray:
+        """mu of each rate row: beta_t - lam where the row caps its cell, beta_t the cost of the dearest
+        piece of t the cap leaves unmet (the pieces the cap reaches are cheaper than those it serves)."""
+        left = (self.amount - np.clip(state.cap[:, None] - self.above, 0.0, self.amount)) > 0
+        J = left.shape[1]
+        top = J - 1 - np.argmax(left[:, ::-1], axis=1)
+        beta = np.where(left.any(axis=1), np.take_along_axis(self.piece_cost, top[:, None], axis=1)[:, 0], 0.0)
+        cells = self.rate_cell
+        return np.where(state.rate_binds, np.maximum(beta[cells] - state.lam[self.group[cells]], 0.0), 0.0)
 
     def evaluate(self, z: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
         """Q per theta, its subgradient (first-stage columns x thetas); fills the recourse values."""
-        cap, served, limit, floor_binds, rate_binds = self.serve(z)
-        G = np.add.reduceat(self.g, self.starts)
-        Q = self.W.T @ (self.cost * (G - served))
-        w_floor = (self.cost * floor_binds)[self.floor_group]
-        grp_rate = self.group[self.rate_cell]
-        w_rate = np.where(rate_binds & ~floor_binds[grp_rate], self.cost[grp_rate], 0.0)
-        grad = self.floor_F.T @ scaled_rows(self.W_floor, w_floor) + self.rate_F.T @ scaled_rows(self.W_rate, w_rate)
-        self.fill(cap, limit, values)
+        state = self.serve(z)
+        Q = self.W.T @ state.cost
+        w_floor = state.lam[self.floor_group]
+        grad = self.floor_F.T @ scaled_rows(self.W_floor, w_floor) + self.rate_F.T @ scaled_rows(
+            self.W_rate, self.rate_prices(state)
+        )
+        self.fill(state, values)
         return Q, sp.csr_matrix(grad)
 
 
@@ -255,21 +432,27 @@ class Pooled:
     lends), and each outflow column lies in one floor row f with coefficient 1; where every
     column of f also lies in its rate rows, their bounds cap it too:
         cap_f(z) = min(b_floor_f(z), sum_{rate rows of f} b_rate(z)),   b(z) = ub - A_F z.
-    With one unit cost c of unmet over the block and lending fees >= 0, dropping the other
+    Pool the block's damage pieces (``ClosedForm``: piece p of cost b_p holds a_p tonnes of the
+    shortfall) and let any tonne serve any of them. With lending fees >= 0, dropping the other
     rows gives a bound for every z:
-        Q_LP(z) >= B(z) = c (sum of the block's shortfall g - sum_f cap_f(z)),
-    convex (the caps are concave). When the closed form without lending already serves
-    sum_f cap_f (every group exhausted: no one has stock left to lend) and l = 0 keeps the
-    lending rows, it attains B(z), so it is optimal: Q(z) = B(z), and c sum_f A_F[active row
-    of f] is a subgradient of B, a valid cut everywhere since Q_LP >= B. Any other block, or
-    one whose rows differ from these rules, is solved as an LP.
+        Q_LP(z) >= B(z) = sum_p b_p a_p - S(K(z)),   K(z) = sum_f cap_f(z),
+    S(K) the cost of the K dearest tonnes of the pool (concave, nondecreasing; K concave in z, so
+    B is convex). Where the closed form without lending (a feasible point when l = 0 keeps the
+    lending rows) costs no more than B(z), it is optimal: Q(z) = B(z), and lam sum_f A_F[active
+    row of f], lam the cost of the pool's piece that K falls into, is a subgradient of B, a
+    valid cut everywhere since Q_LP >= B. With one unit cost over the block this is "every group
+    exhausted": nobody has stock left to lend. Any other block, or one whose rows differ from
+    these rules, is solved as an LP.
     """
 
     closed: ClosedForm  # the blocks' own cells, lending left out
     keys: np.ndarray  # the blocks' keys, sorted
     group_block: np.ndarray  # block of each closed-form group
-    shortfall: np.ndarray  # per block, the sum of g
-    unit: np.ndarray  # unit cost of unmet, per block
+    pool_cost: np.ndarray  # the blocks' pieces, dearest first within each block
+    pool_cum: np.ndarray  # their cumulative tonnes (0 first), over all blocks
+    pool_saving: np.ndarray  # their cumulative cost (0 first)
+    pool_starts: np.ndarray  # first piece of each block (blocks+1 entries)
+    full_cost: np.ndarray  # per block, the cost of its whole shortfall unmet
     W: sp.csr_matrix  # blocks x thetas (Structure.weights)
     W_floor: sp.csr_matrix  # ... of each floor row's block
     W_rate: sp.csr_matrix  # ... of each rate row's block
@@ -321,12 +504,7 @@ class Pooled:
         lm = st.lm
         A = lm.A
         r, u, d = ClosedForm._cells(st, keys)
-        bad = [lm.col_key[r][ClosedForm._bad_cells(lm, r, u, d)]]
-        # one unit cost of unmet over the whole block
-        blk = np.searchsorted(keys, lm.col_key[u])
-        ref = np.full(keys.size, np.nan)
-        ref[blk[::-1]] = lm.c[u][::-1]
-        bad.append(lm.col_key[u][lm.c[u] != ref[blk]])
+        bad = [lm.col_key[r][ClosedForm._bad_cells(lm, r, u, d)], ClosedForm._bad_pieces(st, keys, r, u, d)]
         lend = np.nonzero(np.isin(lm.col_key, keys) & np.isin(st.col_family, list(POOLED_COLUMNS)))[0]
         bad.append(lm.col_key[lend][(lm.lb[lend] != 0) | (lm.c[lend] < 0)])
         # demand rows: the cell's release and unmet and lending, coefficient 1, no first stage
@@ -407,16 +585,24 @@ class Pooled:
             return np.asarray(np.searchsorted(keys, lm.row_key[rows]))
 
         group_block = np.searchsorted(keys, lm.col_key[closed.cols_r][closed.starts])
-        unit = np.zeros(keys.size)
-        unit[group_block] = closed.cost  # one per block (checked)
+        J = closed.amount.shape[1]
+        flat = np.nonzero(closed.amount.ravel() > 0)[0]
+        blk = group_block[closed.group[flat // J]]
+        cost = closed.piece_cost.ravel()[flat]
+        by = np.lexsort((-cost, blk))
+        cost, blk = cost[by], blk[by]
+        amount = closed.amount.ravel()[flat][by]
         W = st.spread(keys)
         rate_floor = floor_of[first[keep]]
         return cls(
             closed=closed,
             keys=keys,
             group_block=group_block,
-            shortfall=np.bincount(group_block, np.add.reduceat(closed.g, closed.starts), keys.size),
-            unit=unit,
+            pool_cost=cost,
+            pool_cum=np.r_[0.0, np.cumsum(amount)],
+            pool_saving=np.r_[0.0, np.cumsum(cost * amount)],
+            pool_starts=np.searchsorted(blk, np.arange(keys.size + 1)),
+            full_cost=np.bincount(group_block, closed.full_cost, keys.size),
             W=W,
             W_floor=W[block(f_rows)],
             W_rate=W[block(f_rows)][rate_floor],
@@ -433,17 +619,33 @@ class Pooled:
             other_F=column_slice(lm.A[o_rows], F),
         )
 
+    def bound(self, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """B per block at pooled supply K, and lam: the cost of the piece the K-th tonne falls in
+        (the dearest where K <= 0; 0 where K exceeds the pool)."""
+        if not self.pool_cost.size:
+            return self.full_cost.copy(), np.zeros(K.size)
+        lo, hi = self.pool_starts[:-1], self.pool_starts[1:]
+        cum, saving = self.pool_cum, self.pool_saving
+        target = cum[lo] + np.maximum(K, 0.0)
+        i = np.searchsorted(cum, target, side="left") - 1  # cum[i] < target <= cum[i + 1]
+        i = np.minimum(np.maximum(i, lo), np.maximum(hi - 1, lo))
+        i = np.minimum(i, self.pool_cost.size - 1)
+        short = (hi > lo) & (target <= cum[hi])
+        lam = np.where(short, self.pool_cost[i], 0.0)
+        got = np.where(short, saving[i] + lam * (target - cum[i]), saving[hi]) - saving[lo]
+        return self.full_cost - got, lam
+
     def certify(self, z: np.ndarray) -> tuple[np.ndarray, PooledState]:
         """Which blocks the no-lending closed form solves exactly at z, and its state there."""
         n = self.keys.size
         state = self.closed.serve(z)
-        served = np.bincount(self.group_block, state[1], n)
+        cost = np.bincount(self.group_block, state.cost, n)
         floor_cap = self.floor_ub - self.floor_F @ z
         rate_bound = self.rate_ub - self.rate_F @ z
         rate_cap = np.where(self.covered, np.bincount(self.rate_floor, rate_bound, self.covered.size), np.inf)
         floor_binds = floor_cap <= rate_cap
         cap = np.minimum(floor_cap, rate_cap)
-        total = np.bincount(self.floor_block, cap, n)
+        B, lam = self.bound(np.bincount(self.floor_block, cap, n))
         # a negative bound makes the LP infeasible: left to it, to be reported as such
         negative = (floor_cap < 0) | (np.bincount(self.rate_floor, rate_bound < 0, self.covered.size) > 0)
         nonneg = np.bincount(self.floor_block, negative, n) == 0
@@ -451,20 +653,18 @@ class Pooled:
         slack = POOLED_TOL * np.maximum(1.0, np.abs(at_zero))
         keeps = (self.other_lb <= at_zero + slack) & (at_zero <= self.other_ub + slack)
         keeps = np.bincount(self.other_block, ~keeps, n) == 0
-        exhausted = served >= total - POOLED_TOL * np.maximum(1.0, np.abs(total))
-        return exhausted & nonneg & keeps, (state, floor_binds)
+        attains = cost <= B + POOLED_TOL * np.maximum(1.0, self.full_cost)
+        return attains & nonneg & keeps, PooledState(state, cost, lam, floor_binds)
 
     def evaluate(
         self, z: np.ndarray, counted: np.ndarray, values: np.ndarray, state: PooledState
     ) -> tuple[np.ndarray, sp.csr_matrix]:
         """Q per theta of the counted (certified) blocks and the subgradient of their bound B;
         fills the releases and unmet of every block's cells (an LP batch overwrites its own)."""
-        (cap, served, limit, _, _), floor_binds = state
-        served_b = np.bincount(self.group_block, served, self.keys.size)
-        Q = self.W.T @ np.where(counted, self.unit * (self.shortfall - served_b), 0.0)
-        w = np.where(counted, self.unit, 0.0)
-        w_floor = w[self.floor_block] * floor_binds
-        w_rate = (w[self.floor_block] * ~floor_binds)[self.rate_floor]
+        Q = self.W.T @ np.where(counted, state.cost, 0.0)
+        w = np.where(counted, state.lam, 0.0)
+        w_floor = w[self.floor_block] * state.floor_binds
+        w_rate = (w[self.floor_block] * ~state.floor_binds)[self.rate_floor]
         grad = self.floor_F.T @ scaled_rows(self.W_floor, w_floor) + self.rate_F.T @ scaled_rows(self.W_rate, w_rate)
-        self.closed.fill(cap, limit, values)
+        self.closed.fill(state.served, values)
         return Q, sp.csr_matrix(grad)

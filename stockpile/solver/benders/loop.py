@@ -24,12 +24,13 @@ from stockpile.solver.benders.structure import Structure
 log = logging.getLogger(__name__)
 
 
-# The master MIP goes to SCIP. On a master whose coefficients reach CONFIRM_COEFFICIENT a bound
-# that closes the gap is confirmed by HiGHS (and, once HiGHS masters, by SCIP), and the lower of the
-# two stands: each has returned a wrong "optimal" on masters whose cuts carry coefficients near 1e10
-# (tests/data/master_numerics_*.yaml, scip_bound.yaml: 1.35e10), never both on the same master. The
-# bundled configs' masters stay under 1.3e7 and are not re-solved (HiGHS's bound at the master's gap
-# share is looser than SCIP's, which cost them extra rounds for nothing).
+# On a master whose coefficients, in the unit of money its solver sees (Master.solve), reach
+# CONFIRM_COEFFICIENT a bound that closes the gap is confirmed by the other backend, and the lower of
+# the two stands: each has returned a wrong "optimal" on masters whose cuts carry coefficients near
+# 1e10 (tests/data/master_numerics_*.yaml, scip_bound.yaml: 1.35e10), never both on the same master.
+# HiGHS sees cuts in its master's unit (near 1e4), so it is confirmed only where first-stage rows are
+# extreme; SCIP on the large benchmark with damage curves took 222 s to confirm a HiGHS bound that
+# HiGHS proved in 8 s (docs/numerics.md).
 def master_solver(st: Structure) -> SolverName:
     """HiGHS (in a unit of money near the master's scale: Master.solve), or SCIP where the master
     carries CVaR's epigraph thetas. Measured (docs/numerics.md): once every year faces every
@@ -51,7 +52,10 @@ RELAXATION_ROUNDS = 50  # at most this many cut rounds on the master's LP relaxa
 RELAXATION_GAP_SHARE = 0.1  # the relaxation phase stops at this share of the requested gap
 
 
-MASTER_GAP_SHARE = 0.25  # the master MIP is solved to this share of the requested gap
+MASTER_GAP_SHARE = 0.5  # the master MIP is solved to this share of the requested gap, or of the
+# decomposition's gap at the time where that is wider: a master to 2.5e-5 took HiGHS 12.5 s where
+# 1e-4 took 0.7 s (the large benchmark with three-segment damage curves, 4th integer master), and
+# far from the optimum the bound is not held back by the master's own gap
 
 
 # The solvers' feasibility tolerance: a repeated master plan ends the loop as optimal
@@ -136,9 +140,18 @@ def solve_benders(
         fair = exact.bound if exact.status == Status.OPTIMAL else None
         return fair if fair is not None and fair <= best[0] * (1 + 1e-9) + 1e-6 else lb_relaxed
 
-    def solve_master(solver: SolverName) -> SolveOutcome:
+    tight = False  # solve the master to the share of the requested gap from now on
+
+    def master_gap() -> float:
+        """MASTER_GAP_SHARE of the decomposition's gap so far, at least of the requested one."""
+        now = relative_gap(best[0], lb)
+        if tight or now is None:
+            return gap * MASTER_GAP_SHARE
+        return float(min(max(now, gap), 1e-2) * MASTER_GAP_SHARE)
+
+    def solve_master(solver: SolverName, master_gap: float) -> SolveOutcome:
         hint = None if best[1] is None else np.r_[best[1][F], cuts.theta(best[1][F], master.theta_lb)]
-        return master.solve(cuts, solver, max(left(), MIN_MASTER_SECONDS), gap * MASTER_GAP_SHARE, hint)
+        return master.solve(cuts, solver, max(left(), MIN_MASTER_SECONDS), master_gap, hint)
 
     first = master_solver(st)
     try:
@@ -165,14 +178,17 @@ def solve_benders(
         solver = first
         first_coefficient = float(np.abs(st.A_first.data).max(initial=0.0))
         while started and left() > 0:
-            out = solve_master(solver)
+            used = master_gap()
+            out = solve_master(solver, used)
             if out.x is None:
                 break
             if out.bound is not None:
                 lb = max(lb, out.bound)
             z = np.where(lm.integer[F], np.rint(out.x[: F.size]), out.x[: F.size])
             repeated = z.tobytes() in seen and out.status == Status.OPTIMAL
-            if not repeated:
+            if repeated and used > gap * MASTER_GAP_SHARE:  # a looser master proposes it again: solve it tight
+                tight, repeated = True, False
+            if z.tobytes() not in seen:  # a plan seen before has its cuts already
                 evaluate(z)
             lb = checked(lb)
             stats.iterations += 1
@@ -180,13 +196,11 @@ def solve_benders(
             if progress:
                 progress(f"iteration {stats.iterations}", best[0], lb)
             closed = g is not None and (g <= gap or (repeated and g <= REPEAT_GAP))
-            # confirmed where the master's largest coefficient (its first-stage rows' or a cut's) is extreme
-            if (
-                closed
-                and max(first_coefficient, float(np.abs(np.array(cuts.d)).max(initial=0.0))) >= CONFIRM_COEFFICIENT
-            ):
+            # confirmed where the master's largest coefficient as its solver sees it (its first-stage rows'
+            # or a cut's, in the master's unit of money) is extreme
+            if closed and master.largest_coefficient(cuts, solver, first_coefficient) >= CONFIRM_COEFFICIENT:
                 # a bound that ends the run is the lower of both backends' bounds on this master
-                other = solve_master(OTHER_SOLVER[solver])
+                other = solve_master(OTHER_SOLVER[solver], gap * MASTER_GAP_SHARE)
                 if other.bound is not None and other.bound < lb:
                     log.info("%s bounds the master at %.9g, below %s's %.9g", other.solver, other.bound, solver, lb)
                     lb = other.bound

@@ -100,6 +100,12 @@ class Master:
         )
         return float(10.0 ** max(0, round(np.log10(max(top, 1.0))) - HIGHS_MONEY_DIGITS))
 
+    def largest_coefficient(self, cuts: Cuts, solver: SolverName, first: float) -> float:
+        """The master's largest coefficient as solver sees it: first (the first-stage rows') or a
+        cut's, in the unit of money Master.solve gives solver."""
+        unit = self.highs_unit(cuts) if solver is SolverName.HIGHS else 1.0
+        return max(first, float(np.abs(np.array(cuts.d)).max(initial=0.0)) / unit)
+
     def model(self, cuts: Cuts, relax: bool = False, unit: float = 1.0) -> LinearModel:
         """The master with its objective, thetas and cut rows in units of `unit` dollars
         (the first-stage rows as built)."""
