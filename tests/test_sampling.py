@@ -164,3 +164,45 @@ def test_a_run_with_zero_and_missing_supplier_shares_is_read_back_by_every_comma
     ok("evaluate", str(run), "--sample", "50", "--seed", "2")
     ok("explain", str(run), "--workers", "1")
     ok("simulate", str(run), "--all", "--workers", "1")
+
+
+def test_enumerated_scenarios_are_every_combination_with_its_exact_probability():
+    """BASE's two events by hand: ga_ge 0.2; ge_only 0.15, 0.5 where ga_ge occurs and
+    (0.15 - 0.5 x 0.2) / 0.8 = 0.0625 elsewhere. So calm 0.8 x 0.9375 = 0.75, ga_ge alone 0.1,
+    both 0.1, ge_only alone 0.05; each event at its mode (6 and 2 periods) and mean severity (0.75
+    and 0.3) from period 1: ga_ge cuts gallium 0.9 x 0.75 for the US, 0.6 x 0.75 for Japan. And the
+    sample of the same events converges on the same probabilities."""
+    got = {sc.name: sc for sc in _sample(scenarios="enumerate")}
+    assert {k: round(v.probability, 12) for k, v in got.items()} == {
+        "calm": 0.75,
+        "ga_ge": 0.1,
+        "ga_ge_and_ge_only": 0.1,
+        "ge_only": 0.05,
+    }
+    assert sum(v.probability for v in got.values()) == 1.0
+    (ga, ge) = got["ga_ge"].shocks
+    assert (ga.mineral, ga.start, ga.periods) == ("gallium", 1, 6)
+    assert ga.loss == pytest.approx({"US": 0.675, "JP": 0.45}) and ge.loss == pytest.approx({"US": 0.375, "JP": 0.375})
+    (only,) = got["ge_only"].shocks
+    assert (only.periods, only.loss) == (2, pytest.approx({"US": 0.15, "JP": 0.15}))
+    assert not got["calm"].shocks and len(got["ga_ge_and_ge_only"].shocks) == 3
+    drawn = [sc.name.split("_", 1)[1] for sc in _sample()]  # s00001_ga_ge_and_ge_only: the same names
+    for name, sc in got.items():
+        assert drawn.count(name) / len(drawn) == pytest.approx(sc.probability, abs=0.01)
+
+
+def test_the_bundled_configs_read_one_statement_of_the_events():
+    """The default and the sampled config take their events and suppliers from configs/events.yaml;
+    the default enumerated gives the 24 combinations that can happen (graphite is restricted only
+    with gallium and germanium: its rate elsewhere is 0), likeliest first, summing to 1."""
+    from conftest import ROOT
+
+    from stockpile import load_config
+
+    default = load_config(ROOT / "configs" / "us_japan.yaml", [("scenarios", "enumerate")])
+    sampled = load_config(ROOT / "configs" / "us_japan_sampled.yaml")
+    assert default.events == sampled.events and default.suppliers == sampled.suppliers
+    got = default.scenario_list
+    assert len(got) == 24 and got[0].name == "calm" and sum(s.probability for s in got) == pytest.approx(1.0, abs=1e-15)
+    assert got[0].probability == pytest.approx(0.88 * 0.88 * 0.94 * 0.88)  # no rare earths, Ga/Ge, cobalt, nickel
+    assert not any("china_graphite" in s.name and "china_ga_ge" not in s.name for s in got)

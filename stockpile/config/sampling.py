@@ -43,24 +43,29 @@ def event_order(events: list[Event]) -> list[int]:
     return order
 
 
+def conditional(events: list[Event]) -> dict[int, tuple[int, float, float]]:
+    """Each event named in another's correlated_with: that event i, and its probability q where i
+    occurred and the marginal-preserving rest (p - q p_i) / (1 - p_i) where it did not."""
+    index = {e.name: i for i, e in enumerate(events)}
+    out = {}
+    for i, e in enumerate(events):
+        if e.correlated_with:
+            j, q, p_i = index[e.correlated_with.event], e.correlated_with.probability, e.annual_probability
+            p = events[j].annual_probability
+            out[j] = (i, q, (p - q * p_i) / (1.0 - p_i) if p_i < 1 else 0.0)
+    return out
+
+
 def occurrence(events: list[Event], u: np.ndarray) -> np.ndarray:
     """(N, E) booleans from (N, E) uniforms, with the correlations of each event."""
-    index = {e.name: i for i, e in enumerate(events)}
-    given = {
-        index[e.correlated_with.event]: (i, e.correlated_with.probability)
-        for i, e in enumerate(events)
-        if e.correlated_with
-    }
+    given = conditional(events)
     occurs = np.zeros(u.shape, dtype=bool)
     for j in event_order(events):
-        p = events[j].annual_probability
         if j in given:
-            i, q = given[j]
-            p_i = events[i].annual_probability
-            rest = (p - q * p_i) / (1.0 - p_i) if p_i < 1 else 0.0
+            i, q, rest = given[j]
             occurs[:, j] = u[:, j] < np.where(occurs[:, i], q, rest)
         else:
-            occurs[:, j] = u[:, j] < p
+            occurs[:, j] = u[:, j] < events[j].annual_probability
     return occurs
 
 
@@ -96,12 +101,6 @@ def sample_scenarios(cfg: Config, count: int, seed: int, part: range | None = No
     occurs, duration, severity, start = _draws(
         tuple(e.model_dump_json() for e in events), cfg.horizon.periods, count, seed
     )
-    parts = list(cfg.participants)
-    share = {
-        (supplier, m): cfg.per_participant(value, 0.0)
-        for supplier, per in cfg.suppliers.items()
-        for m, value in per.items()
-    }
     width = len(str(count))
     prob = 1.0 / count
     out = []
@@ -109,18 +108,69 @@ def sample_scenarios(cfg: Config, count: int, seed: int, part: range | None = No
         shocks = []
         names = []
         for e in np.nonzero(occurs[n])[0]:
-            ev = events[e]
-            names.append(ev.name)
-            for m in ev.minerals:
-                # every participant named, zero where the supplier serves it nothing: a config's
-                # shock must give every participant its loss, and the run's config.resolved.yaml
-                # is read back by the commands that take a run (evaluate, explain, simulate)
-                lost = [float(s * severity[n, e]) for s in share.get((ev.supplier, m), [0.0] * len(parts))]
-                loss = {p: v if v >= TINY else 0.0 for p, v in zip(parts, lost)}
-                if any(loss.values()):
-                    shocks.append(Shock(mineral=m, start=int(start[n, e]), periods=int(duration[n, e]), loss=loss))
+            names.append(events[e].name)
+            shocks += event_shocks(cfg, events[e], int(start[n, e]), int(duration[n, e]), float(severity[n, e]))
         name = f"s{n + 1:0{width}d}_" + ("_and_".join(names) if names else CALM)
         out.append(Scenario(name=name[:100], probability=prob, shocks=shocks))
+    return out
+
+
+def event_shocks(cfg: Config, event: Event, start: int, periods: int, severity: float) -> list[Shock]:
+    """The shocks of one event: share(supplier, m, p) x severity of every participant's supply of
+    each of its minerals, every participant named (0 where the supplier serves it nothing: a config's
+    shock gives every participant its loss, and config.resolved.yaml is read back by the commands
+    that take a run)."""
+    parts = list(cfg.participants)
+    out = []
+    for m in event.minerals:
+        value = cfg.suppliers.get(event.supplier, {}).get(m)
+        shares = cfg.per_participant(value, 0.0) if value is not None else [0.0] * len(parts)
+        loss = {p: v if v >= TINY else 0.0 for p, v in zip(parts, (float(s * severity) for s in shares))}
+        if any(loss.values()):
+            out.append(Shock(mineral=m, start=start, periods=periods, loss=loss))
+    return out
+
+
+def enumerate_scenarios(cfg: Config) -> list[Scenario]:
+    """``scenarios: enumerate``: every combination of cfg.events occurring or not in a year, with its
+    exact probability (independent events; a correlated one with its conditional probability where
+    its event occurs and the marginal-preserving rest elsewhere, as in sampling), each event at its
+    modal duration (rounded to whole periods, at least 1) and mean severity from period 1.
+    The same events as a sample, so a sampled config and an enumerated one agree on the risk;
+    the sample adds the spread of durations, severities and starts. Combinations of probability 0
+    are left out; 2^E scenarios at most."""
+    events = cfg.events
+    E = len(events)
+    combos = (np.arange(2**E)[:, None] >> np.arange(E)[None, :]) & 1 == 1  # (2^E, E): which occur
+    given = conditional(events)
+    prob = np.ones(len(combos))
+    for j, ev in enumerate(events):
+        p = np.full(len(combos), ev.annual_probability)
+        if j in given:
+            i, q, rest = given[j]
+            p = np.where(combos[:, i], q, rest)
+        prob *= np.where(combos[:, j], p, 1.0 - p)
+    out = []
+    for k in np.argsort(-prob, kind="stable"):  # likeliest first (calm among them)
+        if prob[k] <= 0:
+            continue
+        names = [events[j].name for j in np.nonzero(combos[k])[0]]
+        shocks = [
+            shock
+            for j in np.nonzero(combos[k])[0]
+            for shock in event_shocks(
+                cfg,
+                events[j],
+                1,
+                max(1, round(events[j].duration_periods.mode)),
+                (events[j].severity.min + events[j].severity.max) / 2,
+            )
+        ]
+        out.append(
+            Scenario(name=("_and_".join(names) if names else CALM)[:100], probability=float(prob[k]), shocks=shocks)
+        )
+    total = sum(sc.probability for sc in out)
+    out[0] = out[0].model_copy(update={"probability": out[0].probability + 1.0 - total})  # sum to 1 in floating point
     return out
 
 

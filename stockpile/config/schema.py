@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -460,8 +460,10 @@ class Config(StrictModel):
         "each participant-mineral's shares sum to at most 1.",
     )
     events: list[Event] = Field(default_factory=list, description="Possible supply restrictions, for sampling.")
-    scenarios: Annotated[list[Scenario], Field(min_length=1)] | ScenarioSample = Field(
-        description="Supply-shock scenarios: a list, or {sample: {count, seed}} to draw them from `events`."
+    scenarios: Annotated[list[Scenario], Field(min_length=1)] | ScenarioSample | Literal["enumerate"] = Field(
+        description="Supply-shock scenarios: a list; {sample: {count, seed}} to draw them from `events`; or "
+        "`enumerate`: every combination of `events` occurring or not in a year, with its exact probability, each "
+        "event at its modal duration and mean severity from the year's first period."
     )
     risk: Risk = Field(default_factory=lambda: Risk(), description="Risk-aware objective (CVaR of the recourse cost).")
     projects: list[Project] = Field(
@@ -501,8 +503,8 @@ class Config(StrictModel):
 
     @property
     def scenario_list(self) -> list[Scenario]:
-        """The scenarios, drawn already when the config asked for a sample (``validate`` does it)."""
-        assert isinstance(self.scenarios, list), "scenarios are sampled when the config is validated"
+        """The scenarios, drawn or enumerated already when the config asked for it (``validate`` does it)."""
+        assert isinstance(self.scenarios, list), "scenarios are sampled or enumerated when the config is validated"
         return self.scenarios
 
     def per_participant(self, value: Any, default: float) -> list[Any]:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from stockpile.config.loader import Document, read_yaml
 from stockpile.config.overrides import apply_overrides
-from stockpile.config.sampling import check_sampling, sample_scenarios
+from stockpile.config.sampling import check_sampling, enumerate_scenarios, sample_scenarios
 from stockpile.config.schema import (
     PER_PARTICIPANT_KEYS,
     YEARLY_MINERAL_KEYS,
@@ -340,6 +340,8 @@ def validate(
             spec = cfg.scenarios.sample
             cfg.scenarios = sample_scenarios(cfg, spec.count, spec.seed)
             cfg._provenance = {"sampled": {"count": spec.count, "seed": spec.seed}}
+        elif cfg.scenarios == "enumerate":
+            cfg.scenarios = enumerate_scenarios(cfg)
         return cfg
     for p in problems:
         origin = next((o for loc, o in (origins or {}).items() if p.loc[: len(loc)] == loc), None)
