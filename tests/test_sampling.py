@@ -117,6 +117,11 @@ def test_losses_are_supplier_share_times_severity_within_the_drawn_ranges():
             "min <= mode <= max",
         ),
         ({"events": []}, "sampling needs `events`"),
+        ({"events": [], "scenarios": "enumerate"}, "enumerate needs `events`"),
+        (
+            {"scenarios": "enumerat"},
+            "expected a list of scenarios, {sample: {count, seed}} or enumerate, got 'enumerat'",
+        ),
     ],
 )
 def test_bad_sampling_inputs_name_the_key(change, message):

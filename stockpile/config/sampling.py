@@ -271,4 +271,6 @@ def check_sampling(data: dict[str, Any]) -> list[Problem]:
             break
     if isinstance(data.get("scenarios"), dict) and not events:
         problems.append(Problem(("scenarios", "sample"), "sampling needs `events` (and `suppliers`) in the config"))
+    elif data.get("scenarios") == "enumerate" and not events:
+        problems.append(Problem(("scenarios",), "enumerate needs `events` (and `suppliers`) in the config"))
     return problems

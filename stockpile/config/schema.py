@@ -492,6 +492,14 @@ class Config(StrictModel):
         """Where the config came from: source file and the overrides applied, in order."""
         return self._provenance
 
+    @field_validator("scenarios", mode="before")
+    @classmethod
+    def _scenario_forms(cls, value: Any) -> Any:
+        """A word other than enumerate: name the three forms (pydantic would report the list's alone)."""
+        if isinstance(value, str) and value != "enumerate":
+            raise ValueError(f"expected a list of scenarios, {{sample: {{count, seed}}}} or enumerate, got {value!r}")
+        return value
+
     @field_validator("participants", mode="before")
     @classmethod
     def _names_or_mapping(cls, value: Any) -> Any:

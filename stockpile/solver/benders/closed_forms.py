@@ -92,6 +92,7 @@ class ClosedForm:
     piece_col: np.ndarray  # (cells, J): a piece's damage column, -1 for unmet itself or padding
     order: np.ndarray  # flat (cell, piece) indices of every piece with shortfall, in the group's release order
     order_group: np.ndarray  # group of each of them
+    order_cost: np.ndarray  # and its unit cost
     order_starts: np.ndarray  # first position of each group in order (groups+1 entries)
     full_cost: np.ndarray  # per group, the cost of its whole shortfall unmet
     W: sp.csr_matrix  # groups x thetas (Structure.weights of each group's block)
@@ -283,7 +284,7 @@ class ClosedForm:
         g = lm.row_ub[d]
         piece_cost, amount, above, piece_col = cls._piece_table(st, keys, r, u, g)
         # release order within a group: dearer pieces first, then earlier periods, then a cell's top piece
-        C, J = amount.shape
+        J = amount.shape[1]
         flat = np.nonzero(amount.ravel() > 0)[0]
         cell, j = np.divmod(flat, J)
         order = flat[np.lexsort((-j, cell, -piece_cost.ravel()[flat], group[cell]))]
@@ -318,6 +319,7 @@ class ClosedForm:
             piece_col=piece_col,
             order=order,
             order_group=order_group,
+            order_cost=piece_cost.ravel()[order],
             order_starts=order_starts,
             full_cost=np.bincount(group, (piece_cost * amount).sum(axis=1), n_groups),
             W=W,
@@ -381,7 +383,7 @@ class ClosedForm:
         took = np.clip(lim - before, 0.0, flat)
         taken = np.zeros(self.amount.size)
         taken[self.order] = took
-        cost_flat = self.piece_cost.ravel()[self.order]
+        cost_flat = self.order_cost
         cost = self.full_cost - np.bincount(og, cost_flat * took, total.size)
         floor_binds = limit < total
         lam = np.zeros(total.size)
@@ -585,13 +587,11 @@ class Pooled:
             return np.asarray(np.searchsorted(keys, lm.row_key[rows]))
 
         group_block = np.searchsorted(keys, lm.col_key[closed.cols_r][closed.starts])
-        J = closed.amount.shape[1]
-        flat = np.nonzero(closed.amount.ravel() > 0)[0]
-        blk = group_block[closed.group[flat // J]]
-        cost = closed.piece_cost.ravel()[flat]
-        by = np.lexsort((-cost, blk))
-        cost, blk = cost[by], blk[by]
-        amount = closed.amount.ravel()[flat][by]
+        # the closed form's pieces, pooled by block, dearest first
+        blk = group_block[closed.order_group]
+        by = np.lexsort((-closed.order_cost, blk))
+        cost, blk = closed.order_cost[by], blk[by]
+        amount = closed.amount.ravel()[closed.order][by]
         W = st.spread(keys)
         rate_floor = floor_of[first[keep]]
         return cls(
